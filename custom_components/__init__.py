@@ -1,0 +1,1 @@
+"""Integrations of this repository; a package, so tests import this copy, not the harness's."""

@@ -1,0 +1,283 @@
+"""Config, reconfigure and options flows: every setting of the integration is made in the UI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+import os
+from typing import Any, override
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.const import CONF_NAME
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import probatio
+
+from .const import (
+    CONF_CAMERA_ROOT,
+    CONF_DETECTOR_URL,
+    CONF_LLM_API,
+    CONF_LLM_URL,
+    DEFAULT_DETECTOR_URL,
+    DEFAULT_LLM_URL,
+    DEFAULT_NAME,
+    DOMAIN,
+    LOGGER,
+)
+from .core import settings as opt
+from .core.health import (
+    InvalidUrlError,
+    ServiceUnavailableError,
+    normalize_url,
+    probe_detector,
+    probe_llm,
+)
+from .core.settings import COMMON_OBJECT_TYPES, LIMITS, LlmApi, PipelineOptions
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _FolderCheck:
+    """What the executor found out about the camera root folder."""
+
+    path: str
+    is_dir: bool
+    allowed: bool
+
+
+def _check_folder(hass: HomeAssistant, text: str) -> _FolderCheck:
+    """Resolve the camera root (relative paths are under the config folder) and check it.
+
+    Runs in the executor: it touches the file system.
+    """
+    path = os.path.realpath(hass.config.path(os.path.expanduser(text.strip())))
+    return _FolderCheck(
+        path=path, is_dir=os.path.isdir(path), allowed=hass.config.is_allowed_path(path)
+    )
+
+
+async def _validate_connection(
+    hass: HomeAssistant, user_input: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check the folder and both servers; return the data to store and the errors per field.
+
+    All fields are checked in one pass so the user sees every problem at once.
+    """
+    errors: dict[str, str] = {}
+    data: dict[str, Any] = {CONF_LLM_API: LlmApi(user_input[CONF_LLM_API]).value}
+
+    folder = await hass.async_add_executor_job(_check_folder, hass, user_input[CONF_CAMERA_ROOT])
+    data[CONF_CAMERA_ROOT] = folder.path
+    if not folder.is_dir:
+        errors[CONF_CAMERA_ROOT] = "not_a_directory"
+    elif not folder.allowed:
+        errors[CONF_CAMERA_ROOT] = "path_not_allowed"
+
+    for key in (CONF_DETECTOR_URL, CONF_LLM_URL):
+        try:
+            data[key] = normalize_url(user_input[key])
+        except InvalidUrlError:
+            errors[key] = "invalid_url"
+
+    session = async_get_clientsession(hass)
+    probes: dict[str, Coroutine[Any, Any, object]] = {}
+    if CONF_DETECTOR_URL in data:
+        probes[CONF_DETECTOR_URL] = probe_detector(session, data[CONF_DETECTOR_URL])
+    if CONF_LLM_URL in data:
+        probes[CONF_LLM_URL] = probe_llm(session, data[CONF_LLM_URL], LlmApi(data[CONF_LLM_API]))
+    results = await asyncio.gather(*probes.values(), return_exceptions=True)
+    for key, result in zip(probes, results, strict=True):
+        if isinstance(result, ServiceUnavailableError):
+            LOGGER.debug("%s probe failed: %s", key, result)
+            errors[key] = "cannot_connect"
+        elif isinstance(result, BaseException):
+            raise result
+    return data, errors
+
+
+def _connection_schema() -> probatio.Schema:
+    """Return the form of the user and reconfigure steps."""
+    return probatio.Schema(
+        {
+            probatio.Required(CONF_NAME, default=DEFAULT_NAME): TextSelector(),
+            probatio.Required(CONF_CAMERA_ROOT): TextSelector(
+                TextSelectorConfig(autocomplete="off")
+            ),
+            probatio.Required(CONF_DETECTOR_URL, default=DEFAULT_DETECTOR_URL): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.URL)
+            ),
+            probatio.Required(CONF_LLM_URL, default=DEFAULT_LLM_URL): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.URL)
+            ),
+            probatio.Required(CONF_LLM_API, default=LlmApi.LLAMA_CPP.value): SelectSelector(
+                SelectSelectorConfig(
+                    options=[api.value for api in LlmApi],
+                    mode=SelectSelectorMode.LIST,
+                    translation_key=CONF_LLM_API,
+                )
+            ),
+        }
+    )
+
+
+class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up one AI Security hub per camera root folder."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    @staticmethod
+    @callback
+    @override
+    def async_get_options_flow(config_entry: ConfigEntry) -> AiSecurityOptionsFlow:
+        """Return the options flow."""
+        return AiSecurityOptionsFlow()
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the camera root and the model servers, and check them before saving."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                data, errors = await _validate_connection(self.hass, user_input)
+            except Exception:  # noqa: BLE001
+                LOGGER.exception("Unexpected error while checking the AI Security settings")
+                errors = {"base": "unknown"}
+            else:
+                if not errors:
+                    await self.async_set_unique_id(data[CONF_CAMERA_ROOT])
+                    self._abort_if_unique_id_configured()
+                    return self.async_create_entry(
+                        title=user_input[CONF_NAME].strip() or DEFAULT_NAME, data=data
+                    )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(_connection_schema(), user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the camera root or the servers of an existing hub."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                data, errors = await _validate_connection(self.hass, user_input)
+            except Exception:  # noqa: BLE001
+                LOGGER.exception("Unexpected error while checking the AI Security settings")
+                errors = {"base": "unknown"}
+            else:
+                if not errors:
+                    await self.async_set_unique_id(data[CONF_CAMERA_ROOT])
+                    if data[CONF_CAMERA_ROOT] != entry.unique_id:
+                        self._abort_if_unique_id_configured()
+                    return self.async_update_reload_and_abort(
+                        entry,
+                        unique_id=data[CONF_CAMERA_ROOT],
+                        title=user_input[CONF_NAME].strip() or entry.title,
+                        data=data,
+                    )
+        suggested = user_input or {CONF_NAME: entry.title, **entry.data}
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(_connection_schema(), suggested),
+            errors=errors,
+        )
+
+
+class _FlowCheckedNumberSelector(NumberSelector):
+    """A number field whose min and max guide the UI, while the flow step checks the range.
+
+    NumberSelector itself rejects an out-of-range value with an untranslated schema error; checking
+    in the step instead puts a translated message on the field, as for every other error.
+    """
+
+    @override
+    def __call__(self, data: Any) -> float:
+        """Only coerce to a number; PipelineOptions.problems() checks the range."""
+        value: float = probatio.Coerce(float)(data)
+        return value
+
+
+def _number(key: str, unit: str | None = None, *, slider: bool = False) -> NumberSelector:
+    """Return the field for the numeric option key, bounded by its limits."""
+    limit = LIMITS[key]
+    config = NumberSelectorConfig(
+        min=limit.minimum,
+        max=limit.maximum,
+        step=limit.step,
+        mode=NumberSelectorMode.SLIDER if slider else NumberSelectorMode.BOX,
+    )
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return _FlowCheckedNumberSelector(config)
+
+
+def _options_schema() -> probatio.Schema:
+    """Return the options form; defaults come from PipelineOptions via suggested values."""
+    return probatio.Schema(
+        {
+            probatio.Required(opt.CONFIDENCE_THRESHOLD): _number(
+                opt.CONFIDENCE_THRESHOLD, slider=True
+            ),
+            probatio.Required(opt.BATCH_WINDOW): _number(opt.BATCH_WINDOW, "s"),
+            probatio.Required(opt.BATCH_IDLE_TIMEOUT): _number(opt.BATCH_IDLE_TIMEOUT, "s"),
+            probatio.Required(opt.FAST_PATH_CONFIDENCE): _number(
+                opt.FAST_PATH_CONFIDENCE, slider=True
+            ),
+            probatio.Required(opt.FAST_PATH_OBJECTS): SelectSelector(
+                SelectSelectorConfig(
+                    options=list(COMMON_OBJECT_TYPES),
+                    multiple=True,
+                    custom_value=True,
+                    mode=SelectSelectorMode.DROPDOWN,
+                    translation_key="object_type",
+                )
+            ),
+            probatio.Required(opt.DEBOUNCE): _number(opt.DEBOUNCE, "s"),
+            probatio.Required(opt.POLLING_OBSERVER): BooleanSelector(),
+            probatio.Required(opt.RETENTION_DAYS): _number(opt.RETENTION_DAYS, "d"),
+            probatio.Required(opt.THRESHOLD_MEDIUM): _number(opt.THRESHOLD_MEDIUM),
+            probatio.Required(opt.THRESHOLD_HIGH): _number(opt.THRESHOLD_HIGH),
+            probatio.Required(opt.THRESHOLD_CRITICAL): _number(opt.THRESHOLD_CRITICAL),
+        }
+    )
+
+
+class AiSecurityOptionsFlow(OptionsFlowWithReload):
+    """Tune detection, batching, the watcher, retention and severity; the entry reloads on save."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show the options, reject out-of-range or inconsistent values with a reason per field."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options = PipelineOptions.from_mapping(user_input)
+            errors = options.problems()
+            if not errors:
+                return self.async_create_entry(data=options.as_mapping())
+        current = (
+            user_input or PipelineOptions.from_mapping(dict(self.config_entry.options)).as_mapping()
+        )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(_options_schema(), current),
+            errors=errors,
+        )

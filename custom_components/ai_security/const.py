@@ -1,0 +1,18 @@
+"""Constants of the AI Security integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "ai_security"
+LOGGER = logging.getLogger(__package__)
+
+DEFAULT_NAME: Final = "AI Security"
+DEFAULT_DETECTOR_URL: Final = "http://127.0.0.1:8090"
+DEFAULT_LLM_URL: Final = "http://127.0.0.1:8080"
+
+CONF_CAMERA_ROOT: Final = "camera_root"
+CONF_DETECTOR_URL: Final = "detector_url"
+CONF_LLM_URL: Final = "llm_url"
+CONF_LLM_API: Final = "llm_api"

@@ -1,0 +1,179 @@
+"""Pipeline settings with their defaults and allowed ranges, shared by the pipeline and the UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+
+class LlmApi(StrEnum):
+    """How the LLM server is spoken to."""
+
+    LLAMA_CPP = "llama_cpp"
+    """llama.cpp's native API: POST /completion, GET /health."""
+    OPENAI = "openai"
+    """The OpenAI-compatible API: POST /v1/chat/completions, GET /v1/models."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limit:
+    """The allowed closed range of a numeric option, and its step in the UI."""
+
+    minimum: float
+    maximum: float
+    step: float
+
+    def contains(self, value: float) -> bool:
+        """Return whether value lies inside the range."""
+        return self.minimum <= value <= self.maximum
+
+
+# Option keys; the same strings are the keys in the config entry's options.
+CONFIDENCE_THRESHOLD: Final = "confidence_threshold"
+BATCH_WINDOW: Final = "batch_window"
+BATCH_IDLE_TIMEOUT: Final = "batch_idle_timeout"
+FAST_PATH_CONFIDENCE: Final = "fast_path_confidence"
+FAST_PATH_OBJECTS: Final = "fast_path_objects"
+DEBOUNCE: Final = "debounce"
+POLLING_OBSERVER: Final = "polling_observer"
+RETENTION_DAYS: Final = "retention_days"
+THRESHOLD_MEDIUM: Final = "threshold_medium"
+THRESHOLD_HIGH: Final = "threshold_high"
+THRESHOLD_CRITICAL: Final = "threshold_critical"
+
+LIMITS: Final[dict[str, Limit]] = {
+    CONFIDENCE_THRESHOLD: Limit(minimum=0.05, maximum=0.99, step=0.01),
+    BATCH_WINDOW: Limit(minimum=10, maximum=900, step=1),
+    BATCH_IDLE_TIMEOUT: Limit(minimum=5, maximum=600, step=1),
+    FAST_PATH_CONFIDENCE: Limit(minimum=0.5, maximum=1.0, step=0.01),
+    DEBOUNCE: Limit(minimum=0.1, maximum=10, step=0.1),
+    RETENTION_DAYS: Limit(minimum=1, maximum=3650, step=1),
+    THRESHOLD_MEDIUM: Limit(minimum=1, maximum=99, step=1),
+    THRESHOLD_HIGH: Limit(minimum=1, maximum=99, step=1),
+    THRESHOLD_CRITICAL: Limit(minimum=1, maximum=100, step=1),
+}
+
+# Object classes the fast-path picker offers (COCO names, as RT-DETRv2 reports them); users may
+# type others.
+COMMON_OBJECT_TYPES: Final = (
+    "person",
+    "car",
+    "truck",
+    "bus",
+    "motorcycle",
+    "bicycle",
+    "dog",
+    "cat",
+    "bird",
+    "backpack",
+    "handbag",
+    "suitcase",
+    "knife",
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SeverityThresholds:
+    """Risk scores (0-100) where each level starts; below medium is low."""
+
+    medium: int = 30
+    high: int = 60
+    critical: int = 85
+
+    def problem(self) -> str | None:
+        """Return why the thresholds are unusable; None when 0 < medium < high < critical <= 100."""
+        if not 0 < self.medium < self.high < self.critical <= 100:
+            return "thresholds_not_increasing"
+        return None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PipelineOptions:
+    """The tunable behaviour of the pipeline (the integration's options)."""
+
+    confidence_threshold: float = 0.5
+    batch_window: float = 90.0
+    batch_idle_timeout: float = 30.0
+    fast_path_confidence: float = 0.9
+    fast_path_objects: tuple[str, ...] = ("person",)
+    debounce: float = 0.5
+    polling_observer: bool = False
+    retention_days: int = 30
+    severity: SeverityThresholds = field(default_factory=SeverityThresholds)
+
+    def problems(self) -> dict[str, str]:
+        """Return an error key per option that is out of range or inconsistent; empty when valid."""
+        errors: dict[str, str] = {}
+        values: dict[str, float] = {
+            CONFIDENCE_THRESHOLD: self.confidence_threshold,
+            BATCH_WINDOW: self.batch_window,
+            BATCH_IDLE_TIMEOUT: self.batch_idle_timeout,
+            FAST_PATH_CONFIDENCE: self.fast_path_confidence,
+            DEBOUNCE: self.debounce,
+            RETENTION_DAYS: self.retention_days,
+            THRESHOLD_MEDIUM: self.severity.medium,
+            THRESHOLD_HIGH: self.severity.high,
+            THRESHOLD_CRITICAL: self.severity.critical,
+        }
+        for key, value in values.items():
+            if not LIMITS[key].contains(value):
+                errors[key] = "out_of_range"
+        if (
+            not {BATCH_WINDOW, BATCH_IDLE_TIMEOUT} & errors.keys()
+            and self.batch_idle_timeout > self.batch_window
+        ):
+            errors[BATCH_IDLE_TIMEOUT] = "idle_longer_than_window"
+        if not {THRESHOLD_MEDIUM, THRESHOLD_HIGH, THRESHOLD_CRITICAL} & errors.keys() and (
+            problem := self.severity.problem()
+        ):
+            errors[THRESHOLD_HIGH] = problem
+        if not self.fast_path_objects:
+            errors[FAST_PATH_OBJECTS] = "no_object_types"
+        return errors
+
+    @classmethod
+    def from_mapping(cls, options: dict[str, object]) -> PipelineOptions:
+        """Build options from stored config entry options, filling in defaults for missing keys."""
+        default = cls()
+
+        def number(key: str, fallback: float) -> float:
+            value = options.get(key, fallback)
+            return float(value) if isinstance(value, int | float) else fallback
+
+        objects = options.get(FAST_PATH_OBJECTS, default.fast_path_objects)
+        return cls(
+            confidence_threshold=number(CONFIDENCE_THRESHOLD, default.confidence_threshold),
+            batch_window=number(BATCH_WINDOW, default.batch_window),
+            batch_idle_timeout=number(BATCH_IDLE_TIMEOUT, default.batch_idle_timeout),
+            fast_path_confidence=number(FAST_PATH_CONFIDENCE, default.fast_path_confidence),
+            fast_path_objects=tuple(
+                str(item).strip().lower()
+                for item in (objects if isinstance(objects, list | tuple) else ())
+                if str(item).strip()
+            ),
+            debounce=number(DEBOUNCE, default.debounce),
+            polling_observer=bool(options.get(POLLING_OBSERVER, default.polling_observer)),
+            retention_days=int(number(RETENTION_DAYS, default.retention_days)),
+            severity=SeverityThresholds(
+                medium=int(number(THRESHOLD_MEDIUM, default.severity.medium)),
+                high=int(number(THRESHOLD_HIGH, default.severity.high)),
+                critical=int(number(THRESHOLD_CRITICAL, default.severity.critical)),
+            ),
+        )
+
+    def as_mapping(self) -> dict[str, object]:
+        """Return the options as stored in the config entry (JSON-friendly)."""
+        return {
+            CONFIDENCE_THRESHOLD: self.confidence_threshold,
+            BATCH_WINDOW: self.batch_window,
+            BATCH_IDLE_TIMEOUT: self.batch_idle_timeout,
+            FAST_PATH_CONFIDENCE: self.fast_path_confidence,
+            FAST_PATH_OBJECTS: list(self.fast_path_objects),
+            DEBOUNCE: self.debounce,
+            POLLING_OBSERVER: self.polling_observer,
+            RETENTION_DAYS: self.retention_days,
+            THRESHOLD_MEDIUM: self.severity.medium,
+            THRESHOLD_HIGH: self.severity.high,
+            THRESHOLD_CRITICAL: self.severity.critical,
+        }

@@ -1,0 +1,90 @@
+"""Shared fixtures: the integration enabled, model servers on 127.0.0.1, a folder, an entry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ai_security.const import (
+    CONF_CAMERA_ROOT,
+    CONF_DETECTOR_URL,
+    CONF_LLM_API,
+    CONF_LLM_URL,
+    DOMAIN,
+)
+
+from .programs import PostgresServer, start_postgres
+from .servers import ModelServer
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load integrations from custom_components/ in every test."""
+
+
+@pytest.fixture
+async def detector(socket_enabled: None) -> AsyncIterator[ModelServer]:
+    """Return a detector server answering GET /health (loopback sockets allowed for it)."""
+    server = ModelServer(health_body={"status": "ok", "model": "rtdetr_v2_r18vd", "device": "cpu"})
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def llm(socket_enabled: None) -> AsyncIterator[ModelServer]:
+    """Return an LLM server answering GET /health (llama.cpp) and GET /v1/models (OpenAI)."""
+    server = ModelServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def camera_root(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Return an upload folder that Home Assistant is allowed to read."""
+    root = tmp_path / "cameras"
+    root.mkdir()
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    return root
+
+
+@pytest.fixture
+def mock_config_entry(
+    camera_root: Path, detector: ModelServer, llm: ModelServer
+) -> MockConfigEntry:
+    """Return an entry as the config flow would have made it."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Home",
+        unique_id=str(camera_root),
+        data={
+            CONF_CAMERA_ROOT: str(camera_root),
+            CONF_DETECTOR_URL: detector.url,
+            CONF_LLM_URL: llm.url,
+            CONF_LLM_API: "llama_cpp",
+        },
+        version=1,
+        minor_version=1,
+    )
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """Return the entry, set up."""
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    return mock_config_entry
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Return a PostgreSQL server started for this test run."""
+    yield from start_postgres()

@@ -1,0 +1,80 @@
+"""Small model-server stand-ins on 127.0.0.1 that speak the detector's and the LLM's health routes.
+
+They are real HTTP servers (aiohttp) so the integration's real client code, time-outs and error
+handling run; a test flips what they answer to walk the failure paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+import socket
+from typing import Any
+
+from aiohttp import web
+
+
+def free_port() -> int:
+    """Return a port on 127.0.0.1 that nothing listens on (connections to it are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ModelServer:
+    """An HTTP server answering GET /health and GET /v1/models with what the test sets."""
+
+    health_status: int = 200
+    health_body: Any = field(default_factory=lambda: {"status": "ok"})
+    models_status: int = 200
+    models_body: Any = field(
+        default_factory=lambda: {"object": "list", "data": [{"id": "tiny", "object": "model"}]}
+    )
+    delay: float = 0.0
+    """Seconds to wait before answering, to exercise client time-outs."""
+    requests: list[str] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        """Return the server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _health(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self._answer(self.health_status, self.health_body)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path)
+        return self._answer(self.models_status, self.models_body)
+
+    @staticmethod
+    def _answer(status: int, body: Any) -> web.Response:
+        if isinstance(body, str):
+            return web.Response(status=status, text=body)
+        return web.json_response(body, status=status)
+
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1 (or the port it had, after a stop)."""
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        if not self.port:
+            server = site._server
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        """Stop listening: requests are refused until start() is called again."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
