@@ -8,6 +8,9 @@ import re
 
 from awesomeversion import AwesomeVersion
 from homeassistant.const import __version__ as ha_version
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.ai_security import config_flow
 from custom_components.ai_security.const import DOMAIN
@@ -94,3 +97,15 @@ def test_selector_options_are_translated() -> None:
     """Drop-down choices show words, not keys."""
     assert set(STRINGS["selector"]["llm_api"]["options"]) == {api.value for api in LlmApi}
     assert set(STRINGS["selector"]["object_type"]["options"]) == set(COMMON_OBJECT_TYPES)
+
+
+async def test_brand_icon_is_served(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator
+) -> None:
+    """The integration's own icon shows in Add integration and on its card, with no CDN."""
+    assert await async_setup_component(hass, "brands", {})
+    client = await hass_client()
+    for image in ("icon.png", "icon@2x.png"):
+        response = await client.get(f"/api/brands/integration/{DOMAIN}/{image}")
+        assert response.status == 200
+        assert await response.read() == (INTEGRATION / "brand" / image).read_bytes()

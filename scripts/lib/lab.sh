@@ -19,7 +19,9 @@ LAB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 LAB_FORMAT=1
 LAB_SUITE=testing
 LAB_INCLUDE=python3.14,python3.14-venv,ca-certificates
-LAB_APT_PACKAGES="ffmpeg llama.cpp-tools python3-gguf postgresql tzdata"
+# gcc, g++ and python3.14-dev: Home Assistant builds its voice pipeline's requirements (pymicro-vad,
+# pyspeex-noise) from source on the first scripts/develop start; libturbojpeg0 for camera snapshots.
+LAB_APT_PACKAGES="ffmpeg llama.cpp-tools python3-gguf postgresql tzdata gcc g++ python3.14-dev libturbojpeg0"
 LAB_PYTHON_MIN=3.14.2
 
 if [[ -n ${AI_SECURITY_CACHE:-} ]]; then
