@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+import uuid
 
 from homeassistant.core import HomeAssistant
+import psycopg
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -88,3 +90,18 @@ async def init_integration(
 def postgres_server() -> Iterator[PostgresServer]:
     """Return a PostgreSQL server started for this test run."""
     yield from start_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Return the URL of an empty database: SQLite in a file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ai_security.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://{server.user}@{server.host}:{server.port}/{name}"
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,451 @@
+"""The durable job queue: work survives restarts, failures retry with backoff, nothing is dropped.
+
+Jobs live in the database. A job is queued, running, done or dead. Running jobs found at start
+belong to a run that ended mid-way and are queued again. A failed job is retried with exponential
+backoff and jitter until its attempts are spent; then it is dead: kept with its last error,
+visible, and re-queueable by the user, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+import logging
+import random
+from typing import Any, cast
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from .resilience import RetryPolicy
+from .storage import Database, JobRow, utcnow
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class JobKind(StrEnum):
+    """What a job does."""
+
+    DETECT = "detect"
+    ANALYZE = "analyze"
+
+
+class JobState(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class PermanentJobError(Exception):
+    """Retrying cannot help (a corrupt clip, ffmpeg missing): the job goes dead at once."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Job:
+    """A job as a worker sees it."""
+
+    job_id: int
+    kind: JobKind
+    payload: dict[str, Any]
+    state: JobState
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+def _job(row: JobRow) -> Job:
+    return Job(
+        job_id=row.job_id,
+        kind=JobKind(row.kind),
+        payload=dict(row.payload),
+        state=JobState(row.state),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+    )
+
+
+def add_job(session: Session, kind: JobKind, payload: dict[str, Any], now: datetime) -> JobRow:
+    """Queue a job inside the caller's transaction, so it commits together with what caused it."""
+    row = JobRow(
+        kind=kind.value,
+        payload=payload,
+        state=JobState.QUEUED.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    return row
+
+
+class JobQueue:
+    """Queue operations, each one transaction on the database thread."""
+
+    def __init__(
+        self,
+        db: Database,
+        policy: RetryPolicy | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        """Use db for storage and policy for retries; clock and rng are injectable for tests."""
+        self._db = db
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+        self._rng = rng
+        self._listeners: dict[JobKind, list[Callable[[], None]]] = {kind: [] for kind in JobKind}
+
+    def subscribe(self, kind: JobKind, wake: Callable[[], None]) -> None:
+        """Call wake whenever a job of kind may have become due (queued or re-queued)."""
+        self._listeners[kind].append(wake)
+
+    def notify(self, kind: JobKind) -> None:
+        """Tell kind's workers that work arrived (after jobs were added in another transaction)."""
+        for wake in self._listeners[kind]:
+            wake()
+
+    async def enqueue(self, kind: JobKind, payload: dict[str, Any]) -> int:
+        """Queue a job now and wake its workers; return its id."""
+        now = self._clock()
+
+        def _add(session: Session) -> int:
+            row = add_job(session, kind, payload, now)
+            session.flush()
+            return row.job_id
+
+        job_id = await self._db.run(_add)
+        self.notify(kind)
+        return job_id
+
+    async def claim(self, kind: JobKind, limit: int) -> list[Job]:
+        """Mark up to limit due jobs of kind running and return them, oldest due first."""
+        now = self._clock()
+
+        def _claim(session: Session) -> list[Job]:
+            rows = session.scalars(
+                select(JobRow)
+                .where(
+                    JobRow.state == JobState.QUEUED.value,
+                    JobRow.kind == kind.value,
+                    JobRow.next_attempt_at <= now,
+                )
+                .order_by(JobRow.next_attempt_at, JobRow.job_id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                row.state = JobState.RUNNING.value
+                row.updated_at = now
+            return [_job(row) for row in rows]
+
+        return await self._db.run(_claim)
+
+    async def complete(self, job: Job, also: Callable[[Session], None] | None = None) -> None:
+        """Mark job done; also(session), when given, commits in the same transaction."""
+        now = self._clock()
+
+        def _complete(session: Session) -> None:
+            if also is not None:
+                also(session)
+            session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == job.job_id)
+                .values(state=JobState.DONE.value, updated_at=now, last_error=None)
+            )
+
+        await self._db.run(_complete)
+
+    async def fail(self, job: Job, error: str, *, permanent: bool = False) -> JobState:
+        """Record a failed attempt: queue a retry after the backoff, or bury the job when spent."""
+        now = self._clock()
+        attempts = job.attempts + 1
+        dead = permanent or self.policy.exhausted(attempts)
+        delay = 0.0 if dead else self.policy.delay(attempts, self._rng)
+        state = JobState.DEAD if dead else JobState.QUEUED
+
+        def _fail(session: Session) -> None:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == job.job_id)
+                .values(
+                    state=state.value,
+                    attempts=attempts,
+                    last_error=error[:2000],
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    updated_at=now,
+                )
+            )
+
+        await self._db.run(_fail)
+        if dead:
+            _LOGGER.warning(
+                "Gave up on %s job %s after %s attempt(s): %s",
+                job.kind,
+                job.job_id,
+                attempts,
+                error,
+            )
+        else:
+            _LOGGER.debug(
+                "%s job %s failed (attempt %s), retrying in %.1f s: %s",
+                job.kind,
+                job.job_id,
+                attempts,
+                delay,
+                error,
+            )
+        return state
+
+    async def release(self, jobs: list[Job]) -> None:
+        """Put running jobs back unchanged (their worker stopped before finishing them)."""
+        if not jobs:
+            return
+        ids = [job.job_id for job in jobs]
+
+        def _release(session: Session) -> None:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.job_id.in_(ids), JobRow.state == JobState.RUNNING.value)
+                .values(state=JobState.QUEUED.value)
+            )
+
+        await self._db.run(_release)
+
+    async def recover(self) -> int:
+        """Queue again the jobs a previous run left running; return how many."""
+
+        def _recover(session: Session) -> int:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.state == JobState.RUNNING.value)
+                .values(state=JobState.QUEUED.value)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+        count = await self._db.run(_recover)
+        if count:
+            _LOGGER.info("Resuming %s job(s) interrupted by the last shutdown", count)
+        return count
+
+    async def requeue_dead(self, job_ids: list[int] | None = None) -> int:
+        """Give dead jobs (all, or those listed) a fresh set of attempts; return how many."""
+        now = self._clock()
+
+        def _requeue(session: Session) -> list[str]:
+            query = select(JobRow).where(JobRow.state == JobState.DEAD.value)
+            if job_ids is not None:
+                query = query.where(JobRow.job_id.in_(job_ids))
+            rows = session.scalars(query).all()
+            for row in rows:
+                row.state = JobState.QUEUED.value
+                row.attempts = 0
+                row.next_attempt_at = now
+                row.updated_at = now
+            return [row.kind for row in rows]
+
+        kinds = await self._db.run(_requeue)
+        for kind in set(kinds):
+            self.notify(JobKind(kind))
+        return len(kinds)
+
+    async def dead_jobs(self, limit: int = 100) -> list[Job]:
+        """Return the most recent dead jobs, for diagnostics and the user."""
+
+        def _dead(session: Session) -> list[Job]:
+            rows = session.scalars(
+                select(JobRow)
+                .where(JobRow.state == JobState.DEAD.value)
+                .order_by(JobRow.updated_at.desc())
+                .limit(limit)
+            ).all()
+            return [_job(row) for row in rows]
+
+        return await self._db.run(_dead)
+
+    async def counts(self) -> dict[tuple[JobKind, JobState], int]:
+        """Return the number of jobs per kind and state."""
+
+        def _counts(session: Session) -> dict[tuple[JobKind, JobState], int]:
+            rows = session.execute(
+                select(JobRow.kind, JobRow.state, func.count()).group_by(JobRow.kind, JobRow.state)
+            ).all()
+            return {(JobKind(kind), JobState(state)): int(n) for kind, state, n in rows}
+
+        return await self._db.run(_counts)
+
+    async def next_due(self, kind: JobKind) -> datetime | None:
+        """Return when the next queued job of kind becomes due, or None when none is queued."""
+
+        def _next(session: Session) -> datetime | None:
+            return session.scalar(
+                select(func.min(JobRow.next_attempt_at)).where(
+                    JobRow.state == JobState.QUEUED.value, JobRow.kind == kind.value
+                )
+            )
+
+        due = await self._db.run(_next)
+        # func.min bypasses the column type, so SQLite hands back a naive (UTC) value.
+        if due is not None and due.tzinfo is None:
+            due = due.replace(tzinfo=self._clock().tzinfo)
+        return due
+
+    async def purge_done(self, older_than: timedelta) -> int:
+        """Delete done jobs finished longer ago than older_than; return how many."""
+        cutoff = self._clock() - older_than
+
+        def _purge(session: Session) -> int:
+            result = session.execute(
+                delete(JobRow).where(
+                    JobRow.state == JobState.DONE.value, JobRow.updated_at < cutoff
+                )
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+        return await self._db.run(_purge)
+
+
+type JobHandler = Callable[[Job], Awaitable[Callable[[Session], None] | None]]
+"""Does a job's work; may return a function whose writes commit together with the job's completion.
+Raise PermanentJobError when retrying cannot help, any other exception to retry."""
+
+type TaskFactory = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+
+
+def _default_task_factory(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coro, name=name)
+
+
+class JobWorker:
+    """Runs the jobs of one kind, at most `concurrency` at a time, as they become due."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        kind: JobKind,
+        handler: JobHandler,
+        *,
+        concurrency: int,
+        create_task: TaskFactory = _default_task_factory,
+        clock: Callable[[], datetime] = utcnow,
+        idle_poll: float = 60.0,
+    ) -> None:
+        """Work kind's jobs from queue with handler; create_task lets the host track the task."""
+        self._queue = queue
+        self.kind = kind
+        self._handler = handler
+        self.concurrency = concurrency
+        self._create_task = create_task
+        self._clock = clock
+        self._idle_poll = idle_poll
+        self._wake = asyncio.Event()
+        self._inflight: dict[asyncio.Task[None], Job] = {}
+        self._recording: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        queue.subscribe(kind, self._wake.set)
+
+    @property
+    def busy(self) -> int:
+        """Return how many jobs are being worked on now."""
+        return len(self._inflight)
+
+    def start(self) -> None:
+        """Start working (the loop task is created through the host's task factory)."""
+        if self._runner is None:
+            self._runner = self._create_task(self._run(), f"ai_security {self.kind} worker")
+
+    async def stop(self) -> None:
+        """Stop at once: cancel jobs in progress and put them back, unchanged, for the next start.
+
+        A job whose work is finished and whose outcome is being written is let finish, so its work
+        is neither lost nor done twice.
+        """
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        interrupted = dict(self._inflight)
+        for task in interrupted:
+            if task not in self._recording:
+                task.cancel()
+        await asyncio.gather(*interrupted, return_exceptions=True)
+        # Only rows still marked running change: a job that finished meanwhile stays finished.
+        await self._queue.release(list(interrupted.values()))
+        self._inflight.clear()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            free = self.concurrency - len(self._inflight)
+            claimed: list[Job] = []
+            if free > 0:
+                try:
+                    claimed = await self._queue.claim(self.kind, free)
+                except Exception:
+                    _LOGGER.exception("Cannot read the %s job queue; trying again soon", self.kind)
+                    await asyncio.sleep(5)
+                    continue
+                for job in claimed:
+                    task = asyncio.get_running_loop().create_task(
+                        self._work(job), name=f"ai_security {self.kind} job {job.job_id}"
+                    )
+                    self._inflight[task] = job
+                if len(claimed) == free:
+                    continue  # maybe more are due; a full worker waits for a slot below
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        """Wait for new work, a free slot, or the next retry coming due."""
+        timeout = self._idle_poll
+        if len(self._inflight) < self.concurrency:
+            due = await self._queue.next_due(self.kind)
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))
+        if timeout <= 0:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    async def _work(self, job: Job) -> None:
+        task = cast("asyncio.Task[None]", asyncio.current_task())
+        try:
+            try:
+                also = await self._handler(job)
+            except asyncio.CancelledError:
+                raise
+            except PermanentJobError as err:
+                self._recording.add(task)
+                await self._finish_failed(job, str(err), permanent=True)
+            except Exception as err:  # noqa: BLE001 - any failure is the job's, retried by policy
+                self._recording.add(task)
+                await self._finish_failed(job, str(err) or type(err).__name__)
+            else:
+                self._recording.add(task)
+                try:
+                    await self._queue.complete(job, also)
+                except Exception as err:  # noqa: BLE001
+                    _LOGGER.warning(
+                        "Could not store the result of %s job %s: %s", self.kind, job.job_id, err
+                    )
+                    await self._finish_failed(job, f"storing the result failed: {err}")
+        finally:
+            self._recording.discard(task)
+            self._inflight.pop(task, None)
+            self._wake.set()
+
+    async def _finish_failed(self, job: Job, error: str, *, permanent: bool = False) -> None:
+        try:
+            await self._queue.fail(job, error, permanent=permanent)
+        except Exception:
+            _LOGGER.exception("Could not record the failure of %s job %s", self.kind, job.job_id)

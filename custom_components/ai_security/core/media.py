@@ -1,0 +1,168 @@
+"""Which uploads count, which camera they belong to, and whether their content is usable.
+
+Everything here is synchronous file work: the pipeline runs it in an executor, never on the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import hashlib
+import io
+import os
+from pathlib import PurePath
+import re
+import unicodedata
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from .models import MediaType
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".avi", ".mov"})
+MIN_VIDEO_BYTES = 1024
+"""A clip smaller than this cannot hold a frame; FTP clients create such stubs while uploading."""
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""Uploads larger than this are refused instead of being read into memory."""
+MAX_IMAGE_PIXELS = 100_000_000
+"""More pixels than this is no camera's frame but a decompression bomb: refused."""
+
+# Suffixes FTP servers and camera firmwares use for files still being written.
+_TEMPORARY_SUFFIXES = (".part", ".tmp", ".temp", ".filepart", ".crdownload", "~")
+
+
+class RejectedMediaError(Exception):
+    """An upload that cannot be processed; the message says why, naming no internals."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Intake:
+    """What intake learnt about an upload it accepted."""
+
+    media_type: MediaType
+    sha256: str
+    size: int
+    width: int = 0
+    height: int = 0
+    image_format: str = ""
+
+
+def media_type_for(name: str) -> MediaType | None:
+    """Return the media type a file name promises, or None for names to ignore quietly.
+
+    Hidden files and the temporary names FTP servers use while a file is uploading are ignored.
+    """
+    lowered = name.lower()
+    if not lowered or lowered.startswith(".") or lowered.endswith(_TEMPORARY_SUFFIXES):
+        return None
+    suffix = PurePath(lowered).suffix
+    if suffix in IMAGE_EXTENSIONS:
+        return MediaType.IMAGE
+    if suffix in VIDEO_EXTENSIONS:
+        return MediaType.VIDEO
+    return None
+
+
+def camera_id_for(folder_name: str) -> str:
+    """Return the camera id a folder name suggests: "Caméra Jardin" -> "camera_jardin".
+
+    Accents are dropped, letters without an ASCII form (Cyrillic, CJK) are kept as they are,
+    everything else becomes "_", runs collapse and the ends are trimmed. Two folders can suggest the
+    same id; the camera registry then gives the later one a numbered id.
+    """
+    decomposed = unicodedata.normalize("NFKD", folder_name)
+    without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    lowered = unicodedata.normalize("NFC", without_marks).casefold()
+    slug = re.sub(r"[\W_]+", "_", lowered).strip("_")
+    return slug or "camera"
+
+
+def classify(root: str, path: str) -> tuple[str, MediaType] | None:
+    """Return (camera folder name, media type) of an upload path, or None when it is not one.
+
+    An upload lies in a folder below root (the camera), at any depth; files directly in the root,
+    paths outside it, anything inside a hidden folder and names media_type_for ignores are not.
+    """
+    relative = os.path.relpath(path, root)
+    parts = PurePath(relative).parts
+    if len(parts) < 2 or parts[0] == os.pardir:
+        return None
+    if any(part.startswith(".") for part in parts[:-1]):
+        return None
+    media_type = media_type_for(parts[-1])
+    if media_type is None:
+        return None
+    return parts[0], media_type
+
+
+def _inside(root_real: str, path: str) -> bool:
+    """Return whether path, links resolved, lies inside the (already resolved) root."""
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real + os.sep)
+
+
+def inspect_upload(root: str, path: str) -> Intake:
+    """Check an upload and hash its content; raise RejectedMediaError with the reason if unusable.
+
+    Raises FileNotFoundError when the file vanished since it was announced: that is not an error
+    of the upload, the caller just forgets about it.
+    """
+    media_type = media_type_for(os.path.basename(path))
+    if media_type is None:
+        raise RejectedMediaError("not an image or video file name")
+    if os.path.islink(path) and not _inside(os.path.realpath(root), path):
+        raise RejectedMediaError("a symbolic link pointing outside the camera folder")
+    size = os.stat(path).st_size
+    if size == 0:
+        raise RejectedMediaError("empty file")
+    if size > MAX_FILE_BYTES:
+        raise RejectedMediaError(f"too large ({size / 1048576:.0f} MiB)")
+    if media_type is MediaType.VIDEO:
+        if size < MIN_VIDEO_BYTES:
+            raise RejectedMediaError(f"too small for a video ({size} bytes)")
+        return Intake(media_type=media_type, sha256=_hash_file(path), size=size)
+    with open(path, "rb") as file:
+        content = file.read()
+    width, height, image_format = _check_image(content)
+    return Intake(
+        media_type=media_type,
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        width=width,
+        height=height,
+        image_format=image_format,
+    )
+
+
+def _hash_file(path: str) -> str:
+    """Return the SHA-256 of a file, read in chunks so a large clip never sits in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_image(content: bytes) -> tuple[int, int, str]:
+    """Decode the image fully (truncation only shows while decoding); return its size and format."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(content))
+    except UnidentifiedImageError as err:
+        raise RejectedMediaError("not an image (unreadable content)") from err
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise RejectedMediaError("too many pixels (decompression bomb)") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        raise RejectedMediaError(f"corrupt or truncated image ({err})") from err
+    with image:
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise RejectedMediaError(f"too many pixels ({width}x{height})")
+        try:
+            # JPEG can decode at 1/8 scale: every byte is still read, at a fraction of the cost.
+            image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            image.load()
+        except (OSError, SyntaxError, ValueError) as err:
+            raise RejectedMediaError(f"corrupt or truncated image ({err})") from err
+        return width, height, image.format or ""

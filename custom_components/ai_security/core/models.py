@@ -1,0 +1,104 @@
+"""Plain data passed between the pipeline's stages, so stages depend on data, not on each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class MediaType(StrEnum):
+    """What a camera uploaded."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+class RiskLevel(StrEnum):
+    """How worrying an event is, derived from its risk score by the configured thresholds."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class EventSource(StrEnum):
+    """Who judged an event: the LLM, or the heuristic scorer while the LLM was unavailable."""
+
+    LLM = "llm"
+    HEURISTIC = "heuristic"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Camera:
+    """A camera: one folder directly under the camera root."""
+
+    camera_id: str
+    name: str
+    folder: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MediaFile:
+    """An upload that passed intake: readable, hashed, not seen before."""
+
+    media_id: int
+    camera_id: str
+    path: str
+    sha256: str
+    media_type: MediaType
+    size: int
+    received_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BoundingBox:
+    """A box in pixels of the analysed frame: left, top, width, height."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def as_list(self) -> list[float]:
+        """Return [x, y, w, h], the detector protocol's order."""
+        return [self.x, self.y, self.w, self.h]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Detection:
+    """One object the detector found in an image or a video's key frame."""
+
+    label: str
+    confidence: float
+    bbox: BoundingBox
+    detection_id: int | None = None
+    media_id: int | None = None
+    camera_id: str = ""
+    detected_at: datetime | None = None
+    frame_width: int = 0
+    frame_height: int = 0
+    frame_time: float | None = None
+    """Seconds into the clip when the frame came from a video; None for images."""
+    path: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SecurityEvent:
+    """The verdict on one batch (or one fast-path detection) of a camera."""
+
+    event_id: str
+    camera_id: str
+    started_at: datetime
+    ended_at: datetime
+    risk_score: int
+    risk_level: RiskLevel
+    summary: str
+    reasoning: str
+    object_types: tuple[str, ...]
+    detection_count: int
+    is_fast_path: bool
+    source: EventSource
+    detection_ids: tuple[int, ...] = field(default=())
+    reviewed: bool = False

@@ -1,0 +1,325 @@
+"""The pipeline's database: schema, migrations, and one worker thread that does all database work.
+
+SQLite (WAL) in the Home Assistant configuration folder by default, PostgreSQL when the user gives
+a URL. Like Home Assistant's recorder, every query runs in one dedicated thread, so the event loop
+never waits on the database and SQLite never sees two writers from this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+import logging
+from typing import Any, Final, override
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+_LOGGER = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+"""Bump with a new entry in MIGRATIONS whenever the tables change."""
+
+type BlockingRunner = Callable[..., Awaitable[Any]]
+"""Runs a blocking callable off the loop: Home Assistant's async_add_executor_job or to_thread."""
+
+
+class DatabaseError(Exception):
+    """The database cannot be used: unreachable, or written by a newer integration version."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as naive UTC (SQLite keeps no zone) and always returned timezone-aware."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    @override
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use timezone-aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    @override
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the integration's tables."""
+
+
+class MetaRow(Base):
+    """Key-value facts about the database itself, such as its schema version."""
+
+    __tablename__ = "ai_security_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class CameraRow(Base):
+    """A camera, one per folder under the camera root; the id never changes once given."""
+
+    __tablename__ = "ai_security_cameras"
+    camera_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MediaRow(Base):
+    """An accepted upload. The unique content hash is the persistent dedupe index."""
+
+    __tablename__ = "ai_security_media"
+    media_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey(CameraRow.camera_id), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    media_type: Mapped[str] = mapped_column(String(8))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer, default=0)
+    height: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class DetectionRow(Base):
+    """One object found in an upload (in a video: in its key frame)."""
+
+    __tablename__ = "ai_security_detections"
+    detection_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey(MediaRow.media_id), index=True)
+    camera_id: Mapped[str] = mapped_column(String(128), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    frame_width: Mapped[int] = mapped_column(Integer)
+    frame_height: Mapped[int] = mapped_column(Integer)
+    frame_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    detected_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class EventRow(Base):
+    """A judged batch of a camera: the security event users see."""
+
+    __tablename__ = "ai_security_events"
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    risk_score: Mapped[int] = mapped_column(Integer)
+    risk_level: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    reasoning: Mapped[str] = mapped_column(Text)
+    object_types: Mapped[list[str]] = mapped_column(JSON)
+    detection_count: Mapped[int] = mapped_column(Integer)
+    is_fast_path: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16))
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_ai_security_events_camera_started", "camera_id", "started_at"),)
+
+
+class EventDetectionRow(Base):
+    """Which detections an event was judged from."""
+
+    __tablename__ = "ai_security_event_detections"
+    event_id: Mapped[str] = mapped_column(ForeignKey(EventRow.event_id), primary_key=True)
+    detection_id: Mapped[int] = mapped_column(
+        ForeignKey(DetectionRow.detection_id), primary_key=True
+    )
+
+
+class JobRow(Base):
+    """A unit of durable work (detect an upload, analyze a batch) and its retry state."""
+
+    __tablename__ = "ai_security_jobs"
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_ai_security_jobs_due", "state", "kind", "next_attempt_at"),)
+
+
+class BatchRow(Base):
+    """A camera's open batch, stored so a restart resumes it with its original deadlines."""
+
+    __tablename__ = "ai_security_batches"
+    camera_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_detection_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    detection_ids: Mapped[list[int]] = mapped_column(JSON)
+
+
+type Migration = Callable[[Connection], None]
+
+MIGRATIONS: dict[int, Migration] = {}
+"""Step from version N to N+1, keyed by N. Version 1 is the first schema: nothing to migrate yet."""
+
+
+def engine_url(url: str) -> str:
+    """Return the SQLAlchemy URL for a user's database URL (PostgreSQL goes through psycopg 3)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    """Use WAL (readers never block the writer) and enforce foreign keys on every connection."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _create_engine(url: str) -> Engine:
+    """Build the engine for url; SQLite gets its pragmas on every new connection."""
+    sa_url = engine_url(url)
+    if sa_url.startswith("sqlite"):
+        engine = create_engine(sa_url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(sa_url, pool_pre_ping=True, pool_size=2, max_overflow=0)
+
+
+def migrate(engine: Engine) -> int:
+    """Create the schema, or migrate it to SCHEMA_VERSION; return the version found before.
+
+    Raises DatabaseError when the database is newer than this code understands, so a downgrade
+    never damages data.
+    """
+    with engine.begin() as conn:
+        if not inspect(conn).has_table(MetaRow.__tablename__):
+            Base.metadata.create_all(conn)
+            conn.execute(insert(MetaRow).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return 0
+        row = conn.execute(
+            select(MetaRow.value).where(MetaRow.key == "schema_version")
+        ).scalar_one()
+        found = int(row)
+        if found > SCHEMA_VERSION:
+            raise DatabaseError(
+                f"the database has schema version {found}, newer than this version of the "
+                f"integration understands ({SCHEMA_VERSION})"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            _LOGGER.info(
+                "Migrating the database from schema version %s to %s", version, version + 1
+            )
+            MIGRATIONS[version](conn)
+        # Tables added since (create_all skips existing ones).
+        Base.metadata.create_all(conn)
+        conn.execute(
+            update(MetaRow).where(MetaRow.key == "schema_version").values(value=str(SCHEMA_VERSION))
+        )
+        return found
+
+
+class Database:
+    """All database access, serialized on one worker thread.
+
+    `await db.run(fn)` runs fn(session) in a transaction on that thread and returns its result;
+    fn must return plain data (dataclasses, ints), never ORM objects bound to the session.
+    """
+
+    def __init__(self, url: str, *, run_blocking: BlockingRunner | None = None) -> None:
+        """Remember the URL; nothing is opened before start()."""
+        self.url = url
+        self._run_blocking: BlockingRunner = run_blocking or asyncio.to_thread
+        self._executor: ThreadPoolExecutor | None = None
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    @property
+    def dialect(self) -> str:
+        """Return the database's dialect name ("sqlite" or "postgresql")."""
+        return make_url(engine_url(self.url)).get_backend_name()
+
+    async def start(self) -> None:
+        """Open the database and migrate it; raise DatabaseError when it cannot be used."""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai_security_db")
+        try:
+            await self._in_thread(self._open)
+        except DatabaseError:
+            await self.close()
+            raise
+        except Exception as err:
+            await self.close()
+            raise DatabaseError(f"cannot open the database: {err}") from err
+
+    def _open(self) -> None:
+        engine = _create_engine(self.url)
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    async def _in_thread[T](self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise DatabaseError("the database is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def run[T](self, fn: Callable[[Session], T]) -> T:
+        """Run fn(session) in one transaction on the database thread and return its result."""
+        return await self._in_thread(self._transaction, fn)
+
+    def _transaction[T](self, fn: Callable[[Session], T]) -> T:
+        if self._sessions is None:
+            raise DatabaseError("the database is not open")
+        with self._sessions() as session, session.begin():
+            return fn(session)
+
+    async def close(self) -> None:
+        """Finish queued work, close connections and join the database thread."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        engine, self._engine = self._engine, None
+        self._sessions = None
+        if engine is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, engine.dispose)
+        # Joining blocks, so it happens on another thread while the loop goes on.
+        await self._run_blocking(executor.shutdown, True)
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware UTC (the only kind the database accepts)."""
+    return datetime.now(UTC)
