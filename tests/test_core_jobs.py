@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +13,7 @@ from custom_components.ai_security.core.jobs import (
     Job,
     JobKind,
     JobQueue,
+    JobResult,
     JobState,
     JobWorker,
     PermanentJobError,
@@ -172,11 +173,13 @@ async def test_worker_bounded_concurrency_and_retries(db: Database) -> None:
 
 
 async def test_worker_result_commits_with_completion(db: Database) -> None:
-    """What a handler stores commits in the same transaction that marks its job done."""
+    """What a handler stores commits with its job's completion; after() then sees what it stored."""
     queue = JobQueue(db)
+    announced: list[str] = []
+    committed_when_announced: list[bool] = []
 
-    async def handler(job: Job) -> Callable[[Session], None]:
-        def store(session: Session) -> None:
+    async def handler(job: Job) -> JobResult:
+        def store(session: Session) -> str:
             session.add(
                 CameraRow(
                     camera_id=job.payload["id"],
@@ -185,17 +188,54 @@ async def test_worker_result_commits_with_completion(db: Database) -> None:
                     created_at=datetime.now(UTC),
                 )
             )
+            return job.payload["id"]
 
-        return store
+        def after(stored: str) -> None:
+            announced.append(stored)
+
+        return JobResult(store=store, after=after)
 
     worker = JobWorker(queue, JobKind.DETECT, handler, concurrency=1)
     worker.start()
     await queue.enqueue(JobKind.DETECT, {"id": "yard"})
     async with asyncio.timeout(10):
+        while not announced:
+            await asyncio.sleep(0.01)
+    committed_when_announced.append(await db.run(lambda s: s.get(CameraRow, "yard") is not None))
+    await worker.stop()
+    assert announced == ["yard"]
+    assert committed_when_announced == [True]
+    assert await queue.counts() == {(JobKind.DETECT, JobState.DONE): 1}
+
+
+async def test_failed_store_retries_the_job(db: Database) -> None:
+    """When storing a result fails, nothing of it is kept and the job is retried."""
+    queue = JobQueue(db, RetryPolicy(max_attempts=2, base=0.01, maximum=0.01))
+    calls: list[int] = []
+
+    async def handler(job: Job) -> JobResult:
+        calls.append(job.attempts)
+
+        def store(session: Session) -> None:
+            session.add(
+                CameraRow(
+                    camera_id="dup", folder=f"f{len(calls)}", name="x", created_at=datetime.now(UTC)
+                )
+            )
+            if len(calls) == 1:
+                raise RuntimeError("disk full")
+
+        return JobResult(store=store)
+
+    worker = JobWorker(queue, JobKind.DETECT, handler, concurrency=1)
+    worker.start()
+    await queue.enqueue(JobKind.DETECT, {})
+    async with asyncio.timeout(10):
         while await queue.counts() != {(JobKind.DETECT, JobState.DONE): 1}:
             await asyncio.sleep(0.01)
     await worker.stop()
-    assert await db.run(lambda s: s.get(CameraRow, "yard") is not None)
+    assert calls == [0, 1]
+    assert await db.run(lambda s: s.get(CameraRow, "dup").folder) == "f2"
 
 
 async def test_worker_permanent_error_and_stop_releases(db: Database) -> None:

@@ -6,15 +6,26 @@ from dataclasses import dataclass
 import os
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.util import dt as dt_util
 
-from .const import CONF_CAMERA_ROOT, CONF_DETECTOR_URL, CONF_LLM_API, CONF_LLM_URL, DOMAIN
+from .const import (
+    CONF_CAMERA_ROOT,
+    CONF_DATABASE_URL,
+    CONF_DETECTOR_URL,
+    CONF_LLM_API,
+    CONF_LLM_URL,
+    DOMAIN,
+)
 from .core.health import probe_all, redact_url
+from .core.pipeline import Pipeline, PipelineConfig
 from .core.settings import LlmApi, PipelineOptions
+from .core.storage import DatabaseError
+from .hub import AiSecurityHub
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -23,13 +34,15 @@ PLATFORMS: list[Platform] = []
 
 @dataclass(kw_only=True, slots=True)
 class AiSecurityRuntimeData:
-    """What a loaded entry holds: its resolved settings (the pipeline joins them later)."""
+    """What a loaded entry holds: its resolved settings, its pipeline and the hub around it."""
 
     camera_root: str
     detector_url: str
     llm_url: str
     llm_api: LlmApi
     options: PipelineOptions
+    hub: AiSecurityHub
+    pipeline: Pipeline
 
 
 type AiSecurityConfigEntry = ConfigEntry[AiSecurityRuntimeData]
@@ -45,22 +58,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             translation_placeholders={"path": camera_root},
         )
 
-    runtime = AiSecurityRuntimeData(
-        camera_root=camera_root,
-        detector_url=entry.data[CONF_DETECTOR_URL],
-        llm_url=entry.data[CONF_LLM_URL],
-        llm_api=LlmApi(entry.data[CONF_LLM_API]),
-        options=PipelineOptions.from_mapping(dict(entry.options)),
-    )
-    detector_error, llm_error = await probe_all(
-        async_get_clientsession(hass), runtime.detector_url, runtime.llm_url, runtime.llm_api
-    )
+    detector_url: str = entry.data[CONF_DETECTOR_URL]
+    llm_url: str = entry.data[CONF_LLM_URL]
+    llm_api = LlmApi(entry.data[CONF_LLM_API])
+    options = PipelineOptions.from_mapping(dict(entry.options))
+    session = async_get_clientsession(hass)
+    detector_error, llm_error = await probe_all(session, detector_url, llm_url, llm_api)
     if detector_error is not None:
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="detector_unreachable",
             translation_placeholders={
-                "url": redact_url(runtime.detector_url),
+                "url": redact_url(detector_url),
                 "error": str(detector_error),
             },
         ) from detector_error
@@ -68,14 +77,69 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="llm_unreachable",
-            translation_placeholders={"url": redact_url(runtime.llm_url), "error": str(llm_error)},
+            translation_placeholders={"url": redact_url(llm_url), "error": str(llm_error)},
         ) from llm_error
 
-    entry.runtime_data = runtime
+    hub = AiSecurityHub(hass, entry.entry_id, entry.title)
+    hub.register_hub_device()
+    database_url = str(entry.options.get(CONF_DATABASE_URL) or "")
+    if not database_url:
+        database_url = await hass.async_add_executor_job(
+            _default_database_url, hass, entry.entry_id
+        )
+    pipeline = Pipeline(
+        PipelineConfig(
+            camera_root=camera_root,
+            database_url=database_url,
+            detector_urls=(detector_url,),
+            llm_url=llm_url,
+            llm_api=llm_api,
+            options=options,
+            local_tz=dt_util.get_default_time_zone(),
+        ),
+        session,
+        run_blocking=hass.async_add_executor_job,
+        create_task=lambda coro, name: entry.async_create_background_task(hass, coro, name),
+        callbacks=hub.callbacks(),
+    )
+    hub.pipeline = pipeline
+    try:
+        await pipeline.start()
+    except DatabaseError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="database_unavailable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    entry.runtime_data = AiSecurityRuntimeData(
+        camera_root=camera_root,
+        detector_url=detector_url,
+        llm_url=llm_url,
+        llm_api=llm_api,
+        options=options,
+        hub=hub,
+        pipeline=pipeline,
+    )
+
+    async def _stop(_event: Event) -> None:
+        # Home Assistant does not unload entries when it stops: close the database cleanly then.
+        await pipeline.stop()
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
+def _default_database_url(hass: HomeAssistant, entry_id: str) -> str:
+    """Return the SQLite database of an entry, in the config folder's ai_security/ (created)."""
+    folder = hass.config.path(DOMAIN)
+    os.makedirs(folder, exist_ok=True)
+    return f"sqlite:///{os.path.join(folder, f'{entry_id}.db')}"
+
+
 async def async_unload_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -> bool:
-    """Unload the platforms; nothing else of the entry keeps running."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Unload the platforms and stop the pipeline; nothing of the entry keeps running."""
+    if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        return False
+    await entry.runtime_data.pipeline.stop()
+    return True

@@ -149,27 +149,36 @@ class JobQueue:
 
         return await self._db.run(_claim)
 
-    async def complete(self, job: Job, also: Callable[[Session], None] | None = None) -> None:
-        """Mark job done; also(session), when given, commits in the same transaction."""
+    async def complete(self, job: Job, store: Callable[[Session], Any] | None = None) -> Any:
+        """Mark job done; store(session), when given, commits in the same transaction.
+
+        Returns what store returned, so the caller can act on it once it is committed.
+        """
         now = self._clock()
 
-        def _complete(session: Session) -> None:
-            if also is not None:
-                also(session)
+        def _complete(session: Session) -> Any:
+            stored = store(session) if store is not None else None
             session.execute(
                 update(JobRow)
                 .where(JobRow.job_id == job.job_id)
                 .values(state=JobState.DONE.value, updated_at=now, last_error=None)
             )
+            return stored
 
-        await self._db.run(_complete)
+        return await self._db.run(_complete)
 
-    async def fail(self, job: Job, error: str, *, permanent: bool = False) -> JobState:
-        """Record a failed attempt: queue a retry after the backoff, or bury the job when spent."""
+    async def fail(
+        self, job: Job, error: str, *, permanent: bool = False, count: bool = True
+    ) -> JobState:
+        """Record a failed attempt: queue a retry after the backoff, or bury the job when spent.
+
+        count=False is for failures that were the service's, not the job's (the service was down):
+        the job is retried after the first backoff step without spending one of its attempts.
+        """
         now = self._clock()
-        attempts = job.attempts + 1
-        dead = permanent or self.policy.exhausted(attempts)
-        delay = 0.0 if dead else self.policy.delay(attempts, self._rng)
+        attempts = job.attempts + 1 if count else job.attempts
+        dead = permanent or (count and self.policy.exhausted(attempts))
+        delay = 0.0 if dead else self.policy.delay(max(attempts, 1), self._rng)
         state = JobState.DEAD if dead else JobState.QUEUED
 
         def _fail(session: Session) -> None:
@@ -313,9 +322,22 @@ class JobQueue:
         return await self._db.run(_purge)
 
 
-type JobHandler = Callable[[Job], Awaitable[Callable[[Session], None] | None]]
-"""Does a job's work; may return a function whose writes commit together with the job's completion.
-Raise PermanentJobError when retrying cannot help, any other exception to retry."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobResult:
+    """What a finished job leaves: writes that commit with its completion, and what follows them.
+
+    store(session) runs in the transaction that marks the job done, so a job's results are
+    stored exactly once or not at all; after(stored) then runs on the loop with store's return
+    value, to announce what was committed (never before it is).
+    """
+
+    store: Callable[[Session], Any] | None = None
+    after: Callable[[Any], None] | None = None
+
+
+type JobHandler = Callable[[Job], Awaitable[JobResult | None]]
+"""Does a job's work and returns its result. Raise PermanentJobError when retrying cannot help,
+any other exception to retry later."""
 
 type TaskFactory = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
@@ -337,8 +359,16 @@ class JobWorker:
         create_task: TaskFactory = _default_task_factory,
         clock: Callable[[], datetime] = utcnow,
         idle_poll: float = 60.0,
+        available: Callable[[], bool] | None = None,
+        is_outage: Callable[[BaseException], bool] | None = None,
+        outage_poll: float = 1.0,
     ) -> None:
-        """Work kind's jobs from queue with handler; create_task lets the host track the task."""
+        """Work kind's jobs from queue with handler; create_task lets the host track the task.
+
+        available() says whether the service the jobs need can take a request now; while it
+        cannot, jobs stay queued (checked every outage_poll seconds). is_outage(error) says whether
+        a failure was the service being down, which does not spend the job's attempts.
+        """
         self._queue = queue
         self.kind = kind
         self._handler = handler
@@ -346,6 +376,9 @@ class JobWorker:
         self._create_task = create_task
         self._clock = clock
         self._idle_poll = idle_poll
+        self._available = available
+        self._is_outage = is_outage
+        self._outage_poll = outage_poll
         self._wake = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], Job] = {}
         self._recording: set[asyncio.Task[None]] = set()
@@ -386,6 +419,9 @@ class JobWorker:
             self._wake.clear()
             free = self.concurrency - len(self._inflight)
             claimed: list[Job] = []
+            if self._available is not None and not self._available():
+                await self._sleep(self._outage_poll)
+                continue
             if free > 0:
                 try:
                     claimed = await self._queue.claim(self.kind, free)
@@ -409,10 +445,14 @@ class JobWorker:
             due = await self._queue.next_due(self.kind)
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))
-        if timeout <= 0:
+        await self._sleep(timeout)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait up to seconds, or until woken."""
+        if seconds <= 0:
             return
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._wake.wait()
         except TimeoutError:
             pass
@@ -421,7 +461,7 @@ class JobWorker:
         task = cast("asyncio.Task[None]", asyncio.current_task())
         try:
             try:
-                also = await self._handler(job)
+                result = await self._handler(job)
             except asyncio.CancelledError:
                 raise
             except PermanentJobError as err:
@@ -429,23 +469,37 @@ class JobWorker:
                 await self._finish_failed(job, str(err), permanent=True)
             except Exception as err:  # noqa: BLE001 - any failure is the job's, retried by policy
                 self._recording.add(task)
-                await self._finish_failed(job, str(err) or type(err).__name__)
+                outage = self._is_outage is not None and self._is_outage(err)
+                await self._finish_failed(job, str(err) or type(err).__name__, count=not outage)
             else:
                 self._recording.add(task)
-                try:
-                    await self._queue.complete(job, also)
-                except Exception as err:  # noqa: BLE001
-                    _LOGGER.warning(
-                        "Could not store the result of %s job %s: %s", self.kind, job.job_id, err
-                    )
-                    await self._finish_failed(job, f"storing the result failed: {err}")
+                await self._complete(job, result or JobResult())
         finally:
             self._recording.discard(task)
             self._inflight.pop(task, None)
             self._wake.set()
 
-    async def _finish_failed(self, job: Job, error: str, *, permanent: bool = False) -> None:
+    async def _complete(self, job: Job, result: JobResult) -> None:
         try:
-            await self._queue.fail(job, error, permanent=permanent)
+            stored = await self._queue.complete(job, result.store)
+        except Exception as err:  # noqa: BLE001 - the job is retried, its work redone
+            _LOGGER.warning(
+                "Could not store the result of %s job %s: %s", self.kind, job.job_id, err
+            )
+            await self._finish_failed(job, f"storing the result failed: {err}")
+            return
+        if result.after is not None:
+            try:
+                result.after(stored)
+            except Exception:
+                _LOGGER.exception(
+                    "Announcing the result of %s job %s failed", self.kind, job.job_id
+                )
+
+    async def _finish_failed(
+        self, job: Job, error: str, *, permanent: bool = False, count: bool = True
+    ) -> None:
+        try:
+            await self._queue.fail(job, error, permanent=permanent, count=count)
         except Exception:
             _LOGGER.exception("Could not record the failure of %s job %s", self.kind, job.job_id)

@@ -122,6 +122,19 @@ class CircuitBreaker:
         """Return the clock reading when the breaker last opened; None while closed."""
         return self._opened_at
 
+    def would_allow(self) -> bool:
+        """Return whether allow_request() would grant a request now, without taking the probe.
+
+        Workers ask this before taking a job, so jobs wait in the queue while a service is down
+        instead of spending their attempts on it.
+        """
+        if self._state is CircuitState.CLOSED:
+            return True
+        if self._state is CircuitState.OPEN:
+            opened_at = self._opened_at if self._opened_at is not None else self._clock()
+            return self._clock() - opened_at >= self.reset_timeout
+        return not self._probe_in_flight
+
     def allow_request(self) -> bool:
         """Return whether a request may be sent now; a True in half-open state is the probe.
 

@@ -1,0 +1,629 @@
+"""Wires the stages together: watched folders in, risk-scored security events out.
+
+upload -> watcher (debounce) -> intake (executor: validate, hash) -> dedupe -> media row and a
+detect job (one transaction) -> detect worker (frame, detector) -> detections, batch and any
+fast-path analyze job (one transaction, with the job's completion) -> batcher closes the batch
+into an analyze job -> analyze worker (LLM, or the heuristic while it is unreachable) -> event
+(one transaction, with the job's completion) -> callbacks.
+
+The pipeline owns no policy of its own; each stage is a module of its own. It knows nothing of
+Home Assistant: the host passes an aiohttp session, a runner for blocking work, a task factory
+and callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+import logging
+import os
+from typing import Any
+import uuid
+
+import aiohttp
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
+from .batcher import Batcher, OpenBatch, add_to_batch, analyze_payload
+from .dedupe import RecentHashes
+from .detector import DetectorClient, DetectorError, DetectorRejectedError, DetectorResult
+from .health import redact_url
+from .jobs import (
+    Job,
+    JobKind,
+    JobQueue,
+    JobResult,
+    JobState,
+    JobWorker,
+    PermanentJobError,
+    TaskFactory,
+    add_job,
+)
+from .media import Intake, RejectedMediaError, camera_id_for, classify, inspect_upload
+from .models import (
+    BoundingBox,
+    Camera,
+    Detection,
+    MediaType,
+    SecurityEvent,
+)
+from .prompts import AnalysisRequest
+from .resilience import CircuitBreaker, CircuitOpenError, CircuitState, RetryPolicy
+from .risk import Verdict, heuristic_verdict
+from .settings import LlmApi, PipelineOptions
+from .storage import (
+    BlockingRunner,
+    CameraRow,
+    Database,
+    DetectionRow,
+    EventDetectionRow,
+    EventRow,
+    MediaRow,
+    utcnow,
+)
+from .video import VideoError, extract_frame, key_frame_time, probe_video
+from .watcher import FolderWatcher, find_uploads
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    """Everything the pipeline needs to know, resolved by the host from its configuration."""
+
+    camera_root: str
+    database_url: str
+    detector_urls: tuple[str, ...]
+    llm_url: str
+    llm_api: LlmApi
+    options: PipelineOptions
+    local_tz: tzinfo
+    detector_concurrency: int = 2
+    llm_concurrency: int = 1
+    intake_concurrency: int = 4
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    dedupe_ttl: float = 300.0
+    detector_time_limit: float = 30.0
+    llm_time_limit: float = 120.0
+    summary_max: int = 200
+    reasoning_max: int = 1000
+    llm_extra_params: Mapping[str, Any] | None = None
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    polling_interval: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineCallbacks:
+    """How the pipeline tells its host what happened; each runs on the loop, after the commit."""
+
+    camera_added: Callable[[Camera], None] = lambda _camera: None
+    detections: Callable[[Camera, list[Detection]], None] = lambda _camera, _found: None
+    event: Callable[[Camera, SecurityEvent], None] = lambda _camera, _event: None
+    batch_changed: Callable[[str, bool], None] = lambda _camera_id, _open: None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Registered:
+    camera: Camera
+    new_camera: bool
+    media_id: int | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Stored:
+    detections: list[Detection]
+    batch: OpenBatch | None
+    fast_path_jobs: int
+
+
+def _camera(row: CameraRow) -> Camera:
+    return Camera(camera_id=row.camera_id, name=row.name, folder=row.folder)
+
+
+def _camera_for_folder(session: Session, folder: str, now: datetime) -> tuple[Camera, bool]:
+    """Return the camera of folder, creating it (with an id no other folder has) if new."""
+    row = session.scalar(select(CameraRow).where(CameraRow.folder == folder))
+    if row is not None:
+        return _camera(row), False
+    base = camera_id_for(folder)
+    candidate, number = base, 2
+    while session.get(CameraRow, candidate) is not None:
+        candidate = f"{base}_{number}"
+        number += 1
+    row = CameraRow(camera_id=candidate, folder=folder, name=folder, created_at=now)
+    session.add(row)
+    return _camera(row), True
+
+
+class Pipeline:
+    """One camera root's whole pipeline, started and stopped by the host."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        session: aiohttp.ClientSession,
+        *,
+        run_blocking: BlockingRunner | None = None,
+        create_task: TaskFactory | None = None,
+        callbacks: PipelineCallbacks | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        """Build the stages; nothing runs before start()."""
+        self.config = config
+        self._run_blocking: BlockingRunner = run_blocking or asyncio.to_thread
+        self._create_task = create_task
+        self.callbacks = callbacks or PipelineCallbacks()
+        self._clock = clock
+        options = config.options
+        self.db = Database(config.database_url, run_blocking=self._run_blocking)
+        self.queue = JobQueue(self.db, config.retry, clock=clock)
+        self.detector = DetectorClient(
+            session,
+            config.detector_urls,
+            threshold=options.confidence_threshold,
+            time_limit=config.detector_time_limit,
+        )
+        self.llm_breaker = CircuitBreaker(name=f"LLM {redact_url(config.llm_url)}")
+        self.analyzer = Analyzer(
+            session,
+            config.llm_url,
+            config.llm_api,
+            thresholds=options.severity,
+            time_limit=config.llm_time_limit,
+            breaker=self.llm_breaker,
+            summary_max=config.summary_max,
+            reasoning_max=config.reasoning_max,
+            extra_params=config.llm_extra_params,
+        )
+        self.batcher = Batcher(
+            self.db,
+            self.queue,
+            window=options.batch_window,
+            idle=options.batch_idle_timeout,
+            clock=clock,
+            on_change=self._batch_changed,
+        )
+        self.watcher = FolderWatcher(
+            config.camera_root,
+            self.submit,
+            debounce=options.debounce,
+            polling=options.polling_observer,
+            run_blocking=self._run_blocking,
+            polling_interval=config.polling_interval,
+        )
+        self._recent = RecentHashes(config.dedupe_ttl)
+        self._intake_slots = asyncio.Semaphore(config.intake_concurrency)
+        self._intake_tasks: set[asyncio.Task[None]] = set()
+        self._cameras: dict[str, Camera] = {}
+        self._workers: list[JobWorker] = []
+        self._started = False
+        self.images_processed = 0
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the database, resume interrupted work, start watching and queue the backlog.
+
+        Raises storage.DatabaseError when the database cannot be used.
+        """
+        await self.db.start()
+        try:
+            await self.queue.recover()
+            cameras = await self.db.run(
+                lambda s: [_camera(row) for row in s.scalars(select(CameraRow)).all()]
+            )
+            for camera in cameras:
+                self._cameras[camera.camera_id] = camera
+                self.callbacks.camera_added(camera)
+            await self.batcher.resume()
+            self._workers = [
+                self._worker(JobKind.DETECT, self._detect, self.config.detector_concurrency),
+                self._worker(JobKind.ANALYZE, self._analyze, self.config.llm_concurrency),
+            ]
+            for worker in self._workers:
+                worker.start()
+            self._started = True
+            await self.watcher.start()
+            await self._queue_backlog()
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _worker(self, kind: JobKind, handler: Any, concurrency: int) -> JobWorker:
+        if kind is JobKind.DETECT:
+            available, outage = self._detector_available, self._detector_outage
+        else:
+            available, outage = None, self._llm_outage
+        kwargs: dict[str, Any] = {}
+        if self._create_task is not None:
+            kwargs["create_task"] = self._create_task
+        return JobWorker(
+            self.queue,
+            kind,
+            handler,
+            concurrency=concurrency,
+            clock=self._clock,
+            available=available,
+            is_outage=outage,
+            **kwargs,
+        )
+
+    async def stop(self) -> None:
+        """Stop watching and working; what is unfinished resumes at the next start."""
+        self._started = False
+        await self.watcher.stop()
+        for task in list(self._intake_tasks):
+            task.cancel()
+        if self._intake_tasks:
+            await asyncio.gather(*self._intake_tasks, return_exceptions=True)
+        for worker in self._workers:
+            await worker.stop()
+        self._workers = []
+        await self.batcher.stop()
+        await self.db.close()
+
+    async def _queue_backlog(self) -> None:
+        """Queue uploads that arrived while the pipeline was not running."""
+        root = self.config.camera_root
+        known: set[str] = set(
+            await self.db.run(lambda s: list(s.scalars(select(MediaRow.path)).all()))
+        )
+        paths = await self._run_blocking(find_uploads, root)
+        backlog = [path for path in paths if path not in known]
+        if backlog:
+            _LOGGER.info("Queuing %s upload(s) that arrived while stopped", len(backlog))
+        for path in backlog:
+            self.submit(path)
+
+    # --- intake ---------------------------------------------------------------------------------
+
+    @property
+    def cameras(self) -> Mapping[str, Camera]:
+        """Return the known cameras by id."""
+        return self._cameras
+
+    def submit(self, path: str) -> None:
+        """Take in an upload path (called by the watcher once the file has settled)."""
+        if not self._started:
+            return
+        task = asyncio.get_running_loop().create_task(self._intake(path), name="ai_security intake")
+        self._intake_tasks.add(task)
+        task.add_done_callback(self._intake_tasks.discard)
+
+    async def wait_for_intake(self) -> None:
+        """Return once every submitted upload has been taken in (for tests and benchmarks)."""
+        while self._intake_tasks:
+            await asyncio.gather(*list(self._intake_tasks), return_exceptions=True)
+
+    async def _intake(self, path: str) -> None:
+        root = self.config.camera_root
+        classified = classify(root, path)
+        if classified is None:
+            return
+        folder, _media_type = classified
+        intake = await self._inspect(path)
+        if intake is None:
+            return
+        if self._recent.seen(intake.sha256):
+            _LOGGER.debug("Skipping %s: the same content arrived moments ago", path)
+            return
+        now = self._clock()
+
+        def register(session: Session) -> _Registered:
+            camera, new_camera = _camera_for_folder(session, folder, now)
+            if session.scalar(select(MediaRow.media_id).where(MediaRow.sha256 == intake.sha256)):
+                return _Registered(camera=camera, new_camera=new_camera, media_id=None)
+            row = MediaRow(
+                camera_id=camera.camera_id,
+                path=path,
+                sha256=intake.sha256,
+                media_type=intake.media_type.value,
+                size=intake.size,
+                width=intake.width,
+                height=intake.height,
+                received_at=now,
+            )
+            session.add(row)
+            session.flush()
+            add_job(session, JobKind.DETECT, {"media_id": row.media_id}, now)
+            return _Registered(camera=camera, new_camera=new_camera, media_id=row.media_id)
+
+        try:
+            registered = await self.db.run(register)
+        except Exception:
+            self._recent.forget(intake.sha256)
+            _LOGGER.exception(
+                "Could not register %s; it is picked up again at the next start", path
+            )
+            return
+        if registered.new_camera:
+            self._cameras[registered.camera.camera_id] = registered.camera
+            _LOGGER.info("New camera %s (%s)", registered.camera.name, registered.camera.camera_id)
+            self.callbacks.camera_added(registered.camera)
+        if registered.media_id is None:
+            _LOGGER.debug("Skipping %s: its content was processed before", path)
+            return
+        self.queue.notify(JobKind.DETECT)
+
+    async def _inspect(self, path: str) -> Intake | None:
+        """Check and hash an upload in the executor; None (logged) when it cannot be used."""
+        async with self._intake_slots:
+            try:
+                intake: Intake = await self._run_blocking(
+                    inspect_upload, self.config.camera_root, path
+                )
+            except FileNotFoundError:
+                _LOGGER.debug("%s disappeared before it could be read", path)
+                return None
+            except RejectedMediaError as err:
+                _LOGGER.warning("Ignoring %s: %s", path, err)
+                return None
+            except OSError as err:
+                _LOGGER.warning("Cannot read %s: %s", path, err)
+                return None
+        return intake
+
+    # --- detection ------------------------------------------------------------------------------
+
+    def _detector_available(self) -> bool:
+        return any(breaker.would_allow() for breaker in self.detector.breakers.values())
+
+    def _detector_outage(self, error: BaseException) -> bool:
+        """Return whether a failure is the detector's outage: no endpoint is considered up."""
+        if isinstance(error, CircuitOpenError):
+            return True
+        return isinstance(error, DetectorError) and not any(
+            breaker.state is CircuitState.CLOSED for breaker in self.detector.breakers.values()
+        )
+
+    async def _detect(self, job: Job) -> JobResult:
+        media_id = int(job.payload["media_id"])
+        row = await self.db.run(lambda s: _media(s, media_id))
+        if row is None:
+            raise PermanentJobError(f"upload {media_id} is no longer in the database")
+        path, camera_id, media_type, width, height = row
+        frame_time: float | None = None
+        if media_type is MediaType.VIDEO:
+            try:
+                info = await probe_video(path, ffprobe=self.config.ffprobe)
+                frame_time = key_frame_time(info.duration)
+                image = await extract_frame(path, frame_time, ffmpeg=self.config.ffmpeg)
+            except VideoError as err:
+                raise PermanentJobError(err.reason) from err
+            width, height = info.width, info.height
+            filename = os.path.splitext(os.path.basename(path))[0] + ".jpg"
+        else:
+            try:
+                image = await self._run_blocking(_read_file, path)
+            except FileNotFoundError as err:
+                raise PermanentJobError(f"{path} was deleted before it was processed") from err
+            filename = os.path.basename(path)
+        try:
+            result = await self.detector.detect(
+                image, filename=filename, width=width, height=height
+            )
+        except DetectorRejectedError as err:
+            # The detector answered and refused this image (413 too large, 400): a retry
+            # cannot change its mind.
+            raise PermanentJobError(str(err)) from err
+        self.images_processed += 1
+        return self._store_detections(
+            camera_id=camera_id,
+            media_id=media_id,
+            path=path,
+            width=width,
+            height=height,
+            frame_time=frame_time,
+            result=result,
+        )
+
+    def _store_detections(
+        self,
+        *,
+        camera_id: str,
+        media_id: int,
+        path: str,
+        width: int,
+        height: int,
+        frame_time: float | None,
+        result: DetectorResult,
+    ) -> JobResult:
+        now = self._clock()
+        options = self.config.options
+        fast_types = set(options.fast_path_objects)
+
+        def store(session: Session) -> _Stored:
+            rows = [
+                DetectionRow(
+                    media_id=media_id,
+                    camera_id=camera_id,
+                    label=found.label,
+                    confidence=found.confidence,
+                    x=found.bbox.x,
+                    y=found.bbox.y,
+                    w=found.bbox.w,
+                    h=found.bbox.h,
+                    frame_width=width,
+                    frame_height=height,
+                    frame_time=frame_time,
+                    detected_at=now,
+                )
+                for found in result.detections
+            ]
+            if not rows:
+                return _Stored(detections=[], batch=None, fast_path_jobs=0)
+            session.add_all(rows)
+            session.flush()
+            detections = [_detection(row, path) for row in rows]
+            batch = add_to_batch(session, camera_id, [d.detection_id or 0 for d in detections], now)
+            fast = [
+                d.detection_id or 0
+                for d in detections
+                if d.label in fast_types and d.confidence >= options.fast_path_confidence
+            ]
+            if fast:
+                add_job(
+                    session,
+                    JobKind.ANALYZE,
+                    analyze_payload(camera_id, fast, now, now, fast_path=True),
+                    now,
+                )
+            return _Stored(detections=detections, batch=batch, fast_path_jobs=1 if fast else 0)
+
+        def after(stored: _Stored) -> None:
+            if stored.batch is not None:
+                self.batcher.track(stored.batch)
+            if stored.fast_path_jobs:
+                self.queue.notify(JobKind.ANALYZE)
+            if stored.detections and (camera := self._cameras.get(camera_id)) is not None:
+                self.callbacks.detections(camera, stored.detections)
+
+        return JobResult(store=store, after=after)
+
+    # --- analysis -------------------------------------------------------------------------------
+
+    def _llm_outage(self, error: BaseException) -> bool:
+        return (
+            isinstance(error, AnalyzerError) and self.llm_breaker.state is not CircuitState.CLOSED
+        )
+
+    async def _analyze(self, job: Job) -> JobResult:
+        payload = job.payload
+        camera_id = str(payload["camera_id"])
+        ids = [int(i) for i in payload["detection_ids"]]
+        camera, detections = await self.db.run(lambda s: _camera_and_detections(s, camera_id, ids))
+        if camera is None:
+            raise PermanentJobError(f"camera {camera_id} is no longer in the database")
+        request = AnalysisRequest(
+            camera_name=camera.name,
+            started_at=datetime.fromisoformat(payload["started_at"]),
+            ended_at=datetime.fromisoformat(payload["ended_at"]),
+            local_tz=self.config.local_tz,
+            detections=tuple(detections),
+            is_fast_path=bool(payload.get("fast_path")),
+        )
+        try:
+            verdict = await self.analyzer.analyze(request)
+        except LlmUnavailableError as err:
+            _LOGGER.debug("LLM unavailable (%s): scoring %s heuristically", err, camera.name)
+            verdict = heuristic_verdict(request, self.config.options.severity)
+        except LlmRejectedError as err:
+            # The server answered and refused this batch (400: a prompt it cannot take); asking
+            # again would be refused again, so the event is scored without it.
+            _LOGGER.warning(
+                "The LLM refused the batch of %s (%s); scored heuristically", camera.name, err
+            )
+            verdict = heuristic_verdict(request, self.config.options.severity)
+        event = _event(camera, request, verdict, detections)
+
+        def store(session: Session) -> SecurityEvent:
+            session.add(
+                EventRow(
+                    event_id=event.event_id,
+                    camera_id=event.camera_id,
+                    started_at=event.started_at,
+                    ended_at=event.ended_at,
+                    risk_score=event.risk_score,
+                    risk_level=event.risk_level.value,
+                    summary=event.summary,
+                    reasoning=event.reasoning,
+                    object_types=list(event.object_types),
+                    detection_count=event.detection_count,
+                    is_fast_path=event.is_fast_path,
+                    source=event.source.value,
+                    reviewed=False,
+                    created_at=self._clock(),
+                )
+            )
+            session.flush()
+            session.add_all(
+                EventDetectionRow(event_id=event.event_id, detection_id=detection_id)
+                for detection_id in event.detection_ids
+            )
+            return event
+
+        def after(stored: SecurityEvent) -> None:
+            self.callbacks.event(camera, stored)
+
+        return JobResult(store=store, after=after)
+
+    def _batch_changed(self, camera_id: str, is_open: bool) -> None:
+        self.callbacks.batch_changed(camera_id, is_open)
+
+    # --- state for the host ---------------------------------------------------------------------
+
+    async def queue_depths(self) -> dict[str, int]:
+        """Return queued, dead and running job counts, for sensors and diagnostics."""
+        counts = await self.queue.counts()
+        return {
+            f"{kind.value}_{state.value}": counts.get((kind, state), 0)
+            for kind in JobKind
+            for state in JobState
+        }
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _media(session: Session, media_id: int) -> tuple[str, str, MediaType, int, int] | None:
+    row = session.get(MediaRow, media_id)
+    if row is None:
+        return None
+    return row.path, row.camera_id, MediaType(row.media_type), row.width, row.height
+
+
+def _detection(row: DetectionRow, path: str) -> Detection:
+    return Detection(
+        detection_id=row.detection_id,
+        media_id=row.media_id,
+        camera_id=row.camera_id,
+        label=row.label,
+        confidence=row.confidence,
+        bbox=BoundingBox(x=row.x, y=row.y, w=row.w, h=row.h),
+        detected_at=row.detected_at,
+        frame_width=row.frame_width,
+        frame_height=row.frame_height,
+        frame_time=row.frame_time,
+        path=path,
+    )
+
+
+def _camera_and_detections(
+    session: Session, camera_id: str, ids: list[int]
+) -> tuple[Camera | None, list[Detection]]:
+    camera_row = session.get(CameraRow, camera_id)
+    rows = session.execute(
+        select(DetectionRow, MediaRow.path)
+        .join(MediaRow, MediaRow.media_id == DetectionRow.media_id)
+        .where(DetectionRow.detection_id.in_(ids))
+        .order_by(DetectionRow.detected_at, DetectionRow.detection_id)
+    ).all()
+    detections = [_detection(row, path) for row, path in rows]
+    return (_camera(camera_row) if camera_row is not None else None), detections
+
+
+def _event(
+    camera: Camera, request: AnalysisRequest, verdict: Verdict, detections: list[Detection]
+) -> SecurityEvent:
+    object_types = tuple(sorted({d.label for d in detections}))
+    return SecurityEvent(
+        event_id=uuid.uuid4().hex,
+        camera_id=camera.camera_id,
+        started_at=request.started_at,
+        ended_at=request.ended_at,
+        risk_score=verdict.risk_score,
+        risk_level=verdict.risk_level,
+        summary=verdict.summary,
+        reasoning=verdict.reasoning,
+        object_types=object_types,
+        detection_count=len(detections),
+        is_fast_path=request.is_fast_path,
+        source=verdict.source,
+        detection_ids=tuple(d.detection_id for d in detections if d.detection_id is not None),
+    )

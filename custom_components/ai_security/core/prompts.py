@@ -1,0 +1,268 @@
+"""The words and the answer shape the LLM gets for a batch, kept apart from how they are sent.
+
+build_messages() turns one camera's batch into a system prompt (the job, the score bands, the
+answer format) and a user prompt (the facts: camera, local time, one line per detection), and
+verdict_schema() is the JSON schema the server's grammar forces the answer into. The prompt is
+plain, ASCII-friendly text of bounded size: small local models have small contexts (the tests'
+model refuses anything over about 3800 characters), so only the most confident detections are
+listed (at most max_detections, within a character budget) and all are counted by class.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any, Final
+
+from .models import Detection
+from .settings import SeverityThresholds
+
+MAX_CAMERA_NAME: Final = 80
+"""Characters of the camera name the prompt keeps (folder names can be long)."""
+MAX_LABEL: Final = 24
+"""Characters of an object class the prompt keeps (the detector's classes are short words)."""
+MAX_CLASSES: Final = 6
+"""Classes named with their counts; the rest are counted together."""
+MAX_PROMPT_CHARS: Final = 3200
+"""Characters of system and user prompt together that build_messages() aims to stay within.
+
+Small local models are served with 4096 tokens per request or fewer, and the answer needs room
+too; the tests' model spends one token per character and refuses prompts over about 3800."""
+
+_WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+"""English names by datetime.weekday(): strftime's %A follows the C locale, which may not be."""
+_ROWS: Final = ("top", "middle", "bottom")
+_COLUMNS: Final = ("left", "centre", "right")
+
+RISK_LEVELS: Final = ("low", "medium", "high", "critical")
+"""The levels the model may name, lowest first (the values of models.RiskLevel)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnalysisRequest:
+    """What the LLM (or the heuristic scorer) judges: one camera's detections in one window.
+
+    started_at and ended_at are timezone-aware (UTC); local_tz is Home Assistant's configured zone,
+    in which the prompt and the heuristic read the local date, time and weekday.
+    """
+
+    camera_name: str
+    started_at: datetime
+    ended_at: datetime
+    local_tz: tzinfo
+    detections: tuple[Detection, ...]
+    is_fast_path: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse naive times: they would silently be read in the host's zone, not the user's."""
+        for name, value in (("started_at", self.started_at), ("ended_at", self.ended_at)):
+            if value.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware, not {value!r}")
+
+    @property
+    def local_start(self) -> datetime:
+        """Return the batch start in the local zone (for the date, time and weekday)."""
+        return self.started_at.astimezone(self.local_tz)
+
+    @property
+    def duration(self) -> float:
+        """Return the window's length in seconds (never negative)."""
+        return max(0.0, (self.ended_at - self.started_at).total_seconds())
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Return text on one line, without control characters, at most limit characters.
+
+    Camera names and classes come from folder names and the detector; a newline in one must not
+    be able to add lines (or instructions) to the prompt.
+    """
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return flat[:limit].rstrip() or "?"
+
+
+def describe_time(moment: datetime) -> str:
+    """Return 'Thursday 2024-06-06 23:14:05': weekday, ISO date and time, in moment's zone."""
+    return f"{_WEEKDAYS[moment.weekday()]} {moment:%Y-%m-%d %H:%M:%S}"
+
+
+def position(detection: Detection) -> str | None:
+    """Return where the box centre lies on a 3x3 grid ('top-left', 'centre', ...).
+
+    None when the frame size is unknown (0), so no position can be told.
+    """
+    if detection.frame_width <= 0 or detection.frame_height <= 0:
+        return None
+    box = detection.bbox
+    column = _cell((box.x + box.w / 2) / detection.frame_width)
+    row = _cell((box.y + box.h / 2) / detection.frame_height)
+    if row == 1 and column == 1:
+        return "centre"
+    return f"{_ROWS[row]}-{_COLUMNS[column]}"
+
+
+def _cell(fraction: float) -> int:
+    """Return the third (0, 1, 2) a fraction of the frame falls in, boxes off the edge clamped."""
+    return min(2, max(0, int(fraction * 3)))
+
+
+def frame_share(detection: Detection) -> int | None:
+    """Return the percentage of the frame the box covers (a hint of how close the object is)."""
+    area = detection.frame_width * detection.frame_height
+    if area <= 0:
+        return None
+    share = max(0.0, detection.bbox.w) * max(0.0, detection.bbox.h) / area
+    return round(min(1.0, share) * 100)
+
+
+def detection_line(detection: Detection, started_at: datetime) -> str:
+    """Return one prompt line: '+12.5 s person 93% bottom-left, 12% of frame'."""
+    if detection.detected_at is None:
+        offset = "+? s"
+    else:
+        offset = f"+{max(0.0, (detection.detected_at - started_at).total_seconds()):.1f} s"
+    confidence = round(min(1.0, max(0.0, detection.confidence)) * 100)
+    where = position(detection)
+    share = frame_share(detection)
+    details = [where if where is not None else "position unknown"]
+    if share is not None:
+        details.append(f"{share}% of frame")
+    if detection.frame_time is not None:
+        details.append(f"video frame at {detection.frame_time:.1f} s")
+    label = clean_text(detection.label, MAX_LABEL)
+    return f"{offset} {label} {confidence}% {', '.join(details)}"
+
+
+def class_counts(detections: Iterable[Detection]) -> str:
+    """Return 'person 8, car 4, 3 more of 2 other classes': most frequent first, bounded."""
+    counts = Counter(clean_text(d.label, MAX_LABEL) for d in detections)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    parts = [f"{label} {count}" for label, count in ranked[:MAX_CLASSES]]
+    if rest := ranked[MAX_CLASSES:]:
+        parts.append(f"{sum(count for _, count in rest)} more of {len(rest)} other classes")
+    return ", ".join(parts)
+
+
+def system_prompt(
+    thresholds: SeverityThresholds, *, summary_max: int = 200, reasoning_max: int = 1000
+) -> str:
+    """Return the instructions: the job, score bands matching the thresholds, the answer format.
+
+    The bands follow the configured thresholds so that the level the model names agrees with the
+    level derived from its score; the answer's shape itself is enforced by the JSON schema.
+    """
+    t = thresholds
+    return (
+        "You are a home security analyst. You get what one camera of a home saw in a short time "
+        "window: its name, the local time, and the objects an object detector found, with time, "
+        "class, confidence and position in the frame. Judge the risk for the home and its "
+        "people.\n"
+        f"Risk score bands: 0-{t.medium - 1} low (normal life: residents, deliveries, pets, "
+        f"passing traffic); {t.medium}-{t.high - 1} medium (worth a look); "
+        f"{t.high}-{t.critical - 1} high (suspicious, such as people lingering at night); "
+        f"{t.critical}-100 critical (likely intrusion or danger, such as a weapon). Night, "
+        "several people and a long stay raise the risk; a confidence under 60% may be a false "
+        "detection.\n"
+        "Answer only with a JSON object: reasoning (why, briefly, at most "
+        f"{reasoning_max} characters), risk_score (0-100), risk_level (low, medium, high or "
+        "critical, matching the band) and summary (one sentence for a phone notification, at "
+        f"most {summary_max} characters)."
+    )
+
+
+def user_prompt(
+    request: AnalysisRequest, *, max_detections: int = 40, budget: int = MAX_PROMPT_CHARS
+) -> str:
+    """Return the facts of one batch: camera, local time, duration, then one line per detection.
+
+    The most confident detections are listed, in time order, as long as there are at most
+    max_detections and the text stays within budget characters; the header counts all of them
+    by class, so the prompt's size does not grow with the batch.
+    """
+    if max_detections < 0:
+        raise ValueError(f"max_detections must not be negative, not {max_detections}")
+    detections = request.detections
+    lines = [
+        f"Camera: {clean_text(request.camera_name, MAX_CAMERA_NAME)}",
+        f"Start: {describe_time(request.local_start)} (local time)",
+        f"Duration: {round(request.duration, 1):g} s",
+    ]
+    if request.is_fast_path:
+        lines.append("Fast alert: a high-confidence detection sent at once, not a full window.")
+    if not detections:
+        lines.append("Detections: none")
+        return "\n".join(lines)
+    lines.append(f"Detections: {len(detections)} ({class_counts(detections)})")
+    used = sum(len(line) + 1 for line in lines) + len(_LISTING) + _NOTE_RESERVE
+    ranked = sorted(range(len(detections)), key=lambda i: (-detections[i].confidence, i))
+    listed: list[tuple[float, int, str]] = []
+    for index in ranked[:max_detections]:
+        line = detection_line(detections[index], request.started_at)
+        if used + len(line) + 1 > budget:
+            break
+        used += len(line) + 1
+        listed.append((_offset_key(detections[index], request), index, line))
+    if len(listed) < len(detections):
+        lines.append(
+            f"Listed: the {len(listed)} most confident; "
+            f"the other {len(detections) - len(listed)} are only counted above."
+        )
+    if listed:
+        lines.append(_LISTING)
+        lines.extend(line for _, _, line in sorted(listed))
+    return "\n".join(lines)
+
+
+_LISTING: Final = "Seconds from start, object, confidence, position in the frame:"
+_NOTE_RESERVE: Final = 80
+"""Room kept for the 'Listed: ...' line while lines are added."""
+
+
+def _offset_key(detection: Detection, request: AnalysisRequest) -> float:
+    """Return a sort key putting detections in time order (unknown times first)."""
+    if detection.detected_at is None:
+        return -1.0
+    return (detection.detected_at - request.started_at).total_seconds()
+
+
+def build_messages(
+    request: AnalysisRequest,
+    *,
+    max_detections: int = 40,
+    max_chars: int = MAX_PROMPT_CHARS,
+    thresholds: SeverityThresholds | None = None,
+    summary_max: int = 200,
+    reasoning_max: int = 1000,
+) -> tuple[str, str]:
+    """Return (system prompt, user prompt) for request.
+
+    At most max_detections detections are listed, fewer where the two prompts would pass
+    max_chars characters together (the header and the instructions are always there).
+    thresholds set the score bands the system prompt names (the defaults when None);
+    summary_max and reasoning_max are the lengths it asks for (the schema enforces them).
+    """
+    system = system_prompt(
+        thresholds or SeverityThresholds(), summary_max=summary_max, reasoning_max=reasoning_max
+    )
+    user = user_prompt(request, max_detections=max_detections, budget=max_chars - len(system))
+    return system, user
+
+
+def verdict_schema(*, summary_max: int = 200, reasoning_max: int = 1000) -> dict[str, Any]:
+    """Return the JSON schema of the answer, which llama.cpp turns into a grammar.
+
+    Property order is generation order in a grammar, so reasoning comes first: the model
+    explains before it commits to a score. Bounded strings also bound the answer's length.
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "reasoning": {"type": "string", "minLength": 1, "maxLength": reasoning_max},
+            "risk_score": {"type": "integer", "minimum": 0, "maximum": 100},
+            "risk_level": {"type": "string", "enum": list(RISK_LEVELS)},
+            "summary": {"type": "string", "minLength": 1, "maxLength": summary_max},
+        },
+        "required": ["reasoning", "risk_score", "risk_level", "summary"],
+        "additionalProperties": False,
+    }

@@ -1,0 +1,148 @@
+"""Notice uploads in the camera folders, and hand each one on once it has stopped changing.
+
+A watchdog observer (inotify, or polling for NFS/SMB/container mounts) watches the camera root
+recursively on its own thread. Its events hop onto the event loop with call_soon_threadsafe,
+where each path gets a debounce timer that every new event restarts: a camera writing a file over
+several seconds is read once, when it is complete. Creating, starting and stopping the observer
+touch the file system, so they run in the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import contextlib
+import logging
+import os
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from .media import classify
+from .storage import BlockingRunner
+
+_LOGGER = logging.getLogger(__name__)
+
+# inotify's close-after-write is the surest sign an upload is complete; the rest may be mid-way.
+_FILE_EVENTS = frozenset({"created", "modified", "closed", "moved"})
+
+
+class _Forwarder(FileSystemEventHandler):
+    """Runs on the observer's thread: forwards interesting paths to the loop, nothing else."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, touch: Callable[[str], None]) -> None:
+        self._loop = loop
+        self._touch = touch
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _FILE_EVENTS:
+            return
+        path = event.dest_path if event.event_type == "moved" else event.src_path
+        if not path:
+            return
+        path = os.fsdecode(path)
+        # RuntimeError: the loop closed while the observer was stopping.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._touch, path)
+
+
+class FolderWatcher:
+    """Watches root; calls on_file(path) on the loop for each upload once it has settled."""
+
+    def __init__(
+        self,
+        root: str,
+        on_file: Callable[[str], None],
+        *,
+        debounce: float,
+        polling: bool,
+        run_blocking: BlockingRunner,
+        polling_interval: float = 1.0,
+    ) -> None:
+        """Watch root; uploads settle after debounce seconds without a new event on their path."""
+        self.root = root
+        self._on_file = on_file
+        self.debounce = debounce
+        self.polling = polling
+        self._run_blocking = run_blocking
+        self._polling_interval = polling_interval
+        self._observer: BaseObserver | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def pending(self) -> int:
+        """Return how many uploads are waiting for their debounce to pass."""
+        return len(self._timers)
+
+    async def start(self) -> None:
+        """Start the observer (in the executor: it walks the tree to set up its watches)."""
+        self._loop = asyncio.get_running_loop()
+        self._observer = await self._run_blocking(self._start_observer, self._loop)
+        _LOGGER.debug(
+            "Watching %s (%s, debounce %.2f s)",
+            self.root,
+            "polling" if self.polling else "native events",
+            self.debounce,
+        )
+
+    def _start_observer(self, loop: asyncio.AbstractEventLoop) -> BaseObserver:
+        observer: BaseObserver = (
+            PollingObserver(timeout=self._polling_interval) if self.polling else Observer()
+        )
+        observer.name = f"ai_security watcher {self.root}"
+        observer.schedule(_Forwarder(loop, self._touch), self.root, recursive=True)
+        observer.start()
+        return observer
+
+    async def stop(self) -> None:
+        """Stop the observer and join its thread; forget uploads still settling."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            await self._run_blocking(_stop_observer, observer)
+
+    def _touch(self, path: str) -> None:
+        """(Re)start path's debounce timer; runs on the loop."""
+        if self._loop is None or classify(self.root, path) is None:
+            return
+        if (timer := self._timers.pop(path, None)) is not None:
+            timer.cancel()
+        self._timers[path] = self._loop.call_later(self.debounce, self._settled, path)
+
+    def _settled(self, path: str) -> None:
+        self._timers.pop(path, None)
+        try:
+            self._on_file(path)
+        except Exception:
+            _LOGGER.exception("Handling the upload %s failed", path)
+
+
+def _stop_observer(observer: BaseObserver) -> None:
+    observer.stop()
+    observer.join()
+
+
+def find_uploads(root: str) -> list[str]:
+    """Return every upload path under root, oldest first (blocking: run it in the executor).
+
+    Used at start to pick up files that arrived while Home Assistant was not running. Symbolic
+    links to folders are not followed, so a link cannot pull a foreign tree into the scan.
+    """
+    found: list[tuple[float, str]] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            path = os.path.join(folder, name)
+            if classify(root, path) is None:
+                continue
+            try:
+                found.append((os.stat(path).st_mtime, path))
+            except OSError:  # vanished meanwhile, or a dangling link
+                continue
+    found.sort()
+    return [path for _mtime, path in found]
