@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+import json
 import socket
 from typing import Any
 
@@ -64,6 +65,7 @@ class ModelServer:
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._models)
+        self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -78,3 +80,52 @@ class ModelServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def routes(self, app: web.Application) -> None:
+        """Add routes beyond the health ones (subclasses)."""
+
+
+@dataclass
+class LlmStub(ModelServer):
+    """An LLM server answering both completion routes with a verdict the test sets.
+
+    For pipeline tests that need exact, repeatable verdicts; the analyzer itself is tested
+    against a real llama-server (tests/llama.py).
+    """
+
+    verdict: Any = field(
+        default_factory=lambda: {
+            "risk_score": 72,
+            "risk_level": "high",
+            "summary": "Person at the door at night",
+            "reasoning": "One person close to the entrance late at night.",
+        }
+    )
+    completion_status: int = 200
+    prompts: list[str] = field(default_factory=list)
+
+    def routes(self, app: web.Application) -> None:
+        """Serve llama.cpp's /completion and the OpenAI chat route."""
+        app.router.add_post("/completion", self._completion)
+        app.router.add_post("/v1/chat/completions", self._chat)
+
+    def _content(self) -> str:
+        return self.verdict if isinstance(self.verdict, str) else json.dumps(self.verdict)
+
+    async def _completion(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(request.path)
+        self.prompts.append(body.get("prompt", ""))
+        if self.completion_status != 200:
+            return web.json_response({"error": "stub failure"}, status=self.completion_status)
+        return web.json_response({"content": self._content(), "stop_type": "eos"})
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(request.path)
+        self.prompts.append(body["messages"][-1]["content"])
+        if self.completion_status != 200:
+            return web.json_response({"error": "stub failure"}, status=self.completion_status)
+        return web.json_response(
+            {"choices": [{"message": {"content": self._content()}, "finish_reason": "stop"}]}
+        )

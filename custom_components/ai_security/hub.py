@@ -35,6 +35,7 @@ class AiSecurityHub:
         self.title = title
         self.pipeline: Pipeline | None = None
         self.device_ids: dict[str, str] = {}
+        self.hub_device_id: str | None = None
 
     def callbacks(self) -> PipelineCallbacks:
         """Return the callbacks the pipeline reports through."""
@@ -48,13 +49,14 @@ class AiSecurityHub:
     @callback
     def register_hub_device(self) -> None:
         """Create the hub's device, which every camera's device hangs off."""
-        dr.async_get(self.hass).async_get_or_create(
+        device = dr.async_get(self.hass).async_get_or_create(
             config_entry_id=self.entry_id,
             identifiers={(DOMAIN, self.entry_id)},
             name=self.title,
             manufacturer="AI Security",
             model="Detection hub",
         )
+        self.hub_device_id = device.id
 
     @callback
     def _camera_added(self, camera: Camera) -> None:
@@ -64,7 +66,7 @@ class AiSecurityHub:
             name=camera.name,
             manufacturer="AI Security",
             model="Upload folder",
-            via_device=(DOMAIN, self.entry_id),
+            via_device_id=self.hub_device_id,
         )
         self.device_ids[camera.camera_id] = device.id
         async_dispatcher_send(self.hass, SIGNAL_CAMERA_ADDED.format(self.entry_id), camera)

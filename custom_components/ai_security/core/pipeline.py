@@ -91,6 +91,10 @@ class PipelineConfig:
     summary_max: int = 200
     reasoning_max: int = 1000
     llm_extra_params: Mapping[str, Any] | None = None
+    breaker_failures: int = 5
+    """Consecutive failures after which a server is considered down."""
+    breaker_reset: float = 30.0
+    """Seconds a down server is left alone before one request probes it again."""
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     polling_interval: float = 1.0
@@ -166,8 +170,14 @@ class Pipeline:
             config.detector_urls,
             threshold=options.confidence_threshold,
             time_limit=config.detector_time_limit,
+            failure_threshold=config.breaker_failures,
+            reset_timeout=config.breaker_reset,
         )
-        self.llm_breaker = CircuitBreaker(name=f"LLM {redact_url(config.llm_url)}")
+        self.llm_breaker = CircuitBreaker(
+            name=f"LLM {redact_url(config.llm_url)}",
+            failure_threshold=config.breaker_failures,
+            reset_timeout=config.breaker_reset,
+        )
         self.analyzer = Analyzer(
             session,
             config.llm_url,

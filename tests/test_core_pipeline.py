@@ -1,0 +1,594 @@
+"""The whole pipeline, core only: real folders, watchdog, SQLite/PostgreSQL, HTTP servers.
+
+The detector is the protocol-speaking test server; the LLM is a stub with exact verdicts, except
+in the test that runs the real llama-server end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import hashlib
+import logging
+import os
+from pathlib import Path
+import shutil
+import subprocess
+
+import pytest
+from sqlalchemy import func, select
+
+from custom_components.ai_security.core.jobs import JobKind, JobState
+from custom_components.ai_security.core.models import EventSource, RiskLevel
+from custom_components.ai_security.core.storage import DetectionRow, EventRow, MediaRow
+
+from .detector_server import DetectorServer, Reply, detection, detections
+from .llama import grammar_friendly_params, llama_server_fixture, llama_server_process_fixture  # noqa: F401
+from .pipeline_helpers import Recorder, config, fast_options, jpeg, running, wait_until, write
+from .programs import require_program
+from .servers import LlmStub
+
+PERSON = detection("person", 0.95, [100, 80, 60, 140])
+CAR = detection("car", 0.7, [10, 10, 100, 60])
+
+
+@pytest.fixture
+async def detector(socket_enabled: None) -> AsyncIterator[DetectorServer]:
+    server = DetectorServer(reply=Reply(body=detections(CAR)))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def llm(socket_enabled: None) -> AsyncIterator[LlmStub]:
+    server = LlmStub()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "cameras"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ai_security.db'}"
+
+
+async def test_image_to_event(
+    root: Path, database_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """An upload in a dated sub-folder becomes detections, one batch, and one judged event."""
+    async with running(config(root, database_url, detector.url, llm.url)) as (pipeline, rec):
+        content = jpeg(1)
+        path = await asyncio.to_thread(write, root / "Front Door" / "2026-11-26" / "a.jpg", content)
+        await wait_until(lambda: len(rec.events) == 1, what="the event")
+        (event,) = rec.events
+        assert [c.camera_id for c in rec.cameras] == ["front_door"]
+        assert detector.requests[0].sha256 == hashlib.sha256(content).hexdigest()
+        assert (event.camera_id, event.risk_score, event.risk_level) == (
+            "front_door",
+            72,
+            RiskLevel.HIGH,
+        )
+        assert event.summary == "Person at the door at night"
+        assert (event.object_types, event.detection_count) == (("car",), 1)
+        assert (event.is_fast_path, event.source) == (False, EventSource.LLM)
+        assert event.started_at <= event.ended_at
+        assert rec.batches == [("front_door", True), ("front_door", False)]
+        ((camera_id, found),) = rec.detections
+        assert (camera_id, found.label, found.path) == ("front_door", "car", str(path))
+        assert "Camera: Front Door" in llm.prompts[0]
+        stored = await pipeline.db.run(
+            lambda s: (
+                s.scalar(select(func.count()).select_from(EventRow)),
+                s.scalar(select(func.count()).select_from(DetectionRow)),
+            )
+        )
+        assert stored == (1, 1)
+        assert await pipeline.queue.counts() == {
+            (JobKind.DETECT, JobState.DONE): 1,
+            (JobKind.ANALYZE, JobState.DONE): 1,
+        }
+
+
+async def test_fast_path_and_batch(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """A confident person is judged at once, and still joins the batch judged later."""
+    detector.answer(Reply(body=detections(PERSON, CAR)))
+    cfg = config(
+        root,
+        sqlite_url,
+        detector.url,
+        llm.url,
+        options=fast_options(batch_window=3.0, batch_idle_timeout=2.0),
+    )
+    async with running(cfg) as (_pipeline, rec):
+        await asyncio.to_thread(write, root / "Porch" / "a.jpg", jpeg(2))
+        await wait_until(lambda: len(rec.events) == 1, what="the fast-path event")
+        assert rec.events[0].is_fast_path
+        assert rec.events[0].object_types == ("person",)
+        assert rec.events[0].detection_count == 1
+        assert rec.batches == [("porch", True)]  # the batch is still open
+        await wait_until(lambda: len(rec.events) == 2, what="the batch event")
+        batch_event = rec.events[1]
+        assert not batch_event.is_fast_path
+        assert batch_event.object_types == ("car", "person")
+        assert batch_event.detection_count == 2
+
+
+async def test_nothing_processed_twice(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """One image copied under three names, and a file touched again, is detected once."""
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, rec):
+        content = jpeg(3)
+        for name in ("a.jpg", "b.jpg", "sub/c.jpg"):
+            await asyncio.to_thread(write, root / "Yard" / name, content)
+        await wait_until(lambda: len(rec.events) == 1, what="the event")
+        os.utime(root / "Yard" / "a.jpg")
+        await asyncio.sleep(0.5)
+        await pipeline.wait_for_intake()
+        assert detector.count == 1
+        media = await pipeline.db.run(
+            lambda s: s.scalar(select(func.count()).select_from(MediaRow))
+        )
+        assert media == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("zero.jpg", b"", "empty file"),
+        ("truncated.jpg", jpeg(4)[:500], "corrupt or truncated image"),
+        ("text.jpg", b"hello, I am not an image\n" * 10, "not an image"),
+        ("stub.mp4", b"\x00" * 100, "too small for a video"),
+    ],
+)
+async def test_bad_uploads_are_logged_and_skipped(
+    root: Path,
+    sqlite_url: str,
+    detector: DetectorServer,
+    llm: LlmStub,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    content: bytes,
+    reason: str,
+) -> None:
+    """A broken upload gets one warning naming it; the good upload after it is processed."""
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (_pipeline, rec):
+        bad = await asyncio.to_thread(write, root / "Cam" / name, content)
+        await asyncio.to_thread(write, root / "Cam" / "good.jpg", jpeg(5))
+        await wait_until(lambda: len(rec.events) == 1, what="the good upload's event")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"Ignoring {bad}: {reason}")
+    assert detector.count == 1
+
+
+async def test_png_named_jpg_is_processed(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """A PNG with a .jpg name is a fine image: it is detected like any other."""
+    from PIL import Image  # noqa: PLC0415
+
+    path = root / "Cam" / "really_png.jpg"
+    path.parent.mkdir()
+    Image.new("RGB", (200, 100), "blue").save(path, "PNG")
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (_pipeline, rec):
+        await wait_until(lambda: len(rec.events) == 1, what="the event")
+    assert (detector.requests[0].width, detector.requests[0].height) == (200, 100)
+
+
+async def test_camera_folders_and_ids(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """Spaces and accents become stable ids; folders whose ids collide get distinct ones."""
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, rec):
+        for n, folder in enumerate(("Caméra Jardin", "Front Door", "front-door", "FRONT DOOR")):
+            await asyncio.to_thread(write, root / folder / "a.jpg", jpeg(10 + n))
+            await wait_until(lambda n=n: len(rec.cameras) == n + 1, what=f"camera {folder}")
+        assert [(c.camera_id, c.name) for c in rec.cameras] == [
+            ("camera_jardin", "Caméra Jardin"),
+            ("front_door", "Front Door"),
+            ("front_door_2", "front-door"),
+            ("front_door_3", "FRONT DOOR"),
+        ]
+        assert set(pipeline.cameras) == {
+            "camera_jardin",
+            "front_door",
+            "front_door_2",
+            "front_door_3",
+        }
+    # The same folders keep their ids after a restart.
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, rec):
+        assert [c.camera_id for c in rec.cameras] == [
+            "camera_jardin",
+            "front_door",
+            "front_door_2",
+            "front_door_3",
+        ]
+
+
+async def test_symlink_out_of_the_root_is_not_followed(
+    root: Path, tmp_path: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """A link to a file outside the camera root is refused; nothing is sent anywhere."""
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(jpeg(20))
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, _rec):
+        await asyncio.to_thread((root / "Cam").mkdir)
+        await asyncio.to_thread((root / "Cam" / "link.jpg").symlink_to, secret)
+        await asyncio.sleep(0.5)
+        await pipeline.wait_for_intake()
+    assert detector.count == 0
+
+
+async def test_file_deleted_before_and_after_intake(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """Deleted before it is read: forgotten. Deleted after it was queued: a dead job saying so."""
+    hold = asyncio.Event()
+    detector.answer(Reply(body=detections(CAR), hold=hold))
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, _rec):
+        # Occupy both detector slots so the next uploads wait in the queue.
+        for n in range(2):
+            await asyncio.to_thread(write, root / "Cam" / f"busy{n}.jpg", jpeg(30 + n))
+        await detector.wait_for_requests(2)
+        doomed = await asyncio.to_thread(write, root / "Cam" / "doomed.jpg", jpeg(32))
+
+        async def queued() -> bool:
+            counts = await pipeline.queue.counts()
+            return counts.get((JobKind.DETECT, JobState.QUEUED), 0) == 1
+
+        await wait_until(queued, what="the doomed upload queued")
+        await asyncio.to_thread(doomed.unlink)
+        pipeline.submit(str(root / "Cam" / "never_existed.jpg"))
+        hold.set()
+
+        async def dead() -> bool:
+            return bool(await pipeline.queue.dead_jobs())
+
+        await wait_until(dead, what="the dead job")
+        (job,) = await pipeline.queue.dead_jobs()
+        assert job.last_error == f"{doomed} was deleted before it was processed"
+        assert detector.count == 2
+
+
+@pytest.mark.slow
+async def test_two_thousand_files_at_once(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """2,000 files landing together are each detected exactly once."""
+    detector = DetectorServer(reply=Reply(body=detections(CAR)), record=False)
+    await detector.start()
+    try:
+        cfg = config(
+            root,
+            sqlite_url,
+            detector.url,
+            llm.url,
+            detector_time_limit=30.0,
+            options=fast_options(batch_window=60, batch_idle_timeout=60),
+        )
+        async with running(cfg) as (pipeline, rec):
+            contents = [jpeg(1000 + n, 64, 48) for n in range(2000)]
+
+            def land() -> None:
+                for n, content in enumerate(contents):
+                    write(root / f"Cam {n % 4}" / f"{n:04}.jpg", content)
+
+            await asyncio.to_thread(land)
+
+            async def all_done() -> bool:
+                counts = await pipeline.queue.counts()
+                return counts.get((JobKind.DETECT, JobState.DONE), 0) == 2000
+
+            await wait_until(all_done, seconds=120, what="2,000 detections")
+            assert detector.count == 2000
+            assert pipeline.images_processed == 2000
+            assert len(rec.detections) == 2000
+            assert len(rec.cameras) == 4
+    finally:
+        await detector.stop()
+
+
+async def test_detector_garbage_is_retried_until_it_answers(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """500, HTML and a wrong shape are retried; the job completes once the detector answers."""
+    detector.queue(
+        Reply(status=500, body="boom"),
+        Reply(body="<html>proxy error</html>", content_type="text/html"),
+        Reply(body={"detections": "x"}),
+    )
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, rec):
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(40))
+        await wait_until(lambda: len(rec.events) == 1, what="the event")
+        assert detector.count == 4
+        assert await pipeline.queue.dead_jobs() == []
+
+
+async def test_detector_bad_items_do_not_stop_the_good_ones(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """NaN confidence and a box outside the image are dropped; the rest becomes the event."""
+    detector.answer(
+        Reply(
+            body=detections(
+                detection("person", float("nan"), [1, 1, 5, 5]),
+                detection("dog", 0.8, [5000, 5000, 10, 10]),
+                CAR,
+            )
+        )
+    )
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (_pipeline, rec):
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(41))
+        await wait_until(lambda: len(rec.events) == 1, what="the event")
+    assert rec.events[0].object_types == ("car",)
+
+
+async def test_detector_413_is_a_dead_letter_with_the_reason(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """A detector that refuses an image (413) will refuse it again: dead at once, reason kept."""
+    detector.answer(Reply(status=413, body={"error": "image too large"}))
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, _rec):
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(42))
+
+        async def dead() -> bool:
+            return bool(await pipeline.queue.dead_jobs())
+
+        await wait_until(dead, what="the dead job")
+        (job,) = await pipeline.queue.dead_jobs()
+        assert "413" in (job.last_error or "")
+        assert detector.count == 1
+
+
+@pytest.mark.parametrize(
+    ("verdict", "status"),
+    [
+        ("this is not JSON", 200),
+        ({"risk_score": 250, "risk_level": "high", "summary": "x", "reasoning": "y"}, 200),
+        ("", 200),
+        (None, 500),
+    ],
+    ids=["not_json", "score_250", "empty_body", "http_500"],
+)
+async def test_bad_llm_answers_retry_then_dead_letter(
+    root: Path,
+    sqlite_url: str,
+    detector: DetectorServer,
+    llm: LlmStub,
+    verdict: object,
+    status: int,
+) -> None:
+    """An LLM answering nonsense is retried; a job that never gets a usable answer is kept dead."""
+    if verdict is not None:
+        llm.verdict = verdict
+    llm.completion_status = status
+    cfg = config(root, sqlite_url, detector.url, llm.url, breaker_failures=100)
+    async with running(cfg) as (pipeline, rec):
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(43))
+
+        async def dead() -> bool:
+            return bool(await pipeline.queue.dead_jobs())
+
+        await wait_until(dead, what="the dead analyze job")
+        (job,) = await pipeline.queue.dead_jobs()
+        assert job.kind is JobKind.ANALYZE
+        assert job.attempts == 5
+        assert len(llm.prompts) == 5
+        assert rec.events == []
+        # Re-queued once the LLM behaves, the same job becomes the event.
+        llm.verdict = {"risk_score": 10, "risk_level": "low", "summary": "ok", "reasoning": "ok"}
+        llm.completion_status = 200
+        assert await pipeline.queue.requeue_dead() == 1
+        await wait_until(lambda: len(rec.events) == 1, what="the event after re-queueing")
+        assert rec.events[0].risk_level is RiskLevel.LOW
+
+
+async def test_unknown_llm_level_uses_the_score(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """The stored level follows the score and the thresholds, whatever level the model named."""
+    llm.verdict = {"risk_score": 90, "risk_level": "apocalyptic", "summary": "s", "reasoning": "r"}
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (_pipeline, rec):
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(44))
+        await wait_until(lambda: len(rec.events) == 1, what="the event")
+    assert rec.events[0].risk_level is RiskLevel.CRITICAL
+
+
+async def test_llm_unreachable_falls_back_to_the_heuristic(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """With the LLM gone, the event is still made, scored by the heuristic and marked so."""
+    detector.answer(Reply(body=detections(PERSON)))
+    await llm.stop()
+    cfg = config(
+        root, sqlite_url, detector.url, llm.url, options=fast_options(fast_path_objects=("knife",))
+    )
+    async with running(cfg) as (_pipeline, rec):
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(45))
+        await wait_until(lambda: len(rec.events) == 1, what="the heuristic event")
+    (event,) = rec.events
+    assert event.source is EventSource.HEURISTIC
+    assert event.object_types == ("person",)
+    assert 0 < event.risk_score <= 100
+    assert "person" in event.summary.lower()
+
+
+@pytest.mark.slow
+async def test_both_servers_down_then_back(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """Both servers go away while uploads keep coming; once back, every upload completes once.
+
+    The outage lasts many breaker periods (a scaled-down ten minutes); jobs wait instead of
+    spending attempts, so none dies.
+    """
+    cfg = config(
+        root,
+        sqlite_url,
+        detector.url,
+        llm.url,
+        options=fast_options(batch_window=2.0, batch_idle_timeout=0.5),
+    )
+    async with running(cfg) as (pipeline, rec):
+        await detector.stop()
+        await llm.stop()
+        for n in range(12):
+            await asyncio.to_thread(write, root / f"Cam {n % 3}" / f"{n}.jpg", jpeg(50 + n))
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3.0)  # ten breaker periods with nobody answering
+        assert await pipeline.queue.dead_jobs() == []
+        await detector.start()
+        await llm.start()
+
+        async def all_done() -> bool:
+            counts = await pipeline.queue.counts()
+            return (
+                counts.get((JobKind.DETECT, JobState.DONE), 0) == 12
+                and not pipeline.batcher.open_cameras
+                and not any(
+                    state in (JobState.QUEUED, JobState.RUNNING)
+                    for (_kind, state), n in counts.items()
+                    if n
+                )
+            )
+
+        await wait_until(all_done, seconds=30, what="every job to finish")
+        assert await pipeline.queue.dead_jobs() == []
+        hashes = [request.sha256 for request in detector.requests]
+        assert len(hashes) == len(set(hashes)) == 12
+        events = await pipeline.db.run(
+            lambda s: s.scalar(select(func.count()).select_from(EventRow))
+        )
+        assert events == len(rec.events) >= 3
+        assert {e.source for e in rec.events} <= {EventSource.LLM, EventSource.HEURISTIC}
+
+
+async def test_restart_in_the_middle_of_a_batch(
+    root: Path, database_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """Stopped with a batch open and started again: the batch resumes and yields one event."""
+    cfg = config(
+        root,
+        database_url,
+        detector.url,
+        llm.url,
+        options=fast_options(batch_window=2.0, batch_idle_timeout=1.5),
+    )
+    first = Recorder()
+    async with running(cfg, first):
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(70))
+        await wait_until(lambda: first.batches == [("cam", True)], what="the batch to open")
+    assert first.events == []
+    second = Recorder()
+    async with running(cfg, second) as (pipeline, _rec):
+        await wait_until(lambda: len(second.events) == 1, what="the resumed batch's event")
+        await asyncio.sleep(2.5)
+        assert len(second.events) == 1
+        events = await pipeline.db.run(
+            lambda s: s.scalar(select(func.count()).select_from(EventRow))
+        )
+    assert events == 1
+    assert second.events[0].detection_count == 1
+
+
+async def test_uploads_made_while_stopped_are_picked_up(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """Files that arrived while the pipeline was not running are processed at its start; once."""
+    cfg = config(root, sqlite_url, detector.url, llm.url)
+    async with running(cfg) as (_pipeline, rec):
+        await asyncio.to_thread(write, root / "Cam" / "seen.jpg", jpeg(80))
+        await wait_until(lambda: len(rec.detections) == 1, what="the first upload")
+    await asyncio.to_thread(write, root / "Cam" / "while_down.jpg", jpeg(81))
+    async with running(cfg) as (pipeline, rec):
+        await wait_until(lambda: len(rec.detections) == 1, what="the missed upload")
+        await pipeline.wait_for_intake()
+    assert detector.count == 2
+
+
+async def test_video_clip_key_frame(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """A clip's frame at min(1 s, 10 %) is detected; a truncated clip is a dead job with why."""
+    ffmpeg = require_program("ffmpeg")
+    clip = root / "Drive" / "clip.mp4"
+    clip.parent.mkdir()
+    await asyncio.to_thread(
+        subprocess.run,
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=3:size=640x360:rate=25",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(clip),
+        ],
+        check=True,
+    )
+    broken = root / "Drive" / "broken.mp4"
+    broken.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, rec):
+
+        async def settled() -> bool:
+            counts = await pipeline.queue.counts()
+            return counts.get((JobKind.DETECT, JobState.DONE), 0) == 1 and bool(
+                await pipeline.queue.dead_jobs()
+            )
+
+        await wait_until(settled, what="the clip detected and the broken one dead")
+        ((camera_id, found),) = rec.detections
+        assert (camera_id, found.frame_time, found.path) == ("drive", 0.3, str(clip))
+        assert (detector.requests[0].width, detector.requests[0].height) == (640, 360)
+        (job,) = await pipeline.queue.dead_jobs()
+        assert (job.last_error or "").startswith("corrupt or truncated clip")
+
+
+@pytest.mark.slow
+async def test_real_llama_server_end_to_end(
+    root: Path, sqlite_url: str, detector: DetectorServer, llama_server: object
+) -> None:
+    """With the real llama-server judging, an upload becomes an LLM-scored event."""
+    detector.answer(Reply(body=detections(PERSON, CAR)))
+    cfg = config(
+        root,
+        sqlite_url,
+        detector.url,
+        llama_server.url,  # type: ignore[attr-defined]
+        summary_max=40,
+        reasoning_max=40,
+        llm_extra_params=grammar_friendly_params(),
+        options=fast_options(fast_path_objects=("knife",)),
+    )
+    async with running(cfg) as (_pipeline, rec):
+        await asyncio.to_thread(write, root / "Front Door" / "a.jpg", jpeg(90))
+        await wait_until(lambda: len(rec.events) == 1, seconds=30, what="the LLM's event")
+    (event,) = rec.events
+    assert event.source is EventSource.LLM
+    assert 0 <= event.risk_score <= 100
+    assert event.summary
+    assert event.object_types == ("car", "person")
+
+
+def test_no_test_leaves_copies_behind(tmp_path: Path) -> None:
+    """Sanity: helpers write where they are told (guards the tests above against false passes)."""
+    path = write(tmp_path / "Cam" / "x.jpg", jpeg(1))
+    assert path.read_bytes() == jpeg(1)
+    assert jpeg(1) != jpeg(2)
+    shutil.rmtree(tmp_path / "Cam")

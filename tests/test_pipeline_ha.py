@@ -1,0 +1,165 @@
+"""The pipeline inside a real Home Assistant: uploads become devices and bus events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+import threading
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.ai_security.const import (
+    CONF_CAMERA_ROOT,
+    CONF_DETECTOR_URL,
+    CONF_LLM_API,
+    CONF_LLM_URL,
+    DOMAIN,
+)
+
+from .detector_server import DetectorServer, Reply, detection, detections
+from .pipeline_helpers import jpeg, wait_until, write
+from .servers import LlmStub
+
+
+@pytest.fixture
+async def detector_server(socket_enabled: None) -> AsyncIterator[DetectorServer]:
+    server = DetectorServer(
+        reply=Reply(body=detections(detection("person", 0.8, [10, 20, 30, 60])))
+    )
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def llm_stub(socket_enabled: None) -> AsyncIterator[LlmStub]:
+    server = LlmStub()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def entry(
+    hass: HomeAssistant, camera_root: Path, detector_server: DetectorServer, llm_stub: LlmStub
+) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home",
+        unique_id=str(camera_root),
+        data={
+            CONF_CAMERA_ROOT: str(camera_root),
+            CONF_DETECTOR_URL: detector_server.url,
+            CONF_LLM_URL: llm_stub.url,
+            CONF_LLM_API: "openai",
+        },
+        # Short windows so the test does not wait 90 s (the options flow allows 10 s at least).
+        options={"batch_window": 1.5, "batch_idle_timeout": 0.5, "debounce": 0.1},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_upload_becomes_device_and_events(
+    hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path
+) -> None:
+    """An image in a new camera folder makes the camera's device, a detection and an event."""
+    security_events = async_capture_events(hass, "ai_security_event")
+    detection_events = async_capture_events(hass, "ai_security_detection")
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    path = await hass.async_add_executor_job(
+        write, camera_root / "Caméra Jardin" / "2026-11-26" / "snap.jpg", jpeg(1)
+    )
+    await wait_until(lambda: len(security_events) == 1, seconds=20, what="ai_security_event")
+
+    registry = dr.async_get(hass)
+    hub = registry.async_get_device_by_identifier((DOMAIN, entry.entry_id), entry.entry_id)
+    camera = registry.async_get_device_by_identifier(
+        (DOMAIN, f"{entry.entry_id}_camera_jardin"), entry.entry_id
+    )
+    assert hub is not None
+    assert camera is not None
+    assert (camera.name, camera.model, camera.via_device_id) == (
+        "Caméra Jardin",
+        "Upload folder",
+        hub.id,
+    )
+
+    (found,) = detection_events
+    assert found.data == {
+        "camera_id": "camera_jardin",
+        "camera_name": "Caméra Jardin",
+        "device_id": camera.id,
+        "class": "person",
+        "confidence": 0.8,
+        "bbox": [10.0, 20.0, 30.0, 60.0],
+        "file": str(path),
+        "frame_time": None,
+    }
+    (event,) = security_events
+    data = dict(event.data)
+    assert len(data.pop("event_id")) == 32
+    started_at, ended_at = data.pop("started_at"), data.pop("ended_at")
+    assert started_at.endswith("+00:00")
+    assert ended_at >= started_at
+    assert data == {
+        "camera_id": "camera_jardin",
+        "camera_name": "Caméra Jardin",
+        "device_id": camera.id,
+        "risk_score": 72,
+        "risk_level": "high",
+        "summary": "Person at the door at night",
+        "reasoning": "One person close to the entrance late at night.",
+        "object_types": ["person"],
+        "detection_count": 1,
+        "is_fast_path": False,
+        "source": "llm",
+    }
+
+
+async def test_unload_and_stop_leave_nothing_running(
+    hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path
+) -> None:
+    """Unloading joins the watcher and database threads; Home Assistant's stop does too."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    names = {thread.name for thread in threading.enumerate()}
+    assert any(name.startswith("ai_security_db") for name in names)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    names = {thread.name for thread in threading.enumerate()}
+    assert not any(name.startswith("ai_security") for name in names)
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    names = {thread.name for thread in threading.enumerate()}
+    assert not any(name.startswith("ai_security") for name in names)
+    # Unloading after the stop is harmless.
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_uploads_survive_a_restart_of_the_integration(
+    hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path, detector_server: DetectorServer
+) -> None:
+    """Files that land while the integration is unloaded are processed after it is back."""
+    security_events = async_capture_events(hass, "ai_security_event")
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_add_executor_job(write, camera_root / "Porch" / "a.jpg", jpeg(2))
+    await asyncio.sleep(0.3)
+    assert detector_server.count == 0
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: len(security_events) == 1, seconds=20, what="the missed upload")
+    assert detector_server.count == 1
