@@ -13,7 +13,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
-    CONF_DETECTOR_URL,
+    CONF_DETECTOR_URLS,
     CONF_LLM_API,
     CONF_LLM_URL,
     DOMAIN,
@@ -66,7 +66,7 @@ def mock_config_entry(
         unique_id=str(camera_root),
         data={
             CONF_CAMERA_ROOT: str(camera_root),
-            CONF_DETECTOR_URL: detector.url,
+            CONF_DETECTOR_URLS: [detector.url],
             CONF_LLM_URL: llm.url,
             CONF_LLM_API: "llama_cpp",
         },

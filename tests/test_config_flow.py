@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
-    CONF_DETECTOR_URL,
+    CONF_DETECTOR_URLS,
     CONF_LLM_API,
     CONF_LLM_URL,
     DOMAIN,
@@ -31,7 +31,7 @@ def user_input(
     return {
         CONF_NAME: "Home",
         CONF_CAMERA_ROOT: str(camera_root),
-        CONF_DETECTOR_URL: detector.url,
+        CONF_DETECTOR_URLS: [detector.url],
         CONF_LLM_URL: llm.url,
         CONF_LLM_API: "llama_cpp",
         **overrides,
@@ -66,7 +66,7 @@ async def test_user_flow_creates_entry(
             llm,
             **{CONF_LLM_API: api},
             **{
-                CONF_DETECTOR_URL: f" {detector.url}/ ",
+                CONF_DETECTOR_URLS: [f" {detector.url}/ ", detector.url],
             },
         ),
     )
@@ -74,7 +74,7 @@ async def test_user_flow_creates_entry(
     assert result["title"] == "Home"
     assert result["data"] == {
         CONF_CAMERA_ROOT: str(camera_root),
-        CONF_DETECTOR_URL: detector.url,
+        CONF_DETECTOR_URLS: [detector.url],
         CONF_LLM_URL: llm.url,
         CONF_LLM_API: api,
     }
@@ -156,7 +156,7 @@ async def test_camera_root_errors_then_recover(
         "http://[::1",
     ],
 )
-@pytest.mark.parametrize("field", [CONF_DETECTOR_URL, CONF_LLM_URL])
+@pytest.mark.parametrize("field", [CONF_DETECTOR_URLS, CONF_LLM_URL])
 async def test_invalid_url_then_recover(
     hass: HomeAssistant,
     camera_root: Path,
@@ -167,12 +167,13 @@ async def test_invalid_url_then_recover(
 ) -> None:
     """A malformed address is rejected on its field without contacting anything."""
     flow_id = await start_user_flow(hass)
+    value: str | list[str] = [bad_url] if field == CONF_DETECTOR_URLS else bad_url
     result = await hass.config_entries.flow.async_configure(
-        flow_id, user_input(camera_root, detector, llm, **{field: bad_url})
+        flow_id, user_input(camera_root, detector, llm, **{field: value})
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {field: "invalid_url"}
-    bad_server, good_server = (detector, llm) if field == CONF_DETECTOR_URL else (llm, detector)
+    bad_server, good_server = (detector, llm) if field == CONF_DETECTOR_URLS else (llm, detector)
     assert bad_server.requests == []
     assert len(good_server.requests) == 1
 
@@ -212,7 +213,7 @@ async def test_detector_unreachable_then_recover(
         flow_id, user_input(camera_root, detector, llm)
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_DETECTOR_URL: "cannot_connect"}
+    assert result["errors"] == {CONF_DETECTOR_URLS: "cannot_connect"}
 
     await _restore(detector)
     result = await hass.config_entries.flow.async_configure(
@@ -274,15 +275,54 @@ async def test_every_problem_reported_at_once(
             tmp_path / "missing",
             detector,
             llm,
-            **{CONF_DETECTOR_URL: f"http://127.0.0.1:{free_port()}", CONF_LLM_URL: "nonsense"},
+            **{
+                CONF_DETECTOR_URLS: [f"http://127.0.0.1:{free_port()}"],
+                CONF_LLM_URL: "nonsense",
+            },
         ),
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {
         CONF_CAMERA_ROOT: "not_a_directory",
-        CONF_DETECTOR_URL: "cannot_connect",
+        CONF_DETECTOR_URLS: "cannot_connect",
         CONF_LLM_URL: "invalid_url",
     }
+
+
+async def test_several_detectors(
+    hass: HomeAssistant, camera_root: Path, detector: ModelServer, llm: ModelServer
+) -> None:
+    """Several detectors can be given (one per field, or pasted with commas); each is checked."""
+    other = ModelServer()
+    await other.start()
+    try:
+        flow_id = await start_user_flow(hass)
+        down = f"http://127.0.0.1:{free_port()}"
+        result = await hass.config_entries.flow.async_configure(
+            flow_id,
+            user_input(camera_root, detector, llm, **{CONF_DETECTOR_URLS: [detector.url, down]}),
+        )
+        assert result["errors"] == {CONF_DETECTOR_URLS: "cannot_connect"}
+        result = await hass.config_entries.flow.async_configure(
+            flow_id, user_input(camera_root, detector, llm, **{CONF_DETECTOR_URLS: []})
+        )
+        assert result["errors"] == {CONF_DETECTOR_URLS: "invalid_url"}
+        result = await hass.config_entries.flow.async_configure(
+            flow_id,
+            user_input(
+                camera_root,
+                detector,
+                llm,
+                **{CONF_DETECTOR_URLS: [f"{detector.url}, {other.url}/"]},
+            ),
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"][CONF_DETECTOR_URLS] == [detector.url, other.url]
+        await hass.async_block_till_done()
+        assert other.requests == ["/health", "/health"]
+    finally:
+        await hass.config_entries.async_unload(result["result"].entry_id)
+        await other.stop()
 
 
 async def test_unexpected_error_then_recover(
@@ -346,7 +386,7 @@ async def test_reconfigure(
         result["flow_id"], user_input(new_root, detector, llm, **{CONF_NAME: "Garden"})
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_DETECTOR_URL: "cannot_connect"}
+    assert result["errors"] == {CONF_DETECTOR_URLS: "cannot_connect"}
 
     await detector.start()
     result = await hass.config_entries.flow.async_configure(

@@ -86,12 +86,15 @@ async def test_probes_report_what_servers_say(socket_enabled: None) -> None:
             assert await probe_llm(session, server.url, LlmApi.LLAMA_CPP) == {}
             models = await probe_llm(session, server.url, LlmApi.OPENAI)
             assert models["data"] == [{"id": "tiny", "object": "model"}]
-            assert await probe_all(session, server.url, server.url, LlmApi.OPENAI) == (None, None)
-            server.health_status = 503
-            detector_error, llm_error = await probe_all(
-                session, server.url, server.url, LlmApi.OPENAI
+            assert await probe_all(session, [server.url], server.url, LlmApi.OPENAI) == (
+                [None],
+                None,
             )
-            assert isinstance(detector_error, ServiceUnavailableError)
+            server.health_status = 503
+            detector_errors, llm_error = await probe_all(
+                session, [server.url, server.url], server.url, LlmApi.OPENAI
+            )
+            assert [type(error) for error in detector_errors] == [ServiceUnavailableError] * 2
             assert llm_error is None
     finally:
         await server.stop()
@@ -102,4 +105,4 @@ async def test_probe_all_does_not_hide_bugs(socket_enabled: None) -> None:
     session = aiohttp.ClientSession()
     await session.close()
     with pytest.raises(RuntimeError, match="Session is closed"):
-        await probe_all(session, "http://127.0.0.1:1", "http://127.0.0.1:1", LlmApi.OPENAI)
+        await probe_all(session, ["http://127.0.0.1:1"], "http://127.0.0.1:1", LlmApi.OPENAI)

@@ -11,7 +11,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ai_security.core.settings import LlmApi, PipelineOptions
 
-from .servers import ModelServer
+from .servers import ModelServer, free_port
 
 
 async def test_setup_and_unload(
@@ -72,7 +72,7 @@ async def test_credentials_never_in_the_reason(
     secret_url = detector.url.replace("http://", "http://admin:hunter2@")
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
-        mock_config_entry, data={**mock_config_entry.data, "detector_url": secret_url}
+        mock_config_entry, data={**mock_config_entry.data, "detector_urls": [secret_url]}
     )
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
@@ -94,3 +94,26 @@ async def test_camera_root_missing_retries(
     assert mock_config_entry.reason == (
         f"The camera folder {camera_root} is missing; is its drive or network share mounted?"
     )
+
+
+async def test_one_of_several_detectors_down_still_loads(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, detector: ModelServer
+) -> None:
+    """With two detectors, one answering is enough to start; both down is a retry."""
+    mock_config_entry.add_to_hass(hass)
+    down = f"http://127.0.0.1:{free_port()}"
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={**mock_config_entry.data, "detector_urls": [down, detector.url]}
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert mock_config_entry.runtime_data.detector_urls == [down, detector.url]
+    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+    await detector.stop()
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert mock_config_entry.reason is not None
+    assert mock_config_entry.reason.startswith(f"The detector server at {down} is not reachable")

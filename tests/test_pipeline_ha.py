@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
-    CONF_DETECTOR_URL,
+    CONF_DETECTOR_URLS,
     CONF_LLM_API,
     CONF_LLM_URL,
     DOMAIN,
@@ -55,7 +55,7 @@ def entry(
         unique_id=str(camera_root),
         data={
             CONF_CAMERA_ROOT: str(camera_root),
-            CONF_DETECTOR_URL: detector_server.url,
+            CONF_DETECTOR_URLS: [detector_server.url],
             CONF_LLM_URL: llm_stub.url,
             CONF_LLM_API: "openai",
         },

@@ -16,7 +16,7 @@ from homeassistant.util import dt as dt_util
 from .const import (
     CONF_CAMERA_ROOT,
     CONF_DATABASE_URL,
-    CONF_DETECTOR_URL,
+    CONF_DETECTOR_URLS,
     CONF_LLM_API,
     CONF_LLM_URL,
     DOMAIN,
@@ -37,7 +37,7 @@ class AiSecurityRuntimeData:
     """What a loaded entry holds: its resolved settings, its pipeline and the hub around it."""
 
     camera_root: str
-    detector_url: str
+    detector_urls: list[str]
     llm_url: str
     llm_api: LlmApi
     options: PipelineOptions
@@ -58,21 +58,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             translation_placeholders={"path": camera_root},
         )
 
-    detector_url: str = entry.data[CONF_DETECTOR_URL]
+    detector_urls: list[str] = list(entry.data[CONF_DETECTOR_URLS])
     llm_url: str = entry.data[CONF_LLM_URL]
     llm_api = LlmApi(entry.data[CONF_LLM_API])
     options = PipelineOptions.from_mapping(dict(entry.options))
     session = async_get_clientsession(hass)
-    detector_error, llm_error = await probe_all(session, detector_url, llm_url, llm_api)
-    if detector_error is not None:
+    detector_errors, llm_error = await probe_all(session, detector_urls, llm_url, llm_api)
+    if all(error is not None for error in detector_errors):
+        # With several detectors, one that answers is enough: the others are retried by their
+        # circuit breakers.
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="detector_unreachable",
             translation_placeholders={
-                "url": redact_url(detector_url),
-                "error": str(detector_error),
+                "url": redact_url(detector_urls[0]),
+                "error": str(detector_errors[0]),
             },
-        ) from detector_error
+        ) from detector_errors[0]
     if llm_error is not None:
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
@@ -91,7 +93,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         PipelineConfig(
             camera_root=camera_root,
             database_url=database_url,
-            detector_urls=(detector_url,),
+            detector_urls=tuple(detector_urls),
             llm_url=llm_url,
             llm_api=llm_api,
             options=options,
@@ -113,7 +115,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         ) from err
     entry.runtime_data = AiSecurityRuntimeData(
         camera_root=camera_root,
-        detector_url=detector_url,
+        detector_urls=detector_urls,
         llm_url=llm_url,
         llm_api=llm_api,
         options=options,

@@ -33,7 +33,7 @@ import probatio
 
 from .const import (
     CONF_CAMERA_ROOT,
-    CONF_DETECTOR_URL,
+    CONF_DETECTOR_URLS,
     CONF_LLM_API,
     CONF_LLM_URL,
     DEFAULT_DETECTOR_URL,
@@ -90,26 +90,50 @@ async def _validate_connection(
     elif not folder.allowed:
         errors[CONF_CAMERA_ROOT] = "path_not_allowed"
 
-    for key in (CONF_DETECTOR_URL, CONF_LLM_URL):
-        try:
-            data[key] = normalize_url(user_input[key])
-        except InvalidUrlError:
-            errors[key] = "invalid_url"
+    try:
+        data[CONF_DETECTOR_URLS] = _detector_urls(user_input[CONF_DETECTOR_URLS])
+    except InvalidUrlError:
+        errors[CONF_DETECTOR_URLS] = "invalid_url"
+    try:
+        data[CONF_LLM_URL] = normalize_url(user_input[CONF_LLM_URL])
+    except InvalidUrlError:
+        errors[CONF_LLM_URL] = "invalid_url"
 
     session = async_get_clientsession(hass)
-    probes: dict[str, Coroutine[Any, Any, object]] = {}
-    if CONF_DETECTOR_URL in data:
-        probes[CONF_DETECTOR_URL] = probe_detector(session, data[CONF_DETECTOR_URL])
+    probes: list[tuple[str, Coroutine[Any, Any, object]]] = [
+        (CONF_DETECTOR_URLS, probe_detector(session, url))
+        for url in data.get(CONF_DETECTOR_URLS, [])
+    ]
     if CONF_LLM_URL in data:
-        probes[CONF_LLM_URL] = probe_llm(session, data[CONF_LLM_URL], LlmApi(data[CONF_LLM_API]))
-    results = await asyncio.gather(*probes.values(), return_exceptions=True)
-    for key, result in zip(probes, results, strict=True):
+        probes.append(
+            (CONF_LLM_URL, probe_llm(session, data[CONF_LLM_URL], LlmApi(data[CONF_LLM_API])))
+        )
+    results = await asyncio.gather(*(probe for _key, probe in probes), return_exceptions=True)
+    for (key, _probe), result in zip(probes, results, strict=True):
         if isinstance(result, ServiceUnavailableError):
             LOGGER.debug("%s probe failed: %s", key, result)
             errors[key] = "cannot_connect"
         elif isinstance(result, BaseException):
             raise result
     return data, errors
+
+
+def _detector_urls(value: str | list[str]) -> list[str]:
+    """Return the detector URLs, normalized, without repeats; raise InvalidUrlError if one is bad.
+
+    The form gives a list (one field per server); a single text is accepted too, split on commas
+    and blanks, so an address pasted as "http://a:8090, http://b:8090" works.
+    """
+    texts = [value] if isinstance(value, str) else list(value)
+    urls: list[str] = []
+    for text in texts:
+        for part in text.replace(",", " ").split():
+            url = normalize_url(part)
+            if url not in urls:
+                urls.append(url)
+    if not urls:
+        raise InvalidUrlError("no detector URL")
+    return urls
 
 
 def _connection_schema() -> probatio.Schema:
@@ -120,8 +144,8 @@ def _connection_schema() -> probatio.Schema:
             probatio.Required(CONF_CAMERA_ROOT): TextSelector(
                 TextSelectorConfig(autocomplete="off")
             ),
-            probatio.Required(CONF_DETECTOR_URL, default=DEFAULT_DETECTOR_URL): TextSelector(
-                TextSelectorConfig(type=TextSelectorType.URL)
+            probatio.Required(CONF_DETECTOR_URLS, default=[DEFAULT_DETECTOR_URL]): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.URL, multiple=True)
             ),
             probatio.Required(CONF_LLM_URL, default=DEFAULT_LLM_URL): TextSelector(
                 TextSelectorConfig(type=TextSelectorType.URL)

@@ -13,7 +13,7 @@ DEFAULT_DETECTOR_URL: Final = "http://127.0.0.1:8090"
 DEFAULT_LLM_URL: Final = "http://127.0.0.1:8080"
 
 CONF_CAMERA_ROOT: Final = "camera_root"
-CONF_DETECTOR_URL: Final = "detector_url"
+CONF_DETECTOR_URLS: Final = "detector_urls"
 CONF_LLM_URL: Final = "llm_url"
 CONF_LLM_API: Final = "llm_api"
 CONF_DATABASE_URL: Final = "database_url"

@@ -7,6 +7,7 @@ setup uses them to retry later instead of starting a pipeline whose servers are 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 import json
 from typing import Final
 
@@ -110,11 +111,11 @@ async def probe_llm(
 
 
 async def probe_all(
-    session: aiohttp.ClientSession, detector_url: str, llm_url: str, llm_api: LlmApi
-) -> tuple[ServiceUnavailableError | None, ServiceUnavailableError | None]:
-    """Probe both servers at once; return the detector's and the LLM's error (None when up)."""
+    session: aiohttp.ClientSession, detector_urls: Sequence[str], llm_url: str, llm_api: LlmApi
+) -> tuple[list[ServiceUnavailableError | None], ServiceUnavailableError | None]:
+    """Probe every server at once; return each detector's error and the LLM's (None when up)."""
     results = await asyncio.gather(
-        probe_detector(session, detector_url),
+        *(probe_detector(session, url) for url in detector_urls),
         probe_llm(session, llm_url, llm_api),
         return_exceptions=True,
     )
@@ -126,4 +127,4 @@ async def probe_all(
             raise result
         else:
             errors.append(None)
-    return errors[0], errors[1]
+    return errors[:-1], errors[-1]
