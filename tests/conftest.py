@@ -93,12 +93,18 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Return the URL of an empty database: SQLite in a file, or a new PostgreSQL database."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ai_security.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
+        return f"sqlite:///{tmp_path / 'ai_security.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """Return the URL of a new, empty database on the test run's PostgreSQL server."""
+    server = postgres_server
     name = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -471,6 +471,9 @@ VALID_OPTIONS: dict[str, Any] = {
     "threshold_medium": 25,
     "threshold_high": 50,
     "threshold_critical": 80,
+    "detector_concurrency": 3,
+    "llm_concurrency": 2,
+    "rescore_minutes": 0,
 }
 
 
@@ -495,6 +498,10 @@ async def test_options_defaults_and_save(
         "threshold_medium": 30,
         "threshold_high": 60,
         "threshold_critical": 85,
+        "detector_concurrency": 2,
+        "llm_concurrency": 1,
+        "rescore_minutes": 30,
+        "database_url": "",
     }
     runtime_before = init_integration.runtime_data
     result = await hass.config_entries.options.async_configure(result["flow_id"], VALID_OPTIONS)
@@ -506,6 +513,7 @@ async def test_options_defaults_and_save(
         "batch_window": 120.0,
         "batch_idle_timeout": 20.0,
         "fast_path_objects": ["person", "dog"],
+        "database_url": "",
     }
     # The entry reloaded with the new options.
     assert init_integration.state is ConfigEntryState.LOADED
@@ -538,6 +546,15 @@ async def test_options_defaults_and_save(
             {"threshold_high": "thresholds_not_increasing"},
         ),
         ({"fast_path_objects": [" "]}, {"fast_path_objects": "no_object_types"}),
+        ({"detector_concurrency": 0}, {"detector_concurrency": "out_of_range"}),
+        ({"llm_concurrency": 9}, {"llm_concurrency": "out_of_range"}),
+        ({"rescore_minutes": -1}, {"rescore_minutes": "out_of_range"}),
+        ({"database_url": "mysql://u@h/db"}, {"database_url": "invalid_database_url"}),
+        ({"database_url": "not a url at all"}, {"database_url": "invalid_database_url"}),
+        (
+            {"database_url": "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"},
+            {"database_url": "cannot_connect_database"},
+        ),
     ],
 )
 async def test_options_rejected_then_fixed(
@@ -556,6 +573,8 @@ async def test_options_rejected_then_fixed(
     assert init_integration.options == {}
     result = await hass.config_entries.options.async_configure(result["flow_id"], VALID_OPTIONS)
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert init_integration.state is ConfigEntryState.LOADED
 
 
 async def test_options_not_a_number(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
@@ -567,3 +586,19 @@ async def test_options_not_a_number(hass: HomeAssistant, init_integration: MockC
         )
     assert "batch_window" in err.value.schema_errors
     assert init_integration.options == {}
+
+
+async def test_options_move_to_postgresql(
+    hass: HomeAssistant, init_integration: MockConfigEntry, postgres_database: str
+) -> None:
+    """A reachable PostgreSQL URL is accepted and the reloaded entry keeps its events there."""
+    database_url = postgres_database
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**VALID_OPTIONS, "database_url": f"  {database_url} "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert init_integration.options["database_url"] == database_url
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert init_integration.runtime_data.pipeline.db.dialect == "postgresql"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 import hashlib
 import logging
 import os
@@ -592,3 +593,49 @@ def test_no_test_leaves_copies_behind(tmp_path: Path) -> None:
     assert path.read_bytes() == jpeg(1)
     assert jpeg(1) != jpeg(2)
     shutil.rmtree(tmp_path / "Cam")
+
+
+async def test_heuristic_event_is_rescored_when_the_llm_is_back(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """An event scored by the heuristic during an outage is judged again by the LLM later."""
+    rescored: list[tuple[int, int, EventSource]] = []
+    recorder = Recorder()
+    await llm.stop()
+    cfg = config(root, sqlite_url, detector.url, llm.url)
+    async with running(cfg, recorder) as (pipeline, rec):
+        pipeline.callbacks = replace(
+            pipeline.callbacks,
+            event_rescored=lambda _c, old, new: rescored.append(
+                (old.risk_score, new.risk_score, new.source)
+            ),
+        )
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(100))
+        await wait_until(lambda: len(rec.events) == 1, what="the heuristic event")
+        assert rec.events[0].source is EventSource.HEURISTIC
+        await asyncio.sleep(1.0)  # the LLM stays away for a while; the job waits, not dies
+        assert rescored == []
+        assert await pipeline.queue.dead_jobs() == []
+        await llm.start()
+        await wait_until(lambda: len(rescored) == 1, what="the re-scored event")
+        stored = await pipeline.db.run(lambda s: s.scalars(select(EventRow)).one())
+    assert rescored == [(rec.events[0].risk_score, 72, EventSource.LLM)]
+    assert (stored.risk_score, stored.source, stored.summary) == (
+        72,
+        "llm",
+        "Person at the door at night",
+    )
+    assert len(rec.events) == 1  # re-scoring is not a new event
+
+
+async def test_rescoring_can_be_turned_off(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """With re-scoring off, a heuristic event stays as it is and no job is queued for it."""
+    await llm.stop()
+    cfg = config(root, sqlite_url, detector.url, llm.url, options=fast_options(rescore_minutes=0))
+    async with running(cfg) as (pipeline, rec):
+        await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(101))
+        await wait_until(lambda: len(rec.events) == 1, what="the heuristic event")
+        counts = await pipeline.queue.counts()
+    assert not any(kind is JobKind.RESCORE for kind, _state in counts)

@@ -163,3 +163,51 @@ async def test_uploads_survive_a_restart_of_the_integration(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_until(lambda: len(security_events) == 1, seconds=20, what="the missed upload")
     assert detector_server.count == 1
+
+
+async def test_heuristic_event_then_rescored_event(
+    hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path, llm_stub: LlmStub
+) -> None:
+    """While the LLM is away the event is scored by rule; when it is back, a re-score follows."""
+    security_events = async_capture_events(hass, "ai_security_event")
+    rescored = async_capture_events(hass, "ai_security_event_rescored")
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await llm_stub.stop()
+    await hass.async_add_executor_job(write, camera_root / "Porch" / "a.jpg", jpeg(3))
+    await wait_until(lambda: len(security_events) == 1, seconds=20, what="the heuristic event")
+    assert security_events[0].data["source"] == "heuristic"
+    await llm_stub.start()
+    await wait_until(lambda: len(rescored) == 1, seconds=60, what="the re-scored event")
+    data = rescored[0].data
+    assert data["event_id"] == security_events[0].data["event_id"]
+    assert (data["risk_score"], data["source"]) == (72, "llm")
+    assert data["previous_risk_score"] == security_events[0].data["risk_score"]
+    assert (data["previous_risk_level"], data["previous_source"]) == (
+        security_events[0].data["risk_level"],
+        "heuristic",
+    )
+    assert len(security_events) == 1
+
+
+async def test_stop_during_setup_leaves_nothing_running(
+    hass: HomeAssistant, entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A setup racing Home Assistant's shutdown stops its pipeline again instead of leaking it."""
+    from homeassistant.core import CoreState  # noqa: PLC0415
+
+    from custom_components.ai_security.core.pipeline import Pipeline  # noqa: PLC0415
+
+    start = Pipeline.start
+
+    async def start_then_shutdown_begins(self: Pipeline) -> None:
+        await start(self)
+        hass.set_state(CoreState.stopping)
+
+    monkeypatch.setattr(Pipeline, "start", start_then_shutdown_begins)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    hass.set_state(CoreState.running)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason == "Home Assistant is stopping"
+    assert not any(t.name.startswith("ai_security") for t in threading.enumerate())

@@ -113,6 +113,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             translation_key="database_unavailable",
             translation_placeholders={"error": str(err)},
         ) from err
+    if hass.is_stopping:
+        # Home Assistant began to stop while the pipeline started (a reload racing the
+        # shutdown): the stop event has passed, so stop the pipeline here.
+        await pipeline.stop()
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="stopping")
     entry.runtime_data = AiSecurityRuntimeData(
         camera_root=camera_root,
         detector_urls=detector_urls,

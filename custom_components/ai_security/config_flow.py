@@ -29,10 +29,14 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.requirements import RequirementsNotFound, async_process_requirements
 import probatio
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from .const import (
     CONF_CAMERA_ROOT,
+    CONF_DATABASE_URL,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
     CONF_LLM_URL,
@@ -41,6 +45,7 @@ from .const import (
     DEFAULT_NAME,
     DOMAIN,
     LOGGER,
+    POSTGRESQL_REQUIREMENT,
 )
 from .core import settings as opt
 from .core.health import (
@@ -49,8 +54,10 @@ from .core.health import (
     normalize_url,
     probe_detector,
     probe_llm,
+    redact_url,
 )
 from .core.settings import COMMON_OBJECT_TYPES, LIMITS, LlmApi, PipelineOptions
+from .core.storage import Database, DatabaseError, engine_url
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -282,8 +289,36 @@ def _options_schema() -> probatio.Schema:
             probatio.Required(opt.THRESHOLD_MEDIUM): _number(opt.THRESHOLD_MEDIUM),
             probatio.Required(opt.THRESHOLD_HIGH): _number(opt.THRESHOLD_HIGH),
             probatio.Required(opt.THRESHOLD_CRITICAL): _number(opt.THRESHOLD_CRITICAL),
+            probatio.Required(opt.DETECTOR_CONCURRENCY): _number(opt.DETECTOR_CONCURRENCY),
+            probatio.Required(opt.LLM_CONCURRENCY): _number(opt.LLM_CONCURRENCY),
+            probatio.Required(opt.RESCORE_MINUTES): _number(opt.RESCORE_MINUTES, "min"),
+            probatio.Optional(CONF_DATABASE_URL): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="off")
+            ),
         }
     )
+
+
+async def _check_database(hass: HomeAssistant, url: str) -> str | None:
+    """Return an error key when url is not a usable PostgreSQL database, None when it is.
+
+    The PostgreSQL driver is installed only now, for the users who choose PostgreSQL.
+    """
+    try:
+        backend = make_url(engine_url(url)).get_backend_name()
+    except ArgumentError:
+        return "invalid_database_url"
+    if backend != "postgresql":
+        return "invalid_database_url"
+    try:
+        await async_process_requirements(hass, DOMAIN, [POSTGRESQL_REQUIREMENT])
+        database = Database(url, run_blocking=hass.async_add_executor_job)
+        await database.start()
+        await database.close()
+    except (RequirementsNotFound, DatabaseError) as err:
+        LOGGER.warning("Cannot use the database %s: %s", redact_url(url), err)
+        return "cannot_connect_database"
+    return None
 
 
 class AiSecurityOptionsFlow(OptionsFlowWithReload):
@@ -295,11 +330,17 @@ class AiSecurityOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             options = PipelineOptions.from_mapping(user_input)
             errors = options.problems()
+            database_url = str(user_input.get(CONF_DATABASE_URL) or "").strip()
+            if database_url and (problem := await _check_database(self.hass, database_url)):
+                errors[CONF_DATABASE_URL] = problem
             if not errors:
-                return self.async_create_entry(data=options.as_mapping())
-        current = (
-            user_input or PipelineOptions.from_mapping(dict(self.config_entry.options)).as_mapping()
-        )
+                return self.async_create_entry(
+                    data={**options.as_mapping(), CONF_DATABASE_URL: database_url}
+                )
+        current = user_input or {
+            **PipelineOptions.from_mapping(dict(self.config_entry.options)).as_mapping(),
+            CONF_DATABASE_URL: self.config_entry.options.get(CONF_DATABASE_URL, ""),
+        }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(_options_schema(), current),

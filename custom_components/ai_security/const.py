@@ -17,3 +17,6 @@ CONF_DETECTOR_URLS: Final = "detector_urls"
 CONF_LLM_URL: Final = "llm_url"
 CONF_LLM_API: Final = "llm_api"
 CONF_DATABASE_URL: Final = "database_url"
+
+POSTGRESQL_REQUIREMENT: Final = "psycopg[binary]==3.3.9"
+"""Installed by Home Assistant only when a user chooses PostgreSQL (SQLite needs nothing)."""

@@ -19,6 +19,7 @@ from .core.pipeline import Pipeline, PipelineCallbacks
 
 EVENT_SECURITY: Final = f"{DOMAIN}_event"
 EVENT_DETECTION: Final = f"{DOMAIN}_detection"
+EVENT_RESCORED: Final = f"{DOMAIN}_event_rescored"
 SIGNAL_CAMERA_ADDED: Final = f"{DOMAIN}_camera_added_{{}}"
 SIGNAL_EVENT: Final = f"{DOMAIN}_event_{{}}"
 SIGNAL_DETECTIONS: Final = f"{DOMAIN}_detections_{{}}"
@@ -44,6 +45,7 @@ class AiSecurityHub:
             detections=self._detections,
             event=self._event,
             batch_changed=self._batch_changed,
+            event_rescored=self._event_rescored,
         )
 
     @callback
@@ -95,6 +97,20 @@ class AiSecurityHub:
     def _event(self, camera: Camera, event: SecurityEvent) -> None:
         self.hass.bus.async_fire(EVENT_SECURITY, self.event_data(camera, event))
         async_dispatcher_send(self.hass, SIGNAL_EVENT.format(self.entry_id), camera, event)
+
+    @callback
+    def _event_rescored(self, camera: Camera, old: SecurityEvent, new: SecurityEvent) -> None:
+        """Announce an LLM verdict replacing a heuristic one (not a new ai_security_event)."""
+        self.hass.bus.async_fire(
+            EVENT_RESCORED,
+            {
+                **self.event_data(camera, new),
+                "previous_risk_score": old.risk_score,
+                "previous_risk_level": old.risk_level.value,
+                "previous_source": old.source.value,
+            },
+        )
+        async_dispatcher_send(self.hass, SIGNAL_EVENT.format(self.entry_id), camera, new)
 
     def event_data(self, camera: Camera, event: SecurityEvent) -> dict[str, Any]:
         """Return the data of the ai_security_event bus event (times in ISO 8601, UTC)."""

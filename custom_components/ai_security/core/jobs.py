@@ -31,6 +31,8 @@ class JobKind(StrEnum):
 
     DETECT = "detect"
     ANALYZE = "analyze"
+    RESCORE = "rescore"
+    """Judge again, with the LLM, an event the heuristic scored while the LLM was unreachable."""
 
 
 class JobState(StrEnum):

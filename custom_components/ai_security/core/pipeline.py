@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
 import logging
 import os
 from typing import Any
 import uuid
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
@@ -47,7 +47,9 @@ from .models import (
     BoundingBox,
     Camera,
     Detection,
+    EventSource,
     MediaType,
+    RiskLevel,
     SecurityEvent,
 )
 from .prompts import AnalysisRequest
@@ -81,8 +83,6 @@ class PipelineConfig:
     llm_api: LlmApi
     options: PipelineOptions
     local_tz: tzinfo
-    detector_concurrency: int = 2
-    llm_concurrency: int = 1
     intake_concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dedupe_ttl: float = 300.0
@@ -108,6 +108,10 @@ class PipelineCallbacks:
     detections: Callable[[Camera, list[Detection]], None] = lambda _camera, _found: None
     event: Callable[[Camera, SecurityEvent], None] = lambda _camera, _event: None
     batch_changed: Callable[[str, bool], None] = lambda _camera_id, _open: None
+    event_rescored: Callable[[Camera, SecurityEvent, SecurityEvent], None] = (
+        lambda _camera, _old, _new: None
+    )
+    """(camera, the heuristic event, the same event as the LLM judged it)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -230,9 +234,11 @@ class Pipeline:
                 self._cameras[camera.camera_id] = camera
                 self.callbacks.camera_added(camera)
             await self.batcher.resume()
+            options = self.config.options
             self._workers = [
-                self._worker(JobKind.DETECT, self._detect, self.config.detector_concurrency),
-                self._worker(JobKind.ANALYZE, self._analyze, self.config.llm_concurrency),
+                self._worker(JobKind.DETECT, self._detect, options.detector_concurrency),
+                self._worker(JobKind.ANALYZE, self._analyze, options.llm_concurrency),
+                self._worker(JobKind.RESCORE, self._rescore, 1),
             ]
             for worker in self._workers:
                 worker.start()
@@ -244,8 +250,12 @@ class Pipeline:
             raise
 
     def _worker(self, kind: JobKind, handler: Any, concurrency: int) -> JobWorker:
+        available: Callable[[], bool] | None
         if kind is JobKind.DETECT:
             available, outage = self._detector_available, self._detector_outage
+        elif kind is JobKind.RESCORE:
+            # Re-scoring is only worth trying while the LLM may answer.
+            available, outage = self.llm_breaker.would_allow, self._rescore_outage
         else:
             available, outage = None, self._llm_outage
         kwargs: dict[str, Any] = {}
@@ -530,7 +540,12 @@ class Pipeline:
             verdict = heuristic_verdict(request, self.config.options.severity)
         event = _event(camera, request, verdict, detections)
 
+        rescore = (
+            verdict.source is EventSource.HEURISTIC and self.config.options.rescore_minutes > 0
+        )
+
         def store(session: Session) -> SecurityEvent:
+            now = self._clock()
             session.add(
                 EventRow(
                     event_id=event.event_id,
@@ -546,7 +561,7 @@ class Pipeline:
                     is_fast_path=event.is_fast_path,
                     source=event.source.value,
                     reviewed=False,
-                    created_at=self._clock(),
+                    created_at=now,
                 )
             )
             session.flush()
@@ -554,10 +569,69 @@ class Pipeline:
                 EventDetectionRow(event_id=event.event_id, detection_id=detection_id)
                 for detection_id in event.detection_ids
             )
+            if rescore:
+                add_job(session, JobKind.RESCORE, {"event_id": event.event_id}, now)
             return event
 
         def after(stored: SecurityEvent) -> None:
             self.callbacks.event(camera, stored)
+            if rescore:
+                self.queue.notify(JobKind.RESCORE)
+
+        return JobResult(store=store, after=after)
+
+    def _rescore_outage(self, error: BaseException) -> bool:
+        return isinstance(error, LlmUnavailableError) or self._llm_outage(error)
+
+    async def _rescore(self, job: Job) -> JobResult | None:
+        """Judge a heuristic event again with the LLM, if it is still recent enough to matter."""
+        event_id = str(job.payload["event_id"])
+        found = await self.db.run(lambda s: _stored_event(s, event_id))
+        if found is None:
+            return None  # deleted meanwhile (retention)
+        camera, old, created_at, detections = found
+        limit = timedelta(minutes=self.config.options.rescore_minutes)
+        if old.source is not EventSource.HEURISTIC or self._clock() - created_at > limit:
+            _LOGGER.debug("Not re-scoring event %s: no longer recent", event_id)
+            return None
+        request = AnalysisRequest(
+            camera_name=camera.name,
+            started_at=old.started_at,
+            ended_at=old.ended_at,
+            local_tz=self.config.local_tz,
+            detections=tuple(detections),
+            is_fast_path=old.is_fast_path,
+        )
+        try:
+            verdict = await self.analyzer.analyze(request)
+        except LlmRejectedError as err:
+            _LOGGER.info("The LLM refused to re-score event %s (%s); score kept", event_id, err)
+            return None
+        new = replace(
+            old,
+            risk_score=verdict.risk_score,
+            risk_level=verdict.risk_level,
+            summary=verdict.summary,
+            reasoning=verdict.reasoning,
+            source=verdict.source,
+        )
+
+        def store(session: Session) -> SecurityEvent:
+            session.execute(
+                update(EventRow)
+                .where(EventRow.event_id == event_id)
+                .values(
+                    risk_score=new.risk_score,
+                    risk_level=new.risk_level.value,
+                    summary=new.summary,
+                    reasoning=new.reasoning,
+                    source=new.source.value,
+                )
+            )
+            return new
+
+        def after(stored: SecurityEvent) -> None:
+            self.callbacks.event_rescored(camera, old, stored)
 
         return JobResult(store=store, after=after)
 
@@ -616,6 +690,40 @@ def _camera_and_detections(
     ).all()
     detections = [_detection(row, path) for row, path in rows]
     return (_camera(camera_row) if camera_row is not None else None), detections
+
+
+def _stored_event(
+    session: Session, event_id: str
+) -> tuple[Camera, SecurityEvent, datetime, list[Detection]] | None:
+    row = session.get(EventRow, event_id)
+    if row is None:
+        return None
+    camera_row = session.get(CameraRow, row.camera_id)
+    if camera_row is None:
+        return None
+    ids = list(
+        session.scalars(
+            select(EventDetectionRow.detection_id).where(EventDetectionRow.event_id == event_id)
+        ).all()
+    )
+    _camera_found, detections = _camera_and_detections(session, row.camera_id, ids)
+    event = SecurityEvent(
+        event_id=row.event_id,
+        camera_id=row.camera_id,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        risk_score=row.risk_score,
+        risk_level=RiskLevel(row.risk_level),
+        summary=row.summary,
+        reasoning=row.reasoning,
+        object_types=tuple(row.object_types),
+        detection_count=row.detection_count,
+        is_fast_path=row.is_fast_path,
+        source=EventSource(row.source),
+        detection_ids=tuple(ids),
+        reviewed=row.reviewed,
+    )
+    return _camera(camera_row), event, row.created_at, detections
 
 
 def _event(

@@ -41,6 +41,9 @@ RETENTION_DAYS: Final = "retention_days"
 THRESHOLD_MEDIUM: Final = "threshold_medium"
 THRESHOLD_HIGH: Final = "threshold_high"
 THRESHOLD_CRITICAL: Final = "threshold_critical"
+DETECTOR_CONCURRENCY: Final = "detector_concurrency"
+LLM_CONCURRENCY: Final = "llm_concurrency"
+RESCORE_MINUTES: Final = "rescore_minutes"
 
 LIMITS: Final[dict[str, Limit]] = {
     CONFIDENCE_THRESHOLD: Limit(minimum=0.05, maximum=0.99, step=0.01),
@@ -52,6 +55,9 @@ LIMITS: Final[dict[str, Limit]] = {
     THRESHOLD_MEDIUM: Limit(minimum=1, maximum=99, step=1),
     THRESHOLD_HIGH: Limit(minimum=1, maximum=99, step=1),
     THRESHOLD_CRITICAL: Limit(minimum=1, maximum=100, step=1),
+    DETECTOR_CONCURRENCY: Limit(minimum=1, maximum=16, step=1),
+    LLM_CONCURRENCY: Limit(minimum=1, maximum=8, step=1),
+    RESCORE_MINUTES: Limit(minimum=0, maximum=1440, step=1),
 }
 
 # Object classes the fast-path picker offers (COCO names, as RT-DETRv2 reports them); users may
@@ -101,6 +107,12 @@ class PipelineOptions:
     polling_observer: bool = False
     retention_days: int = 30
     severity: SeverityThresholds = field(default_factory=SeverityThresholds)
+    detector_concurrency: int = 2
+    """Detector requests in flight at once (over all detector servers)."""
+    llm_concurrency: int = 1
+    """LLM requests in flight at once."""
+    rescore_minutes: int = 30
+    """Heuristic events younger than this are judged again by the LLM once it is back; 0: never."""
 
     def problems(self) -> dict[str, str]:
         """Return an error key per option that is out of range or inconsistent; empty when valid."""
@@ -115,6 +127,9 @@ class PipelineOptions:
             THRESHOLD_MEDIUM: self.severity.medium,
             THRESHOLD_HIGH: self.severity.high,
             THRESHOLD_CRITICAL: self.severity.critical,
+            DETECTOR_CONCURRENCY: self.detector_concurrency,
+            LLM_CONCURRENCY: self.llm_concurrency,
+            RESCORE_MINUTES: self.rescore_minutes,
         }
         for key, value in values.items():
             if not LIMITS[key].contains(value):
@@ -160,6 +175,9 @@ class PipelineOptions:
                 high=int(number(THRESHOLD_HIGH, default.severity.high)),
                 critical=int(number(THRESHOLD_CRITICAL, default.severity.critical)),
             ),
+            detector_concurrency=int(number(DETECTOR_CONCURRENCY, default.detector_concurrency)),
+            llm_concurrency=int(number(LLM_CONCURRENCY, default.llm_concurrency)),
+            rescore_minutes=int(number(RESCORE_MINUTES, default.rescore_minutes)),
         )
 
     def as_mapping(self) -> dict[str, object]:
@@ -176,4 +194,7 @@ class PipelineOptions:
             THRESHOLD_MEDIUM: self.severity.medium,
             THRESHOLD_HIGH: self.severity.high,
             THRESHOLD_CRITICAL: self.severity.critical,
+            DETECTOR_CONCURRENCY: self.detector_concurrency,
+            LLM_CONCURRENCY: self.llm_concurrency,
+            RESCORE_MINUTES: self.rescore_minutes,
         }

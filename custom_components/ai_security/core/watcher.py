@@ -99,12 +99,13 @@ class FolderWatcher:
 
     async def stop(self) -> None:
         """Stop the observer and join its thread; forget uploads still settling."""
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self._loop = None  # events still in flight from the observer are ignored from now on
         observer, self._observer = self._observer, None
         if observer is not None:
             await self._run_blocking(_stop_observer, observer)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
 
     def _touch(self, path: str) -> None:
         """(Re)start path's debounce timer; runs on the loop."""
