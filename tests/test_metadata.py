@@ -11,6 +11,7 @@ from homeassistant.const import __version__ as ha_version
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+import yaml
 
 from custom_components.ai_security import config_flow
 from custom_components.ai_security.const import DOMAIN
@@ -87,8 +88,11 @@ def test_every_error_and_abort_is_translated() -> None:
     }
     assert option_errors <= set(STRINGS["options"]["error"])
 
-    init_source = (INTEGRATION / "__init__.py").read_text()
-    raised = set(re.findall(r'translation_key="(\w+)"', init_source))
+    raised = {
+        key
+        for module in ("__init__.py", "services.py")
+        for key in re.findall(r'translation_key="(\w+)"', (INTEGRATION / module).read_text())
+    }
     assert raised
     assert raised <= set(STRINGS["exceptions"])
 
@@ -109,3 +113,15 @@ async def test_brand_icon_is_served(
         response = await client.get(f"/api/brands/integration/{DOMAIN}/{image}")
         assert response.status == 200
         assert await response.read() == (INTEGRATION / "brand" / image).read_bytes()
+
+
+def test_every_action_is_described() -> None:
+    """Each action in services.yaml has a name, a description, translated fields and an icon."""
+    services = yaml.safe_load((INTEGRATION / "services.yaml").read_text())
+    icons = json.loads((INTEGRATION / "icons.json").read_text())["services"]
+    assert set(services) == set(STRINGS["services"]) == set(icons)
+    for name, spec in services.items():
+        texts = STRINGS["services"][name]
+        assert texts["name"]
+        assert texts["description"]
+        assert set(spec["fields"]) == set(texts["fields"])
