@@ -234,11 +234,13 @@ async def test_symlink_out_of_the_root_is_not_followed(
 async def test_file_deleted_before_and_after_intake(
     root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
-    """Deleted before it is read: forgotten. Deleted after it was queued: a dead job saying so."""
+    """Deleted before it is read: forgotten. Deleted while its job waited across a restart:
+    a dead job saying so. (Within one run intake's copy of the bytes is still detected.)"""
     hold = asyncio.Event()
     detector.answer(Reply(body=detections(CAR), hold=hold))
-    async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, _rec):
-        # Occupy both detector slots so the next uploads wait in the queue.
+    cfg = config(root, sqlite_url, detector.url, llm.url)
+    async with running(cfg) as (pipeline, _rec):
+        # Occupy both detector slots so the next upload waits in the queue.
         for n in range(2):
             await asyncio.to_thread(write, root / "Cam" / f"busy{n}.jpg", jpeg(30 + n))
         await detector.wait_for_requests(2)
@@ -251,15 +253,36 @@ async def test_file_deleted_before_and_after_intake(
         await wait_until(queued, what="the doomed upload queued")
         await asyncio.to_thread(doomed.unlink)
         pipeline.submit(str(root / "Cam" / "never_existed.jpg"))
+        await pipeline.wait_for_intake()
         hold.set()
+        await detector.wait_for_requests(3)
+        # doomed.jpg was still detected, from the bytes intake had read: nothing is lost.
+        assert detector.requests[2].sha256 == hashlib.sha256(jpeg(32)).hexdigest()
+    hold.clear()
+    # A job left queued by a stop, whose file is gone by the next start.
+    async with running(cfg) as (pipeline, _rec):
+        for n in range(2):
+            await asyncio.to_thread(write, root / "Cam" / f"busy{n + 2}.jpg", jpeg(33 + n))
+        await detector.wait_for_requests(5)
+        late = await asyncio.to_thread(write, root / "Cam" / "late.jpg", jpeg(35))
+
+        async def late_queued() -> bool:
+            counts = await pipeline.queue.counts()
+            return counts.get((JobKind.DETECT, JobState.QUEUED), 0) == 1
+
+        await wait_until(late_queued, what="the late upload queued")
+    await asyncio.to_thread(late.unlink)
+    hold.set()
+    async with running(cfg) as (pipeline, _rec):
 
         async def dead() -> bool:
             return bool(await pipeline.queue.dead_jobs())
 
         await wait_until(dead, what="the dead job")
         (job,) = await pipeline.queue.dead_jobs()
-        assert job.last_error == f"{doomed} was deleted before it was processed"
-        assert detector.count == 2
+    assert job.last_error == f"{late} was deleted before it was processed"
+    # busy2 and busy3 were interrupted mid-request by the stop and sent again after it.
+    assert detector.count == 7
 
 
 @pytest.mark.slow

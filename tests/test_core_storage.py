@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 import threading
 
@@ -153,3 +155,49 @@ def test_engine_url() -> None:
     assert engine_url("sqlite:////config/ai_security.db") == "sqlite:////config/ai_security.db"
     assert Database("postgresql://h/d").dialect == "postgresql"
     assert Database("sqlite:///x.db").dialect == "sqlite"
+
+
+async def test_concurrent_calls_commit_together_and_fail_alone(database_url: str) -> None:
+    """Calls queued at once share transactions; one that raises loses only its own writes."""
+    db = Database(database_url)
+    await db.start()
+    now = storage.utcnow()
+
+    def add(n: int) -> Callable[[Session], int]:
+        def _add(session: Session) -> int:
+            session.add(CameraRow(camera_id=f"c{n}", folder=f"f{n}", name="x", created_at=now))
+            session.flush()
+            if n == 13:
+                raise ValueError("unlucky")
+            return n
+
+        return _add
+
+    before = db.transactions
+    results = await asyncio.gather(*(db.run(add(n)) for n in range(50)), return_exceptions=True)
+    grouped = db.transactions - before
+    stored = await db.run(lambda s: sorted(s.scalars(select(CameraRow.camera_id)).all()))
+    await db.close()
+    assert [r for r in results if isinstance(r, Exception)] == [results[13]]
+    assert str(results[13]) == "unlucky"
+    assert [r for r in results if not isinstance(r, Exception)] == [n for n in range(50) if n != 13]
+    assert stored == sorted(f"c{n}" for n in range(50) if n != 13)
+    assert 1 <= grouped < 50
+
+
+async def test_cancelled_call_never_runs(database_url: str) -> None:
+    """A caller that gave up before its turn does not write anything."""
+    db = Database(database_url)
+    await db.start()
+    now = storage.utcnow()
+    gate = threading.Event()
+    blocker = asyncio.ensure_future(db.run(lambda _s: gate.wait(10)))
+    late = asyncio.ensure_future(
+        db.run(lambda s: s.add(CameraRow(camera_id="late", folder="l", name="l", created_at=now)))
+    )
+    await asyncio.sleep(0.05)
+    late.cancel()
+    gate.set()
+    await blocker
+    assert await db.run(lambda s: s.get(CameraRow, "late")) is None
+    await db.close()

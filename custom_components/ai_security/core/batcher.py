@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 import logging
 from typing import Any
+import uuid
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,51 +30,64 @@ class OpenBatch:
     """A camera's batch that is still collecting detections."""
 
     camera_id: str
+    batch_key: str
     opened_at: datetime
     last_detection_at: datetime
-    detection_ids: tuple[int, ...]
+    detection_count: int
 
 
 def _open_batch(row: BatchRow) -> OpenBatch:
     return OpenBatch(
         camera_id=row.camera_id,
+        batch_key=row.batch_key,
         opened_at=row.opened_at,
         last_detection_at=row.last_detection_at,
-        detection_ids=tuple(row.detection_ids),
+        detection_count=row.detection_count,
     )
 
 
-def add_to_batch(
-    session: Session, camera_id: str, detection_ids: Iterable[int], now: datetime
-) -> OpenBatch:
-    """Add detections to camera_id's batch (opening one if none is), in the caller's transaction."""
-    ids = list(detection_ids)
+def add_to_batch(session: Session, camera_id: str, count: int, now: datetime) -> OpenBatch:
+    """Count count new detections into camera_id's batch (opening one if none is).
+
+    Runs in the caller's transaction; the caller stores the detections with the returned
+    batch_key.
+    """
     row = session.get(BatchRow, camera_id)
     if row is None:
-        row = BatchRow(camera_id=camera_id, opened_at=now, last_detection_at=now, detection_ids=ids)
+        row = BatchRow(
+            camera_id=camera_id,
+            batch_key=uuid.uuid4().hex,
+            opened_at=now,
+            last_detection_at=now,
+            detection_count=count,
+        )
         session.add(row)
     else:
         row.last_detection_at = now
-        row.detection_ids = [*row.detection_ids, *ids]  # a new list, so the JSON change is seen
+        row.detection_count += count
     return _open_batch(row)
 
 
 def analyze_payload(
     camera_id: str,
-    detection_ids: Iterable[int],
     started_at: datetime,
     ended_at: datetime,
     *,
-    fast_path: bool,
+    batch_key: str | None = None,
+    detection_ids: Iterable[int] = (),
 ) -> dict[str, Any]:
-    """Return the payload of an analyze job (JSON: ids and ISO 8601 times)."""
-    return {
+    """Return the payload of an analyze job: a closed batch, or a fast-path detection list."""
+    payload: dict[str, Any] = {
         "camera_id": camera_id,
-        "detection_ids": list(detection_ids),
         "started_at": started_at.isoformat(),
         "ended_at": ended_at.isoformat(),
-        "fast_path": fast_path,
+        "fast_path": batch_key is None,
     }
+    if batch_key is not None:
+        payload["batch_key"] = batch_key
+    else:
+        payload["detection_ids"] = list(detection_ids)
+    return payload
 
 
 class Batcher:
@@ -156,10 +170,9 @@ class Batcher:
                 JobKind.ANALYZE,
                 analyze_payload(
                     camera_id,
-                    batch.detection_ids,
                     batch.opened_at,
                     batch.last_detection_at,
-                    fast_path=False,
+                    batch_key=batch.batch_key,
                 ),
                 now,
             )

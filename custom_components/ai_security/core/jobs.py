@@ -17,7 +17,7 @@ import logging
 import random
 from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .resilience import RetryPolicy
@@ -73,19 +73,25 @@ def _job(row: JobRow) -> Job:
     )
 
 
-def add_job(session: Session, kind: JobKind, payload: dict[str, Any], now: datetime) -> JobRow:
-    """Queue a job inside the caller's transaction, so it commits together with what caused it."""
-    row = JobRow(
-        kind=kind.value,
-        payload=payload,
-        state=JobState.QUEUED.value,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    return row
+def add_job(session: Session, kind: JobKind, payload: dict[str, Any], now: datetime) -> int:
+    """Queue a job inside the caller's transaction, so it commits together with what caused it.
+
+    Returns the job's id.
+    """
+    job_id: int = session.execute(
+        insert(JobRow)
+        .values(
+            kind=kind.value,
+            payload=payload,
+            state=JobState.QUEUED.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(JobRow.job_id)
+    ).scalar_one()
+    return job_id
 
 
 class JobQueue:
@@ -105,6 +111,13 @@ class JobQueue:
         self._clock = clock
         self._rng = rng
         self._listeners: dict[JobKind, list[Callable[[], None]]] = {kind: [] for kind in JobKind}
+        # Whether queued jobs of a kind may be waiting for a later time (a retry's backoff). Until
+        # the first look, that is unknown; afterwards only fail() can make it true again.
+        self._maybe_delayed: dict[JobKind, bool] = dict.fromkeys(JobKind, True)
+
+    def may_have_delayed(self, kind: JobKind) -> bool:
+        """Return whether a job of kind may be queued for a later time (worth asking next_due)."""
+        return self._maybe_delayed[kind]
 
     def subscribe(self, kind: JobKind, wake: Callable[[], None]) -> None:
         """Call wake whenever a job of kind may have become due (queued or re-queued)."""
@@ -120,9 +133,7 @@ class JobQueue:
         now = self._clock()
 
         def _add(session: Session) -> int:
-            row = add_job(session, kind, payload, now)
-            session.flush()
-            return row.job_id
+            return add_job(session, kind, payload, now)
 
         job_id = await self._db.run(_add)
         self.notify(kind)
@@ -133,8 +144,8 @@ class JobQueue:
         now = self._clock()
 
         def _claim(session: Session) -> list[Job]:
-            rows = session.scalars(
-                select(JobRow)
+            due = (
+                select(JobRow.job_id)
                 .where(
                     JobRow.state == JobState.QUEUED.value,
                     JobRow.kind == kind.value,
@@ -143,11 +154,36 @@ class JobQueue:
                 .order_by(JobRow.next_attempt_at, JobRow.job_id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
+            )
+            # One statement marks them running and returns them (no ORM objects: this runs
+            # for every job, and the pipeline's speed is bound by the database thread).
+            rows = session.execute(
+                update(JobRow)
+                .where(JobRow.job_id.in_(due.scalar_subquery()))
+                .values(state=JobState.RUNNING.value, updated_at=now)
+                .returning(
+                    JobRow.job_id,
+                    JobRow.kind,
+                    JobRow.payload,
+                    JobRow.attempts,
+                    JobRow.next_attempt_at,
+                    JobRow.last_error,
+                )
             ).all()
-            for row in rows:
-                row.state = JobState.RUNNING.value
-                row.updated_at = now
-            return [_job(row) for row in rows]
+            jobs = [
+                Job(
+                    job_id=row.job_id,
+                    kind=JobKind(row.kind),
+                    payload=dict(row.payload),
+                    state=JobState.RUNNING,
+                    attempts=row.attempts,
+                    next_attempt_at=row.next_attempt_at,
+                    last_error=row.last_error,
+                )
+                for row in rows
+            ]
+            jobs.sort(key=lambda job: (job.next_attempt_at, job.job_id))
+            return jobs
 
         return await self._db.run(_claim)
 
@@ -197,6 +233,8 @@ class JobQueue:
             )
 
         await self._db.run(_fail)
+        if not dead:
+            self._maybe_delayed[job.kind] = True
         if dead:
             _LOGGER.warning(
                 "Gave up on %s job %s after %s attempt(s): %s",
@@ -303,7 +341,10 @@ class JobQueue:
                 )
             )
 
+        self._maybe_delayed[kind] = False
         due = await self._db.run(_next)
+        if due is not None:
+            self._maybe_delayed[kind] = True
         # func.min bypasses the column type, so SQLite hands back a naive (UTC) value.
         if due is not None and due.tzinfo is None:
             due = due.replace(tzinfo=self._clock().tzinfo)
@@ -443,7 +484,7 @@ class JobWorker:
     async def _sleep_until_due(self) -> None:
         """Wait for new work, a free slot, or the next retry coming due."""
         timeout = self._idle_poll
-        if len(self._inflight) < self.concurrency:
+        if len(self._inflight) < self.concurrency and self._queue.may_have_delayed(self.kind):
             due = await self._queue.next_due(self.kind)
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))

@@ -14,16 +14,17 @@ and callbacks.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 import logging
 import os
-from typing import Any
+from typing import Any, Final
 import uuid
 
 import aiohttp
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
@@ -70,6 +71,9 @@ from .video import VideoError, extract_frame, key_frame_time, probe_video
 from .watcher import FolderWatcher, find_uploads
 
 _LOGGER = logging.getLogger(__name__)
+
+CONTENT_CACHE_BYTES: Final = 32 * 1024 * 1024
+"""Image bytes kept between intake and detection; beyond this, detection reads the file."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +217,10 @@ class Pipeline:
         self._intake_slots = asyncio.Semaphore(config.intake_concurrency)
         self._intake_tasks: set[asyncio.Task[None]] = set()
         self._cameras: dict[str, Camera] = {}
+        self._cameras_by_folder: dict[str, Camera] = {}
+        # Images read by intake, kept (up to a bound) until their detection job sends them.
+        self._contents: OrderedDict[int, bytes] = OrderedDict()
+        self._contents_size = 0
         self._workers: list[JobWorker] = []
         self._started = False
         self.images_processed = 0
@@ -232,6 +240,7 @@ class Pipeline:
             )
             for camera in cameras:
                 self._cameras[camera.camera_id] = camera
+                self._cameras_by_folder[camera.folder] = camera
                 self.callbacks.camera_added(camera)
             await self.batcher.resume()
             options = self.config.options
@@ -325,66 +334,107 @@ class Pipeline:
         if classified is None:
             return
         folder, _media_type = classified
-        intake = await self._inspect(path)
-        if intake is None:
-            return
-        if self._recent.seen(intake.sha256):
-            _LOGGER.debug("Skipping %s: the same content arrived moments ago", path)
-            return
-        now = self._clock()
-
-        def register(session: Session) -> _Registered:
-            camera, new_camera = _camera_for_folder(session, folder, now)
-            if session.scalar(select(MediaRow.media_id).where(MediaRow.sha256 == intake.sha256)):
-                return _Registered(camera=camera, new_camera=new_camera, media_id=None)
-            row = MediaRow(
-                camera_id=camera.camera_id,
-                path=path,
-                sha256=intake.sha256,
-                media_type=intake.media_type.value,
-                size=intake.size,
-                width=intake.width,
-                height=intake.height,
-                received_at=now,
-            )
-            session.add(row)
-            session.flush()
-            add_job(session, JobKind.DETECT, {"media_id": row.media_id}, now)
-            return _Registered(camera=camera, new_camera=new_camera, media_id=row.media_id)
-
-        try:
-            registered = await self.db.run(register)
-        except Exception:
-            self._recent.forget(intake.sha256)
-            _LOGGER.exception(
-                "Could not register %s; it is picked up again at the next start", path
-            )
+        # The slot is held through registration: when the database falls behind, intake
+        # waits instead of queueing unbounded work in front of the detection jobs.
+        async with self._intake_slots:
+            intake = await self._inspect(path)
+            if intake is None:
+                return
+            if self._recent.seen(intake.sha256):
+                _LOGGER.debug("Skipping %s: the same content arrived moments ago", path)
+                return
+            registered = await self._register(folder, path, intake)
+        if registered is None:
             return
         if registered.new_camera:
             self._cameras[registered.camera.camera_id] = registered.camera
+            self._cameras_by_folder[registered.camera.folder] = registered.camera
             _LOGGER.info("New camera %s (%s)", registered.camera.name, registered.camera.camera_id)
             self.callbacks.camera_added(registered.camera)
         if registered.media_id is None:
             _LOGGER.debug("Skipping %s: its content was processed before", path)
             return
+        if intake.content is not None:
+            self._keep_content(registered.media_id, intake.content)
         self.queue.notify(JobKind.DETECT)
+
+    def _keep_content(self, media_id: int, content: bytes) -> None:
+        """Remember an image's bytes for its detection, forgetting the oldest beyond the bound."""
+        self._contents[media_id] = content
+        self._contents_size += len(content)
+        while self._contents_size > CONTENT_CACHE_BYTES and self._contents:
+            _media_id, dropped = self._contents.popitem(last=False)
+            self._contents_size -= len(dropped)
+
+    def _take_content(self, media_id: int) -> bytes | None:
+        content = self._contents.pop(media_id, None)
+        if content is not None:
+            self._contents_size -= len(content)
+        return content
+
+    async def _register(self, folder: str, path: str, intake: Intake) -> _Registered | None:
+        """Store the upload and its detect job in one transaction; None when that failed."""
+        now = self._clock()
+        known = self._cameras_by_folder.get(folder)
+
+        def register(session: Session) -> _Registered:
+            if known is None:
+                camera, new_camera = _camera_for_folder(session, folder, now)
+            else:
+                camera, new_camera = known, False
+            duplicate = session.execute(
+                select(MediaRow.media_id).where(MediaRow.sha256 == intake.sha256)
+            ).first()
+            if duplicate is not None:
+                return _Registered(camera=camera, new_camera=new_camera, media_id=None)
+            media_id = session.execute(
+                insert(MediaRow)
+                .values(
+                    camera_id=camera.camera_id,
+                    path=path,
+                    sha256=intake.sha256,
+                    media_type=intake.media_type.value,
+                    size=intake.size,
+                    width=intake.width,
+                    height=intake.height,
+                    received_at=now,
+                )
+                .returning(MediaRow.media_id)
+            ).scalar_one()
+            # Everything the detect job needs travels in its payload: no look-up later.
+            payload = {
+                "media_id": media_id,
+                "camera_id": camera.camera_id,
+                "path": path,
+                "media_type": intake.media_type.value,
+                "width": intake.width,
+                "height": intake.height,
+            }
+            add_job(session, JobKind.DETECT, payload, now)
+            return _Registered(camera=camera, new_camera=new_camera, media_id=media_id)
+
+        try:
+            return await self.db.run(register)
+        except Exception:
+            self._recent.forget(intake.sha256)
+            _LOGGER.exception(
+                "Could not register %s; it is picked up again at the next start", path
+            )
+            return None
 
     async def _inspect(self, path: str) -> Intake | None:
         """Check and hash an upload in the executor; None (logged) when it cannot be used."""
-        async with self._intake_slots:
-            try:
-                intake: Intake = await self._run_blocking(
-                    inspect_upload, self.config.camera_root, path
-                )
-            except FileNotFoundError:
-                _LOGGER.debug("%s disappeared before it could be read", path)
-                return None
-            except RejectedMediaError as err:
-                _LOGGER.warning("Ignoring %s: %s", path, err)
-                return None
-            except OSError as err:
-                _LOGGER.warning("Cannot read %s: %s", path, err)
-                return None
+        try:
+            intake: Intake = await self._run_blocking(inspect_upload, self.config.camera_root, path)
+        except FileNotFoundError:
+            _LOGGER.debug("%s disappeared before it could be read", path)
+            return None
+        except RejectedMediaError as err:
+            _LOGGER.warning("Ignoring %s: %s", path, err)
+            return None
+        except OSError as err:
+            _LOGGER.warning("Cannot read %s: %s", path, err)
+            return None
         return intake
 
     # --- detection ------------------------------------------------------------------------------
@@ -401,11 +451,12 @@ class Pipeline:
         )
 
     async def _detect(self, job: Job) -> JobResult:
-        media_id = int(job.payload["media_id"])
-        row = await self.db.run(lambda s: _media(s, media_id))
-        if row is None:
-            raise PermanentJobError(f"upload {media_id} is no longer in the database")
-        path, camera_id, media_type, width, height = row
+        payload = job.payload
+        media_id = int(payload["media_id"])
+        path = str(payload["path"])
+        camera_id = str(payload["camera_id"])
+        media_type = MediaType(payload["media_type"])
+        width, height = int(payload["width"]), int(payload["height"])
         frame_time: float | None = None
         if media_type is MediaType.VIDEO:
             try:
@@ -417,10 +468,14 @@ class Pipeline:
             width, height = info.width, info.height
             filename = os.path.splitext(os.path.basename(path))[0] + ".jpg"
         else:
-            try:
-                image = await self._run_blocking(_read_file, path)
-            except FileNotFoundError as err:
-                raise PermanentJobError(f"{path} was deleted before it was processed") from err
+            cached = self._take_content(media_id)
+            if cached is not None:
+                image = cached
+            else:
+                try:
+                    image = await self._run_blocking(_read_file, path)
+                except FileNotFoundError as err:
+                    raise PermanentJobError(f"{path} was deleted before it was processed") from err
             filename = os.path.basename(path)
         try:
             result = await self.detector.detect(
@@ -457,29 +512,49 @@ class Pipeline:
         fast_types = set(options.fast_path_objects)
 
         def store(session: Session) -> _Stored:
+            if not result.detections:
+                return _Stored(detections=[], batch=None, fast_path_jobs=0)
+            batch = add_to_batch(session, camera_id, len(result.detections), now)
             rows = [
-                DetectionRow(
+                {
+                    "media_id": media_id,
+                    "camera_id": camera_id,
+                    "label": found.label,
+                    "confidence": found.confidence,
+                    "x": found.bbox.x,
+                    "y": found.bbox.y,
+                    "w": found.bbox.w,
+                    "h": found.bbox.h,
+                    "frame_width": width,
+                    "frame_height": height,
+                    "frame_time": frame_time,
+                    "detected_at": now,
+                    "batch_key": batch.batch_key,
+                }
+                for found in result.detections
+            ]
+            ids = session.scalars(
+                insert(DetectionRow).returning(
+                    DetectionRow.detection_id, sort_by_parameter_order=True
+                ),
+                rows,
+            ).all()
+            detections = [
+                Detection(
+                    detection_id=detection_id,
                     media_id=media_id,
                     camera_id=camera_id,
                     label=found.label,
                     confidence=found.confidence,
-                    x=found.bbox.x,
-                    y=found.bbox.y,
-                    w=found.bbox.w,
-                    h=found.bbox.h,
+                    bbox=found.bbox,
+                    detected_at=now,
                     frame_width=width,
                     frame_height=height,
                     frame_time=frame_time,
-                    detected_at=now,
+                    path=path,
                 )
-                for found in result.detections
+                for detection_id, found in zip(ids, result.detections, strict=True)
             ]
-            if not rows:
-                return _Stored(detections=[], batch=None, fast_path_jobs=0)
-            session.add_all(rows)
-            session.flush()
-            detections = [_detection(row, path) for row in rows]
-            batch = add_to_batch(session, camera_id, [d.detection_id or 0 for d in detections], now)
             fast = [
                 d.detection_id or 0
                 for d in detections
@@ -489,7 +564,7 @@ class Pipeline:
                 add_job(
                     session,
                     JobKind.ANALYZE,
-                    analyze_payload(camera_id, fast, now, now, fast_path=True),
+                    analyze_payload(camera_id, now, now, detection_ids=fast),
                     now,
                 )
             return _Stored(detections=detections, batch=batch, fast_path_jobs=1 if fast else 0)
@@ -514,8 +589,11 @@ class Pipeline:
     async def _analyze(self, job: Job) -> JobResult:
         payload = job.payload
         camera_id = str(payload["camera_id"])
-        ids = [int(i) for i in payload["detection_ids"]]
-        camera, detections = await self.db.run(lambda s: _camera_and_detections(s, camera_id, ids))
+        batch_key: str | None = payload.get("batch_key")
+        ids = [int(i) for i in payload.get("detection_ids", ())]
+        camera, detections = await self.db.run(
+            lambda s: _camera_and_detections(s, camera_id, ids, batch_key)
+        )
         if camera is None:
             raise PermanentJobError(f"camera {camera_id} is no longer in the database")
         request = AnalysisRequest(
@@ -565,10 +643,14 @@ class Pipeline:
                 )
             )
             session.flush()
-            session.add_all(
-                EventDetectionRow(event_id=event.event_id, detection_id=detection_id)
-                for detection_id in event.detection_ids
-            )
+            if event.detection_ids:
+                session.execute(
+                    insert(EventDetectionRow),
+                    [
+                        {"event_id": event.event_id, "detection_id": detection_id}
+                        for detection_id in event.detection_ids
+                    ],
+                )
             if rescore:
                 add_job(session, JobKind.RESCORE, {"event_id": event.event_id}, now)
             return event
@@ -655,13 +737,6 @@ def _read_file(path: str) -> bytes:
         return file.read()
 
 
-def _media(session: Session, media_id: int) -> tuple[str, str, MediaType, int, int] | None:
-    row = session.get(MediaRow, media_id)
-    if row is None:
-        return None
-    return row.path, row.camera_id, MediaType(row.media_type), row.width, row.height
-
-
 def _detection(row: DetectionRow, path: str) -> Detection:
     return Detection(
         detection_id=row.detection_id,
@@ -679,13 +754,18 @@ def _detection(row: DetectionRow, path: str) -> Detection:
 
 
 def _camera_and_detections(
-    session: Session, camera_id: str, ids: list[int]
+    session: Session, camera_id: str, ids: list[int], batch_key: str | None = None
 ) -> tuple[Camera | None, list[Detection]]:
     camera_row = session.get(CameraRow, camera_id)
+    which = (
+        DetectionRow.batch_key == batch_key
+        if batch_key is not None
+        else DetectionRow.detection_id.in_(ids)
+    )
     rows = session.execute(
         select(DetectionRow, MediaRow.path)
         .join(MediaRow, MediaRow.media_id == DetectionRow.media_id)
-        .where(DetectionRow.detection_id.in_(ids))
+        .where(which)
         .order_by(DetectionRow.detected_at, DetectionRow.detection_id)
     ).all()
     detections = [_detection(row, path) for row, path in rows]

@@ -25,19 +25,29 @@ from .storage import BlockingRunner
 
 _LOGGER = logging.getLogger(__name__)
 
-# inotify's close-after-write is the surest sign an upload is complete; the rest may be mid-way.
-_FILE_EVENTS = frozenset({"created", "modified", "closed", "moved"})
+# With inotify, a file closed after writing (or renamed into place) is an upload that may be
+# complete: forwarding those, and not the many "modified" events of every write, spares the
+# loop. Creations are forwarded too: for files that land in a folder before its watch exists,
+# watchdog reports only a creation. The polling observer sees no closes, so it forwards changes.
+_NATIVE_EVENTS = frozenset({"created", "closed", "moved"})
+_POLLING_EVENTS = frozenset({"created", "modified", "moved"})
 
 
 class _Forwarder(FileSystemEventHandler):
     """Runs on the observer's thread: forwards interesting paths to the loop, nothing else."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, touch: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        touch: Callable[[str], None],
+        events: frozenset[str],
+    ) -> None:
         self._loop = loop
         self._touch = touch
+        self._events = events
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in _FILE_EVENTS:
+        if event.event_type not in self._events:
             return
         path = event.dest_path if event.event_type == "moved" else event.src_path
         if not path:
@@ -93,7 +103,8 @@ class FolderWatcher:
             PollingObserver(timeout=self._polling_interval) if self.polling else Observer()
         )
         observer.name = f"ai_security watcher {self.root}"
-        observer.schedule(_Forwarder(loop, self._touch), self.root, recursive=True)
+        events = _POLLING_EVENTS if self.polling else _NATIVE_EVENTS
+        observer.schedule(_Forwarder(loop, self._touch, events), self.root, recursive=True)
         observer.start()
         return observer
 
