@@ -234,8 +234,11 @@ async def test_symlink_out_of_the_root_is_not_followed(
 async def test_file_deleted_before_and_after_intake(
     root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
-    """Deleted before it is read: forgotten. Deleted while its job waited across a restart:
-    a dead job saying so. (Within one run intake's copy of the bytes is still detected.)"""
+    """A deleted upload is forgotten, detected from memory, or a dead job, by when it went.
+
+    Deleted before it is read: forgotten. Deleted while its job waits: detected from the bytes
+    intake read. Deleted while its job waited across a restart: a dead job saying so.
+    """
     hold = asyncio.Event()
     detector.answer(Reply(body=detections(CAR), hold=hold))
     cfg = config(root, sqlite_url, detector.url, llm.url)
