@@ -21,7 +21,12 @@ from sqlalchemy import func, select
 
 from custom_components.ai_security.core.jobs import JobKind, JobState
 from custom_components.ai_security.core.models import EventSource, RiskLevel
-from custom_components.ai_security.core.storage import DetectionRow, EventRow, MediaRow
+from custom_components.ai_security.core.storage import (
+    DetectionRow,
+    EventDetectionRow,
+    EventRow,
+    MediaRow,
+)
 
 from .detector_server import DetectorServer, Reply, detection, detections
 from .llama import grammar_friendly_params, llama_server_fixture, llama_server_process_fixture  # noqa: F401
@@ -665,3 +670,42 @@ async def test_rescoring_can_be_turned_off(
         await wait_until(lambda: len(rec.events) == 1, what="the heuristic event")
         counts = await pipeline.queue.counts()
     assert not any(kind is JobKind.RESCORE for kind, _state in counts)
+
+
+@pytest.mark.slow
+async def test_every_detection_is_judged_in_exactly_one_batch(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
+) -> None:
+    """Under a steady stream with short windows, batches close and reopen without overlap."""
+    detector.answer(Reply(body=detections(CAR)))
+    cfg = config(
+        root,
+        sqlite_url,
+        detector.url,
+        llm.url,
+        options=fast_options(batch_window=0.4, batch_idle_timeout=0.15, debounce=0.05),
+    )
+    async with running(cfg) as (pipeline, rec):
+        for n in range(600):
+            await asyncio.to_thread(
+                write, root / f"Cam {n % 2}" / f"{n}.jpg", jpeg(2000 + n, 64, 48)
+            )
+            if n % 20 == 0:
+                await asyncio.sleep(0.02)
+
+        async def settled() -> bool:
+            counts = await pipeline.queue.counts()
+            return (
+                counts.get((JobKind.DETECT, JobState.DONE), 0) == 600
+                and not pipeline.batcher.open_cameras
+                and counts.get((JobKind.ANALYZE, JobState.QUEUED), 0) == 0
+                and counts.get((JobKind.ANALYZE, JobState.RUNNING), 0) == 0
+            )
+
+        await wait_until(settled, seconds=60, what="every batch judged")
+        links = await pipeline.db.run(
+            lambda s: list(s.scalars(select(EventDetectionRow.detection_id)).all())
+        )
+    assert sum(event.detection_count for event in rec.events) == 600
+    assert sorted(links) == sorted(set(links))
+    assert len(links) == 600

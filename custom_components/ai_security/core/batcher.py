@@ -16,7 +16,7 @@ import logging
 from typing import Any
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from .jobs import JobKind, JobQueue, add_job
@@ -46,26 +46,68 @@ def _open_batch(row: BatchRow) -> OpenBatch:
     )
 
 
+_GROW_BATCH = (
+    update(BatchRow)
+    .where(BatchRow.camera_id == bindparam("grow_camera"))
+    .values(
+        last_detection_at=bindparam("grow_at"),
+        detection_count=BatchRow.detection_count + bindparam("grow_by"),
+    )
+    .returning(
+        BatchRow.camera_id,
+        BatchRow.batch_key,
+        BatchRow.opened_at,
+        BatchRow.last_detection_at,
+        BatchRow.detection_count,
+    )
+)
+_OPEN_BATCH = insert(BatchRow)
+_SELECT_BATCH = select(
+    BatchRow.camera_id,
+    BatchRow.batch_key,
+    BatchRow.opened_at,
+    BatchRow.last_detection_at,
+    BatchRow.detection_count,
+).where(BatchRow.camera_id == bindparam("batch_camera"))
+_DELETE_BATCH = delete(BatchRow).where(BatchRow.batch_key == bindparam("batch_key"))
+
+
 def add_to_batch(session: Session, camera_id: str, count: int, now: datetime) -> OpenBatch:
     """Count count new detections into camera_id's batch (opening one if none is).
 
-    Runs in the caller's transaction; the caller stores the detections with the returned
-    batch_key.
+    Runs in the caller's transaction (for every detected upload, hence prebuilt statements);
+    the caller stores the detections with the returned batch_key.
     """
-    row = session.get(BatchRow, camera_id)
-    if row is None:
-        row = BatchRow(
-            camera_id=camera_id,
-            batch_key=uuid.uuid4().hex,
-            opened_at=now,
-            last_detection_at=now,
-            detection_count=count,
+    connection = session.connection()
+    row = connection.execute(
+        _GROW_BATCH, {"grow_camera": camera_id, "grow_at": now, "grow_by": count}
+    ).first()
+    if row is not None:
+        return OpenBatch(
+            camera_id=row.camera_id,
+            batch_key=row.batch_key,
+            opened_at=row.opened_at,
+            last_detection_at=row.last_detection_at,
+            detection_count=row.detection_count,
         )
-        session.add(row)
-    else:
-        row.last_detection_at = now
-        row.detection_count += count
-    return _open_batch(row)
+    batch = OpenBatch(
+        camera_id=camera_id,
+        batch_key=uuid.uuid4().hex,
+        opened_at=now,
+        last_detection_at=now,
+        detection_count=count,
+    )
+    connection.execute(
+        _OPEN_BATCH,
+        {
+            "camera_id": camera_id,
+            "batch_key": batch.batch_key,
+            "opened_at": now,
+            "last_detection_at": now,
+            "detection_count": count,
+        },
+    )
+    return batch
 
 
 def analyze_payload(
@@ -111,7 +153,7 @@ class Batcher:
         self._clock = clock
         self._on_change = on_change
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: dict[str, asyncio.Task[None]] = {}
         self._open: dict[str, OpenBatch] = {}
 
     @property
@@ -148,23 +190,36 @@ class Batcher:
 
     def _due(self, camera_id: str) -> None:
         self._timers.pop(camera_id, None)
+        if camera_id in self._closing:
+            return  # a close of this camera's batch is under way; it re-arms the timer if needed
         task = asyncio.get_running_loop().create_task(
             self._close(camera_id), name=f"ai_security close batch {camera_id}"
         )
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._closing[camera_id] = task
+        task.add_done_callback(lambda _task: self._closing.pop(camera_id, None))
 
     async def _close(self, camera_id: str) -> None:
         """Turn the batch into an analyze job, unless detections arrived after the timer was set."""
         now = self._clock()
 
-        def close(session: Session) -> OpenBatch | None:
-            row = session.get(BatchRow, camera_id)
+        def close(session: Session) -> tuple[str, OpenBatch | None]:
+            connection = session.connection()
+            row = connection.execute(_SELECT_BATCH, {"batch_camera": camera_id}).first()
             if row is None:
-                return None
-            batch = _open_batch(row)
+                return "gone", None
+            batch = OpenBatch(
+                camera_id=row.camera_id,
+                batch_key=row.batch_key,
+                opened_at=row.opened_at,
+                last_detection_at=row.last_detection_at,
+                detection_count=row.detection_count,
+            )
             if self.deadline(batch) > now:
-                return batch  # it grew meanwhile: not due yet
+                return "open", batch  # it grew meanwhile: not due yet
+            # Deleting by key is what makes the close happen once: whoever deletes the row
+            # queues the analysis.
+            if connection.execute(_DELETE_BATCH, {"batch_key": batch.batch_key}).rowcount != 1:
+                return "gone", None
             add_job(
                 session,
                 JobKind.ANALYZE,
@@ -176,22 +231,34 @@ class Batcher:
                 ),
                 now,
             )
-            session.delete(row)
-            return None
+            return "closed", batch
 
         try:
-            still_open = await self._db.run(close)
+            outcome, batch = await self._db.run(close)
         except Exception:
             _LOGGER.exception("Closing the batch of %s failed; trying again in 5 s", camera_id)
             self._timers[camera_id] = asyncio.get_running_loop().call_later(5, self._due, camera_id)
             return
-        if still_open is not None:
-            self.track(still_open)
+        if outcome == "open" and batch is not None:
+            self.track(batch)
             return
-        self._open.pop(camera_id, None)
+        if outcome == "gone" or batch is None:
+            # Closed already (a stale timer): the camera has no open batch unless a newer one was
+            # tracked meanwhile, whose own timer is then set.
+            closed = camera_id not in self._timers and camera_id in self._open
+            if closed:
+                del self._open[camera_id]
+                if self._on_change is not None:
+                    self._on_change(camera_id, False)
+            return
         self._queue.notify(JobKind.ANALYZE)
-        if self._on_change is not None:
-            self._on_change(camera_id, False)
+        tracked = self._open.get(camera_id)
+        if tracked is not None and tracked.batch_key == batch.batch_key:
+            del self._open[camera_id]
+            if (timer := self._timers.pop(camera_id, None)) is not None:
+                timer.cancel()
+            if self._on_change is not None:
+                self._on_change(camera_id, False)
 
     async def stop(self) -> None:
         """Cancel the timers (batches stay stored and resume at the next start)."""
@@ -199,5 +266,5 @@ class Batcher:
             timer.cancel()
         self._timers.clear()
         if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+            await asyncio.gather(*self._closing.values(), return_exceptions=True)
         self._open.clear()

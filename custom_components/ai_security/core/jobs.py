@@ -9,15 +9,16 @@ visible, and re-queueable by the user, never silently dropped.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 import logging
 import random
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .resilience import RetryPolicy
@@ -73,24 +74,75 @@ def _job(row: JobRow) -> Job:
     )
 
 
+# The statements every job runs, built once: building a statement costs more CPU than SQLite
+# takes to run it, and the database thread bounds how fast the pipeline goes. They run on the
+# session's connection, which skips the ORM's per-statement work too.
+_INSERT_JOB = insert(JobRow).returning(JobRow.job_id)
+_CLAIM = (
+    update(JobRow)
+    .where(
+        JobRow.job_id.in_(
+            select(JobRow.job_id)
+            .where(
+                JobRow.state == JobState.QUEUED.value,
+                JobRow.kind == bindparam("claim_kind"),
+                JobRow.next_attempt_at <= bindparam("claim_now"),
+            )
+            .order_by(JobRow.next_attempt_at, JobRow.job_id)
+            .limit(bindparam("claim_limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(state=JobState.RUNNING.value, updated_at=bindparam("claim_now"))
+    .returning(
+        JobRow.job_id,
+        JobRow.kind,
+        JobRow.payload,
+        JobRow.attempts,
+        JobRow.next_attempt_at,
+        JobRow.last_error,
+    )
+)
+_COMPLETE = (
+    update(JobRow)
+    .where(JobRow.job_id == bindparam("done_id"))
+    .values(state=JobState.DONE.value, updated_at=bindparam("done_at"), last_error=None)
+)
+_FAIL = (
+    update(JobRow)
+    .where(JobRow.job_id == bindparam("failed_id"))
+    .values(
+        state=bindparam("failed_state"),
+        attempts=bindparam("failed_attempts"),
+        last_error=bindparam("failed_error"),
+        next_attempt_at=bindparam("failed_next"),
+        updated_at=bindparam("failed_at"),
+    )
+)
+
+
 def add_job(session: Session, kind: JobKind, payload: dict[str, Any], now: datetime) -> int:
     """Queue a job inside the caller's transaction, so it commits together with what caused it.
 
     Returns the job's id.
     """
-    job_id: int = session.execute(
-        insert(JobRow)
-        .values(
-            kind=kind.value,
-            payload=payload,
-            state=JobState.QUEUED.value,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
+    job_id: int = (
+        session.connection()
+        .execute(
+            _INSERT_JOB,
+            {
+                "kind": kind.value,
+                "payload": payload,
+                "state": JobState.QUEUED.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
-        .returning(JobRow.job_id)
-    ).scalar_one()
+        .scalar_one()
+    )
     return job_id
 
 
@@ -144,32 +196,12 @@ class JobQueue:
         now = self._clock()
 
         def _claim(session: Session) -> list[Job]:
-            due = (
-                select(JobRow.job_id)
-                .where(
-                    JobRow.state == JobState.QUEUED.value,
-                    JobRow.kind == kind.value,
-                    JobRow.next_attempt_at <= now,
-                )
-                .order_by(JobRow.next_attempt_at, JobRow.job_id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+            # One statement marks them running and returns them.
+            rows = (
+                session.connection()
+                .execute(_CLAIM, {"claim_kind": kind.value, "claim_now": now, "claim_limit": limit})
+                .all()
             )
-            # One statement marks them running and returns them (no ORM objects: this runs
-            # for every job, and the pipeline's speed is bound by the database thread).
-            rows = session.execute(
-                update(JobRow)
-                .where(JobRow.job_id.in_(due.scalar_subquery()))
-                .values(state=JobState.RUNNING.value, updated_at=now)
-                .returning(
-                    JobRow.job_id,
-                    JobRow.kind,
-                    JobRow.payload,
-                    JobRow.attempts,
-                    JobRow.next_attempt_at,
-                    JobRow.last_error,
-                )
-            ).all()
             jobs = [
                 Job(
                     job_id=row.job_id,
@@ -196,11 +228,7 @@ class JobQueue:
 
         def _complete(session: Session) -> Any:
             stored = store(session) if store is not None else None
-            session.execute(
-                update(JobRow)
-                .where(JobRow.job_id == job.job_id)
-                .values(state=JobState.DONE.value, updated_at=now, last_error=None)
-            )
+            session.connection().execute(_COMPLETE, {"done_id": job.job_id, "done_at": now})
             return stored
 
         return await self._db.run(_complete)
@@ -220,16 +248,16 @@ class JobQueue:
         state = JobState.DEAD if dead else JobState.QUEUED
 
         def _fail(session: Session) -> None:
-            session.execute(
-                update(JobRow)
-                .where(JobRow.job_id == job.job_id)
-                .values(
-                    state=state.value,
-                    attempts=attempts,
-                    last_error=error[:2000],
-                    next_attempt_at=now + timedelta(seconds=delay),
-                    updated_at=now,
-                )
+            session.connection().execute(
+                _FAIL,
+                {
+                    "failed_id": job.job_id,
+                    "failed_state": state.value,
+                    "failed_attempts": attempts,
+                    "failed_error": error[:2000],
+                    "failed_next": now + timedelta(seconds=delay),
+                    "failed_at": now,
+                },
             )
 
         await self._db.run(_fail)
@@ -378,6 +406,9 @@ class JobResult:
     after: Callable[[Any], None] | None = None
 
 
+PREFETCH: Final = 4
+"""A worker claims up to this many jobs per slot at a time."""
+
 type JobHandler = Callable[[Job], Awaitable[JobResult | None]]
 """Does a job's work and returns its result. Raise PermanentJobError when retrying cannot help,
 any other exception to retry later."""
@@ -424,6 +455,8 @@ class JobWorker:
         self._outage_poll = outage_poll
         self._wake = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], Job] = {}
+        self._ready: deque[Job] = deque()
+        """Jobs claimed ahead (marked running) for slots that will free up soon."""
         self._recording: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         queue.subscribe(kind, self._wake.set)
@@ -454,32 +487,41 @@ class JobWorker:
                 task.cancel()
         await asyncio.gather(*interrupted, return_exceptions=True)
         # Only rows still marked running change: a job that finished meanwhile stays finished.
-        await self._queue.release(list(interrupted.values()))
+        await self._queue.release([*interrupted.values(), *self._ready])
         self._inflight.clear()
+        self._ready.clear()
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            free = self.concurrency - len(self._inflight)
-            claimed: list[Job] = []
             if self._available is not None and not self._available():
                 await self._sleep(self._outage_poll)
                 continue
-            if free > 0:
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                await self._sleep(self._idle_poll)  # woken when a job finishes
+                continue
+            exhausted = False
+            if not self._ready:
+                # Several at a time, so a busy queue costs one claim per few jobs, not each.
+                wanted = self.concurrency * PREFETCH
                 try:
-                    claimed = await self._queue.claim(self.kind, free)
+                    claimed = await self._queue.claim(self.kind, wanted)
                 except Exception:
                     _LOGGER.exception("Cannot read the %s job queue; trying again soon", self.kind)
                     await asyncio.sleep(5)
                     continue
-                for job in claimed:
-                    task = asyncio.get_running_loop().create_task(
-                        self._work(job), name=f"ai_security {self.kind} job {job.job_id}"
-                    )
-                    self._inflight[task] = job
-                if len(claimed) == free:
-                    continue  # maybe more are due; a full worker waits for a slot below
-            await self._sleep_until_due()
+                self._ready.extend(claimed)
+                exhausted = len(claimed) < wanted
+            while free > 0 and self._ready:
+                job = self._ready.popleft()
+                task = asyncio.get_running_loop().create_task(
+                    self._work(job), name=f"ai_security {self.kind} job {job.job_id}"
+                )
+                self._inflight[task] = job
+                free -= 1
+            if exhausted and not self._ready and free > 0:
+                await self._sleep_until_due()
 
     async def _sleep_until_due(self) -> None:
         """Wait for new work, a free slot, or the next retry coming due."""

@@ -25,6 +25,8 @@ import uuid
 
 import aiohttp
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
@@ -71,6 +73,19 @@ from .video import VideoError, extract_frame, key_frame_time, probe_video
 from .watcher import FolderWatcher, find_uploads
 
 _LOGGER = logging.getLogger(__name__)
+
+# Statements run for every upload, built once (building one costs more than running it).
+_INSERT_NEW_MEDIA = {
+    "sqlite": sqlite_insert(MediaRow)
+    .on_conflict_do_nothing(index_elements=[MediaRow.sha256])
+    .returning(MediaRow.media_id),
+    "postgresql": postgresql_insert(MediaRow)
+    .on_conflict_do_nothing(index_elements=[MediaRow.sha256])
+    .returning(MediaRow.media_id),
+}
+_INSERT_DETECTIONS = insert(DetectionRow).returning(
+    DetectionRow.detection_id, sort_by_parameter_order=True
+)
 
 CONTENT_CACHE_BYTES: Final = 32 * 1024 * 1024
 """Image bytes kept between intake and detection; beyond this, detection reads the file."""
@@ -148,6 +163,7 @@ def _camera_for_folder(session: Session, folder: str, now: datetime) -> tuple[Ca
         number += 1
     row = CameraRow(camera_id=candidate, folder=folder, name=folder, created_at=now)
     session.add(row)
+    session.flush()  # the media row that follows is written with Core, past the ORM
     return _camera(row), True
 
 
@@ -382,25 +398,23 @@ class Pipeline:
                 camera, new_camera = _camera_for_folder(session, folder, now)
             else:
                 camera, new_camera = known, False
-            duplicate = session.execute(
-                select(MediaRow.media_id).where(MediaRow.sha256 == intake.sha256)
-            ).first()
-            if duplicate is not None:
+            connection = session.connection()
+            # One statement inserts the upload unless its content is known (then no row).
+            media_id = connection.execute(
+                _INSERT_NEW_MEDIA[connection.dialect.name],
+                {
+                    "camera_id": camera.camera_id,
+                    "path": path,
+                    "sha256": intake.sha256,
+                    "media_type": intake.media_type.value,
+                    "size": intake.size,
+                    "width": intake.width,
+                    "height": intake.height,
+                    "received_at": now,
+                },
+            ).scalar()
+            if media_id is None:
                 return _Registered(camera=camera, new_camera=new_camera, media_id=None)
-            media_id = session.execute(
-                insert(MediaRow)
-                .values(
-                    camera_id=camera.camera_id,
-                    path=path,
-                    sha256=intake.sha256,
-                    media_type=intake.media_type.value,
-                    size=intake.size,
-                    width=intake.width,
-                    height=intake.height,
-                    received_at=now,
-                )
-                .returning(MediaRow.media_id)
-            ).scalar_one()
             # Everything the detect job needs travels in its payload: no look-up later.
             payload = {
                 "media_id": media_id,
@@ -533,12 +547,7 @@ class Pipeline:
                 }
                 for found in result.detections
             ]
-            ids = session.scalars(
-                insert(DetectionRow).returning(
-                    DetectionRow.detection_id, sort_by_parameter_order=True
-                ),
-                rows,
-            ).all()
+            ids = session.connection().execute(_INSERT_DETECTIONS, rows).scalars().all()
             detections = [
                 Detection(
                     detection_id=detection_id,

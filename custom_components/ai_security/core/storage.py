@@ -286,11 +286,13 @@ class Database:
     """All database access, serialized on one worker thread, with group commits.
 
     `await db.run(fn)` runs fn(session) in a transaction on that thread and returns its result;
-    fn must return plain data (dataclasses, ints), never ORM objects bound to the session. When
-    calls queue up faster than they commit, the thread takes all waiting calls at once and runs
-    them in one transaction, each inside its own SAVEPOINT: a call that raises rolls back only
-    its own writes, and the many small writes of a busy pipeline cost one commit instead of one
-    each. Under light load every call is its own transaction, as before.
+    fn must return plain data (dataclasses, ints), never ORM objects bound to the session, and
+    must not change anything outside the database (it may run twice, see below). When calls
+    queue up faster than they commit, the thread takes all waiting calls at once and runs them
+    in one transaction: the many small writes of a busy pipeline cost one commit instead of one
+    each. If one of them raises, that transaction is rolled back and each call of the group runs
+    again in a transaction of its own, so only the failing call fails. Under light load every
+    call is its own transaction.
     """
 
     def __init__(self, url: str, *, run_blocking: BlockingRunner | None = None) -> None:
@@ -372,22 +374,16 @@ class Database:
         if self._sessions is None:
             error = DatabaseError("the database is not open")
             return [(False, error)] * len(group)
-        outcomes: list[tuple[bool, Any]] = []
         self.transactions += 1
         try:
             with self._sessions() as session, session.begin():
-                if len(group) == 1:
-                    outcomes.append((True, group[0].fn(session)))
-                else:
-                    for work in group:
-                        try:
-                            with session.begin_nested():
-                                outcomes.append((True, work.fn(session)))
-                        except Exception as err:  # noqa: BLE001 - it is that caller's error
-                            outcomes.append((False, err))
-        except Exception as err:  # noqa: BLE001 - the commit (or a lone call) failed
-            return [(False, err)] * len(group)
-        return outcomes
+                results = [work.fn(session) for work in group]
+        except Exception as err:  # noqa: BLE001 - handed to the caller(s)
+            if len(group) == 1:
+                return [(False, err)]
+            # Somebody's call failed (or the commit did): find out whose, one at a time.
+            return [outcome for work in group for outcome in self._run_group([work])]
+        return [(True, result) for result in results]
 
     async def close(self) -> None:
         """Finish queued work, close connections and join the database thread."""

@@ -15,7 +15,16 @@ import contextlib
 import logging
 import os
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -31,6 +40,22 @@ _LOGGER = logging.getLogger(__name__)
 # watchdog reports only a creation. The polling observer sees no closes, so it forwards changes.
 _NATIVE_EVENTS = frozenset({"created", "closed", "moved"})
 _POLLING_EVENTS = frozenset({"created", "modified", "moved"})
+# The same as watchdog event filters, so the others are dropped early (inotify is not even
+# asked for them); folder events keep the recursive watch following new camera folders.
+_NATIVE_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+]
+_POLLING_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+]
 
 
 class _Forwarder(FileSystemEventHandler):
@@ -104,7 +129,12 @@ class FolderWatcher:
         )
         observer.name = f"ai_security watcher {self.root}"
         events = _POLLING_EVENTS if self.polling else _NATIVE_EVENTS
-        observer.schedule(_Forwarder(loop, self._touch, events), self.root, recursive=True)
+        observer.schedule(
+            _Forwarder(loop, self._touch, events),
+            self.root,
+            recursive=True,
+            event_filter=_POLLING_FILTER if self.polling else _NATIVE_FILTER,
+        )
         observer.start()
         return observer
 
