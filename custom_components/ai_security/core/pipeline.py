@@ -87,7 +87,7 @@ _INSERT_DETECTIONS = insert(DetectionRow).returning(
     DetectionRow.detection_id, sort_by_parameter_order=True
 )
 
-CONTENT_CACHE_BYTES: Final = 32 * 1024 * 1024
+CONTENT_CACHE_BYTES: Final = 8 * 1024 * 1024
 """Image bytes kept between intake and detection; beyond this, detection reads the file."""
 
 
