@@ -173,10 +173,12 @@ async def test_concurrent_calls_commit_together_and_fail_alone(database_url: str
 
         return _add
 
-    before = db.transactions
     results = await asyncio.gather(*(db.run(add(n)) for n in range(50)), return_exceptions=True)
-    grouped = db.transactions - before
     stored = await db.run(lambda s: sorted(s.scalars(select(CameraRow.camera_id)).all()))
+    # Without failures, calls waiting together share a transaction.
+    before = db.transactions
+    await asyncio.gather(*(db.run(add(n)) for n in range(100, 150)))
+    grouped = db.transactions - before
     await db.close()
     assert [r for r in results if isinstance(r, Exception)] == [results[13]]
     assert str(results[13]) == "unlucky"
@@ -186,18 +188,23 @@ async def test_concurrent_calls_commit_together_and_fail_alone(database_url: str
 
 
 async def test_cancelled_call_never_runs(database_url: str) -> None:
-    """A caller that gave up before its turn does not write anything."""
+    """A caller that gave up before its call started does not write anything."""
     db = Database(database_url)
     await db.start()
-    now = storage.utcnow()
-    gate = threading.Event()
-    blocker = asyncio.ensure_future(db.run(lambda _s: gate.wait(10)))
-    late = asyncio.ensure_future(
-        db.run(lambda s: s.add(CameraRow(camera_id="late", folder="l", name="l", created_at=now)))
-    )
-    await asyncio.sleep(0.05)
-    late.cancel()
-    gate.set()
-    await blocker
-    assert await db.run(lambda s: s.get(CameraRow, "late")) is None
-    await db.close()
+    try:
+        now = storage.utcnow()
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(db.run(lambda _s: gate.wait(10)))
+        await asyncio.sleep(0.05)  # the database thread is now inside the blocker
+        late = asyncio.ensure_future(
+            db.run(
+                lambda s: s.add(CameraRow(camera_id="late", folder="l", name="l", created_at=now))
+            )
+        )
+        await asyncio.sleep(0.05)
+        late.cancel()
+        gate.set()
+        await blocker
+        assert await db.run(lambda s: s.get(CameraRow, "late")) is None
+    finally:
+        await db.close()

@@ -363,11 +363,8 @@ class Database:
                     self._draining = False
                     return
                 group = [self._pending.popleft() for _ in range(min(len(self._pending), MAX_GROUP))]
-            # A caller cancelled before its turn came never runs, as with run_in_executor.
-            group = [work for work in group if not work.future.cancelled()]
-            if group:
-                outcomes = self._run_group(group)
-                loop.call_soon_threadsafe(_resolve, group, outcomes)
+            outcomes = self._run_group(group)
+            loop.call_soon_threadsafe(_resolve, group, outcomes)
 
     def _run_group(self, group: list[_Work]) -> list[tuple[bool, Any]]:
         """Run group in one transaction; return (succeeded, result or exception) per call."""
@@ -377,7 +374,11 @@ class Database:
         self.transactions += 1
         try:
             with self._sessions() as session, session.begin():
-                results = [work.fn(session) for work in group]
+                # A caller that gave up before its call started is skipped, as
+                # run_in_executor skips a cancelled call that has not started.
+                results = [
+                    None if work.future.cancelled() else work.fn(session) for work in group
+                ]
         except Exception as err:  # noqa: BLE001 - handed to the caller(s)
             if len(group) == 1:
                 return [(False, err)]
