@@ -376,9 +376,7 @@ class Database:
             with self._sessions() as session, session.begin():
                 # A caller that gave up before its call started is skipped, as
                 # run_in_executor skips a cancelled call that has not started.
-                results = [
-                    None if work.future.cancelled() else work.fn(session) for work in group
-                ]
+                results = [None if work.future.cancelled() else work.fn(session) for work in group]
         except Exception as err:  # noqa: BLE001 - handed to the caller(s)
             if len(group) == 1:
                 return [(False, err)]
