@@ -71,7 +71,7 @@ def mock_config_entry(
             CONF_LLM_API: "llama_cpp",
         },
         version=1,
-        minor_version=1,
+        minor_version=2,
     )
 
 

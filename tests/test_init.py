@@ -117,3 +117,37 @@ async def test_one_of_several_detectors_down_still_loads(
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
     assert mock_config_entry.reason is not None
     assert mock_config_entry.reason.startswith(f"The detector server at {down} is not reachable")
+
+
+async def test_entry_from_version_1_1_is_migrated(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, detector: ModelServer
+) -> None:
+    """An entry saved with one detector URL (1.1) gets the list of URLs (1.2) and loads."""
+    data = {key: value for key, value in mock_config_entry.data.items() if key != "detector_urls"}
+    old = MockConfigEntry(
+        domain=mock_config_entry.domain,
+        unique_id=mock_config_entry.unique_id,
+        data={**data, "detector_url": detector.url},
+        version=1,
+        minor_version=1,
+    )
+    old.add_to_hass(hass)
+    await hass.config_entries.async_setup(old.entry_id)
+    await hass.async_block_till_done()
+    assert old.state is ConfigEntryState.LOADED
+    assert old.minor_version == 2
+    assert old.data["detector_urls"] == [detector.url]
+    assert "detector_url" not in old.data
+
+
+async def test_entry_from_a_newer_version_is_left_alone(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """An entry written by a newer major version is not touched (migration refuses)."""
+    newer = MockConfigEntry(
+        domain=mock_config_entry.domain, data=dict(mock_config_entry.data), version=2
+    )
+    newer.add_to_hass(hass)
+    await hass.config_entries.async_setup(newer.entry_id)
+    await hass.async_block_till_done()
+    assert newer.state is ConfigEntryState.MIGRATION_ERROR

@@ -56,6 +56,20 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
+async def async_migrate_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -> bool:
+    """Bring entries made by earlier versions up to date.
+
+    1.1 -> 1.2: one detector URL ("detector_url") became a list ("detector_urls").
+    """
+    if entry.version > 1:
+        return False  # made by a newer version of the integration: leave it alone
+    if entry.minor_version < 2:
+        data = dict(entry.data)
+        data[CONF_DETECTOR_URLS] = [data.pop("detector_url")] if "detector_url" in data else []
+        hass.config_entries.async_update_entry(entry, data=data, minor_version=2)
+    return True
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -> bool:
     """Start the hub once its folder is there and both model servers answer; retry otherwise."""
     camera_root: str = entry.data[CONF_CAMERA_ROOT]

@@ -172,7 +172,7 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up one AI Security hub per camera root folder."""
 
     VERSION = 1
-    MINOR_VERSION = 1
+    MINOR_VERSION = 2
 
     @staticmethod
     @callback
