@@ -61,6 +61,8 @@ def entry(
         },
         # Short windows so the test does not wait 90 s (the options flow allows 10 s at least).
         options={"batch_window": 1.5, "batch_idle_timeout": 0.5, "debounce": 0.1},
+        version=1,
+        minor_version=2,
     )
     entry.add_to_hass(hass)
     return entry

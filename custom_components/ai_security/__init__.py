@@ -65,7 +65,8 @@ async def async_migrate_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry)
         return False  # made by a newer version of the integration: leave it alone
     if entry.minor_version < 2:
         data = dict(entry.data)
-        data[CONF_DETECTOR_URLS] = [data.pop("detector_url")] if "detector_url" in data else []
+        if "detector_url" in data:
+            data[CONF_DETECTOR_URLS] = [data.pop("detector_url")]
         hass.config_entries.async_update_entry(entry, data=data, minor_version=2)
     return True
 
