@@ -29,6 +29,7 @@ from homeassistant.setup import async_setup_component
 # (the same quirk the repository-root conftest.py handles for the tests).
 import custom_components.ai_security  # noqa: F401
 from custom_components.ai_security import const
+from custom_components.ai_security.config_flow import AiSecurityConfigFlow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -96,13 +97,13 @@ async def add_entry(
         data=data,
         discovery_keys=MappingProxyType({}),
         domain=const.DOMAIN,
-        minor_version=1,
+        minor_version=AiSecurityConfigFlow.MINOR_VERSION,
         options=options,
         source=config_entries.SOURCE_USER,
         subentries_data=None,
         title="Benchmark",
         unique_id=camera_root,
-        version=1,
+        version=AiSecurityConfigFlow.VERSION,
     )
     await hass.config_entries.async_add(entry)
     await hass.async_block_till_done()
