@@ -15,6 +15,7 @@ import aiohttp
 import numpy as np
 from PIL import Image
 
+from custom_components.ai_security.core.jobs import Job, JobKind, JobState
 from custom_components.ai_security.core.models import Camera, Detection, SecurityEvent
 from custom_components.ai_security.core.pipeline import Pipeline, PipelineCallbacks, PipelineConfig
 from custom_components.ai_security.core.resilience import RetryPolicy
@@ -120,3 +121,24 @@ async def running(
             yield pipeline, recorder
         finally:
             await pipeline.stop()
+
+
+async def wait_for_jobs(
+    pipeline: Pipeline, kind: JobKind, state: JobState, count: int, seconds: float = 10.0
+) -> None:
+    """Wait until exactly count jobs of kind are in state."""
+
+    async def reached() -> bool:
+        return (await pipeline.queue.counts()).get((kind, state), 0) == count
+
+    await wait_until(reached, seconds, what=f"{count} {state} {kind} job(s)")
+
+
+async def wait_for_dead_jobs(pipeline: Pipeline, seconds: float = 10.0) -> list[Job]:
+    """Wait until a job has given up; return the dead jobs."""
+
+    async def any_dead() -> bool:
+        return bool(await pipeline.queue.dead_jobs())
+
+    await wait_until(any_dead, seconds, what="a dead job")
+    return await pipeline.queue.dead_jobs()

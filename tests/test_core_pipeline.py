@@ -30,7 +30,17 @@ from custom_components.ai_security.core.storage import (
 
 from .detector_server import DetectorServer, Reply, detection, detections
 from .llama import grammar_friendly_params, llama_server_fixture, llama_server_process_fixture  # noqa: F401
-from .pipeline_helpers import Recorder, config, fast_options, jpeg, running, wait_until, write
+from .pipeline_helpers import (
+    Recorder,
+    config,
+    fast_options,
+    jpeg,
+    running,
+    wait_for_dead_jobs,
+    wait_for_jobs,
+    wait_until,
+    write,
+)
 from .programs import require_program
 from .servers import LlmStub
 
@@ -253,12 +263,7 @@ async def test_file_deleted_before_and_after_intake(
             await asyncio.to_thread(write, root / "Cam" / f"busy{n}.jpg", jpeg(30 + n))
         await detector.wait_for_requests(2)
         doomed = await asyncio.to_thread(write, root / "Cam" / "doomed.jpg", jpeg(32))
-
-        async def queued() -> bool:
-            counts = await pipeline.queue.counts()
-            return counts.get((JobKind.DETECT, JobState.QUEUED), 0) == 1
-
-        await wait_until(queued, what="the doomed upload queued")
+        await wait_for_jobs(pipeline, JobKind.DETECT, JobState.QUEUED, 1)
         await asyncio.to_thread(doomed.unlink)
         pipeline.submit(str(root / "Cam" / "never_existed.jpg"))
         await pipeline.wait_for_intake()
@@ -273,21 +278,11 @@ async def test_file_deleted_before_and_after_intake(
             await asyncio.to_thread(write, root / "Cam" / f"busy{n + 2}.jpg", jpeg(33 + n))
         await detector.wait_for_requests(5)
         late = await asyncio.to_thread(write, root / "Cam" / "late.jpg", jpeg(35))
-
-        async def late_queued() -> bool:
-            counts = await pipeline.queue.counts()
-            return counts.get((JobKind.DETECT, JobState.QUEUED), 0) == 1
-
-        await wait_until(late_queued, what="the late upload queued")
+        await wait_for_jobs(pipeline, JobKind.DETECT, JobState.QUEUED, 1)
     await asyncio.to_thread(late.unlink)
     hold.set()
     async with running(cfg) as (pipeline, _rec):
-
-        async def dead() -> bool:
-            return bool(await pipeline.queue.dead_jobs())
-
-        await wait_until(dead, what="the dead job")
-        (job,) = await pipeline.queue.dead_jobs()
+        (job,) = await wait_for_dead_jobs(pipeline)
     assert job.last_error == f"{late} was deleted before it was processed"
     # busy2 and busy3 were interrupted mid-request by the stop and sent again after it.
     assert detector.count == 7
@@ -374,11 +369,7 @@ async def test_detector_413_is_a_dead_letter_with_the_reason(
     async with running(config(root, sqlite_url, detector.url, llm.url)) as (pipeline, _rec):
         await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(42))
 
-        async def dead() -> bool:
-            return bool(await pipeline.queue.dead_jobs())
-
-        await wait_until(dead, what="the dead job")
-        (job,) = await pipeline.queue.dead_jobs()
+        (job,) = await wait_for_dead_jobs(pipeline)
         assert "413" in (job.last_error or "")
         assert detector.count == 1
 
@@ -409,11 +400,7 @@ async def test_bad_llm_answers_retry_then_dead_letter(
     async with running(cfg) as (pipeline, rec):
         await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(43))
 
-        async def dead() -> bool:
-            return bool(await pipeline.queue.dead_jobs())
-
-        await wait_until(dead, what="the dead analyze job")
-        (job,) = await pipeline.queue.dead_jobs()
+        (job,) = await wait_for_dead_jobs(pipeline)
         assert job.kind is JobKind.ANALYZE
         assert job.attempts == 5
         assert len(llm.prompts) == 5
