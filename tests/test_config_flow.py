@@ -417,7 +417,9 @@ async def test_reconfigure_keeps_own_folder(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
     assert init_integration.title == "Home"
+    assert init_integration.state is ConfigEntryState.LOADED
 
 
 async def test_reconfigure_to_another_entrys_folder(

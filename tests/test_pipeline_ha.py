@@ -192,8 +192,12 @@ async def test_heuristic_event_then_rescored_event(
     assert len(security_events) == 1
 
 
+@pytest.mark.parametrize("state_during_start", ["stopping", "stopped"])
 async def test_stop_during_setup_leaves_nothing_running(
-    hass: HomeAssistant, entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    state_during_start: str,
 ) -> None:
     """A setup racing Home Assistant's shutdown stops its pipeline again instead of leaking it."""
     from homeassistant.core import CoreState  # noqa: PLC0415
@@ -204,7 +208,7 @@ async def test_stop_during_setup_leaves_nothing_running(
 
     async def start_then_shutdown_begins(self: Pipeline) -> None:
         await start(self)
-        hass.set_state(CoreState.stopping)
+        hass.set_state(CoreState[state_during_start])
 
     monkeypatch.setattr(Pipeline, "start", start_then_shutdown_begins)
     await hass.config_entries.async_setup(entry.entry_id)

@@ -7,7 +7,7 @@ import os
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import CoreState, Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -136,9 +136,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             translation_key="database_unavailable",
             translation_placeholders={"error": str(err)},
         ) from err
-    if hass.is_stopping:
-        # Home Assistant began to stop while the pipeline started (a reload racing the
-        # shutdown): the stop event has passed, so stop the pipeline here.
+    if hass.is_stopping or hass.state is CoreState.stopped:
+        # Home Assistant began to stop (or stopped) while the pipeline started, as a reload
+        # racing the shutdown does: the stop event has passed, so stop the pipeline here.
         await pipeline.stop()
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="stopping")
     entry.runtime_data = AiSecurityRuntimeData(
