@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, ServiceResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
@@ -14,6 +15,11 @@ from custom_components.ai_security.const import DOMAIN
 from .detector_server import DetectorServer, Reply, detection, detections
 from .pipeline_helpers import jpeg, wait_until, write
 from .test_pipeline_ha import detector_server, entry, llm_stub  # noqa: F401
+
+
+async def call(hass: HomeAssistant, action: str, data: dict[str, Any]) -> ServiceResponse:
+    """Call one of the integration's actions and return its response."""
+    return await hass.services.async_call(DOMAIN, action, data, blocking=True, return_response=True)
 
 
 async def test_list_and_requeue_dead_jobs(
@@ -30,23 +36,11 @@ async def test_list_and_requeue_dead_jobs(
     await hass.async_add_executor_job(write, camera_root / "Porch" / "a.jpg", jpeg(7))
 
     async def listed() -> bool:
-        response = await hass.services.async_call(
-            DOMAIN,
-            "list_dead_jobs",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-            return_response=True,
-        )
+        response = await call(hass, "list_dead_jobs", {"config_entry_id": entry.entry_id})
         return bool(response and response["jobs"])
 
     await wait_until(listed, seconds=20, what="the dead job")
-    response = await hass.services.async_call(
-        DOMAIN,
-        "list_dead_jobs",
-        {"config_entry_id": entry.entry_id},
-        blocking=True,
-        return_response=True,
-    )
+    response = await call(hass, "list_dead_jobs", {"config_entry_id": entry.entry_id})
     assert response is not None
     (job,) = response["jobs"]  # type: ignore[misc]
     assert job["kind"] == "detect"  # type: ignore[index]
@@ -54,22 +48,13 @@ async def test_list_and_requeue_dead_jobs(
     assert "413" in job["last_error"]  # type: ignore[index]
 
     detector_server.answer(Reply(body=detections(detection("person", 0.7, [1, 2, 3, 4]))))
-    response = await hass.services.async_call(
-        DOMAIN,
-        "requeue_dead_jobs",
-        {"config_entry_id": entry.entry_id, "job_ids": [job["job_id"]]},  # type: ignore[index]
-        blocking=True,
-        return_response=True,
+    job_id = job["job_id"]  # type: ignore[index]
+    response = await call(
+        hass, "requeue_dead_jobs", {"config_entry_id": entry.entry_id, "job_ids": [job_id]}
     )
     assert response == {"requeued": 1}
     await wait_until(lambda: len(events) == 1, seconds=20, what="the event after the retry")
-    response = await hass.services.async_call(
-        DOMAIN,
-        "requeue_dead_jobs",
-        {"config_entry_id": entry.entry_id},
-        blocking=True,
-        return_response=True,
-    )
+    response = await call(hass, "requeue_dead_jobs", {"config_entry_id": entry.entry_id})
     assert response == {"requeued": 0}
 
 
@@ -82,21 +67,9 @@ async def test_actions_need_a_loaded_entry(
     await hass.async_block_till_done()
     assert await hass.config_entries.async_unload(entry.entry_id)
     with pytest.raises(ServiceValidationError):
-        await hass.services.async_call(
-            DOMAIN,
-            "list_dead_jobs",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
-            return_response=True,
-        )
+        await call(hass, "list_dead_jobs", {"config_entry_id": entry.entry_id})
     with pytest.raises(ServiceValidationError):
-        await hass.services.async_call(
-            DOMAIN,
-            "requeue_dead_jobs",
-            {"config_entry_id": "nope"},
-            blocking=True,
-            return_response=True,
-        )
+        await call(hass, "requeue_dead_jobs", {"config_entry_id": "nope"})
 
 
 async def test_queue_errors_are_reported(
@@ -117,10 +90,4 @@ async def test_queue_errors_are_reported(
         with pytest.raises(
             HomeAssistantError, match="The AI Security job queue cannot be read: disk I/O error"
         ):
-            await hass.services.async_call(
-                DOMAIN,
-                service,
-                {"config_entry_id": entry.entry_id},
-                blocking=True,
-                return_response=True,
-            )
+            await call(hass, service, {"config_entry_id": entry.entry_id})

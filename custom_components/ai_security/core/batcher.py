@@ -36,7 +36,8 @@ class OpenBatch:
     detection_count: int
 
 
-def _open_batch(row: BatchRow) -> OpenBatch:
+def _open_batch(row: Any) -> OpenBatch:
+    """Return the batch of a BatchRow, or of a result row carrying the same columns."""
     return OpenBatch(
         camera_id=row.camera_id,
         batch_key=row.batch_key,
@@ -83,13 +84,7 @@ def add_to_batch(session: Session, camera_id: str, count: int, now: datetime) ->
         _GROW_BATCH, {"grow_camera": camera_id, "grow_at": now, "grow_by": count}
     ).first()
     if row is not None:
-        return OpenBatch(
-            camera_id=row.camera_id,
-            batch_key=row.batch_key,
-            opened_at=row.opened_at,
-            last_detection_at=row.last_detection_at,
-            detection_count=row.detection_count,
-        )
+        return _open_batch(row)
     batch = OpenBatch(
         camera_id=camera_id,
         batch_key=uuid.uuid4().hex,
@@ -207,13 +202,7 @@ class Batcher:
             row = connection.execute(_SELECT_BATCH, {"batch_camera": camera_id}).first()
             if row is None:
                 return "gone", None
-            batch = OpenBatch(
-                camera_id=row.camera_id,
-                batch_key=row.batch_key,
-                opened_at=row.opened_at,
-                last_detection_at=row.last_detection_at,
-                detection_count=row.detection_count,
-            )
+            batch = _open_batch(row)
             if self.deadline(batch) > now:
                 return "open", batch  # it grew meanwhile: not due yet
             # Deleting by key is what makes the close happen once: whoever deletes the row
