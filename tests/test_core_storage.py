@@ -7,8 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 import threading
 
+import psycopg
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import make_url, select, update
 from sqlalchemy.orm import Session
 
 from custom_components.ai_security.core import storage
@@ -19,6 +20,8 @@ from custom_components.ai_security.core.storage import (
     MetaRow,
     engine_url,
 )
+
+from .programs import PostgresServer
 
 
 async def test_schema_created_and_reopened(database_url: str) -> None:
@@ -206,5 +209,42 @@ async def test_cancelled_call_never_runs(database_url: str) -> None:
         gate.set()
         await blocker
         assert await db.run(lambda s: s.get(CameraRow, "late")) is None
+    finally:
+        await db.close()
+
+
+async def test_lost_connection_is_replaced_without_failing_callers(
+    postgres_server: PostgresServer, postgres_database: str
+) -> None:
+    """The kept connection dying (a server restart drops it) costs callers nothing.
+
+    The server ends the database thread's session, as a restart would; the next call, a write,
+    succeeds on a fresh connection and is stored exactly once.
+    """
+    db = Database(postgres_database)
+    await db.start()
+    try:
+        now = storage.utcnow()
+        assert await db.run(lambda s: s.scalar(select(MetaRow.value))) is not None
+        name = make_url(postgres_database).database
+
+        def terminate() -> int:
+            with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+                rows = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                ).fetchall()
+            return len(rows)
+
+        assert await asyncio.to_thread(terminate) == 1
+
+        def add(session: Session) -> str:
+            session.add(CameraRow(camera_id="after", folder="a", name="a", created_at=now))
+            return "added"
+
+        assert await db.run(add) == "added"
+        stored = await db.run(lambda s: s.scalars(select(CameraRow.camera_id)).all())
+        assert stored == ["after"]
     finally:
         await db.close()

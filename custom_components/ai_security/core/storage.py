@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
@@ -301,7 +301,9 @@ class Database:
         self._run_blocking: BlockingRunner = run_blocking or asyncio.to_thread
         self._executor: ThreadPoolExecutor | None = None
         self._engine: Engine | None = None
-        self._sessions: sessionmaker[Session] | None = None
+        self._conn: Connection | None = None
+        """The database thread's one connection, kept open (checking one out per transaction
+        from the pool costs more than most statements the pipeline runs)."""
         self._pending: deque[_Work] = deque()
         self._lock = threading.Lock()
         self._draining = False
@@ -333,7 +335,6 @@ class Database:
             engine.dispose()
             raise
         self._engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     async def _in_thread[T](self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -366,23 +367,57 @@ class Database:
             outcomes = self._run_group(group)
             loop.call_soon_threadsafe(_resolve, group, outcomes)
 
-    def _run_group(self, group: list[_Work]) -> list[tuple[bool, Any]]:
-        """Run group in one transaction; return (succeeded, result or exception) per call."""
-        if self._sessions is None:
+    def _run_group(self, group: list[_Work], *, reconnect: bool = True) -> list[tuple[bool, Any]]:
+        """Run group in one transaction; return (succeeded, result or exception) per call.
+
+        When the kept connection turns out dead (the server restarted or dropped it), the group
+        runs once more on a fresh connection: its transaction never committed, so nothing runs
+        twice in effect, and callers see no error for an outage that is already over.
+        """
+        if self._engine is None:
             error = DatabaseError("the database is not open")
             return [(False, error)] * len(group)
         self.transactions += 1
         try:
-            with self._sessions() as session, session.begin():
+            if self._conn is None:
+                self._conn = self._engine.connect()
+            conn = self._conn
+            # The session joins the connection's transaction; flushing before the commit
+            # writes what callers changed through the ORM.
+            with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
                 # A caller that gave up before its call started is skipped, as
                 # run_in_executor skips a cancelled call that has not started.
                 results = [None if work.future.cancelled() else work.fn(session) for work in group]
+                session.flush()
         except Exception as err:  # noqa: BLE001 - handed to the caller(s)
+            if self._drop_broken_connection() and reconnect:
+                _LOGGER.info("The database connection was lost (%s); reconnecting", err)
+                return self._run_group(group, reconnect=False)
             if len(group) == 1:
                 return [(False, err)]
             # Somebody's call failed (or the commit did): find out whose, one at a time.
             return [outcome for work in group for outcome in self._run_group([work])]
         return [(True, result) for result in results]
+
+    def _drop_broken_connection(self) -> bool:
+        """Forget the connection if a failure broke it; return whether it did.
+
+        A server restart or an administrator ends the session; the next transaction then opens
+        a fresh connection. A connection that is still fine is kept.
+        """
+        conn = self._conn
+        if conn is None or not (conn.invalidated or conn.closed):
+            return False
+        self._conn = None
+        conn.close()
+        return True
+
+    def _dispose(self, engine: Engine) -> None:
+        """Close the kept connection and the engine's pool (on the database thread)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        engine.dispose()
 
     async def close(self) -> None:
         """Finish queued work, close connections and join the database thread."""
@@ -392,8 +427,7 @@ class Database:
         engine, self._engine = self._engine, None
         if engine is not None:
             # Queued behind any drain still running, so waiting calls finish first.
-            await asyncio.get_running_loop().run_in_executor(executor, engine.dispose)
-        self._sessions = None
+            await asyncio.get_running_loop().run_in_executor(executor, self._dispose, engine)
         # Joining blocks, so it happens on another thread while the loop goes on.
         await self._run_blocking(executor.shutdown, True)
 
