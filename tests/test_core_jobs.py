@@ -17,6 +17,7 @@ from custom_components.ai_security.core.jobs import (
     JobState,
     JobWorker,
     PermanentJobError,
+    add_job,
 )
 from custom_components.ai_security.core.resilience import RetryPolicy
 from custom_components.ai_security.core.storage import CameraRow, Database
@@ -285,3 +286,99 @@ async def test_worker_wakes_for_a_retry_coming_due(db: Database) -> None:
     await worker.stop()
     assert 0.15 <= seen[1] - seen[0] < 2.0
     assert (await queue.counts()) == {(JobKind.ANALYZE, JobState.DONE): 1}
+
+
+class CountingQueue(JobQueue):
+    """A queue that records what its claims returned."""
+
+    claimed: list[list[int]]
+
+    async def claim(self, kind: JobKind, limit: int) -> list[Job]:
+        jobs = await super().claim(kind, limit)
+        self.claimed.append([job.job_id for job in jobs])
+        return jobs
+
+
+async def _store_running(db: Database, payload: dict[str, int]) -> Job:
+    now = datetime.now(UTC)
+    job_id = await db.run(lambda s: add_job(s, JobKind.DETECT, payload, now, running=True))
+    return Job(
+        job_id=job_id,
+        kind=JobKind.DETECT,
+        payload=payload,
+        state=JobState.RUNNING,
+        attempts=0,
+        next_attempt_at=now,
+        last_error=None,
+    )
+
+
+async def _reserve(worker: JobWorker) -> None:
+    async with asyncio.timeout(10):
+        while not worker.try_reserve():
+            await asyncio.sleep(0.01)
+
+
+async def test_handed_jobs_skip_the_claim_and_never_overtake_queued_ones(db: Database) -> None:
+    """A job handed to a worker with a free slot runs without being claimed from the database.
+
+    While its slot is busy there is no room; a job queued meanwhile is claimed as usual, and no
+    job is handed over until that backlog is worked off.
+    """
+    queue = CountingQueue(db)
+    queue.claimed = []
+    gates: dict[int, asyncio.Event] = {1: asyncio.Event(), 2: asyncio.Event(), 3: asyncio.Event()}
+    ran: list[int] = []
+    up = True
+
+    async def handler(job: Job) -> None:
+        ran.append(job.payload["n"])
+        await gates[job.payload["n"]].wait()
+
+    worker = JobWorker(queue, JobKind.DETECT, handler, concurrency=1, available=lambda: up)
+    worker.start()
+    await _reserve(worker)  # after the first claim found the database empty
+    first = await _store_running(db, {"n": 1})
+    worker.hand(first)
+    async with asyncio.timeout(10):
+        while ran != [1]:
+            await asyncio.sleep(0.01)
+    assert not worker.try_reserve()  # the only slot is busy
+    queued = await queue.enqueue(JobKind.DETECT, {"n": 2})
+    assert not worker.try_reserve()  # a queued job waits: a handed one must not overtake it
+    gates[1].set()
+    gates[2].set()
+    async with asyncio.timeout(10):
+        while ran != [1, 2]:
+            await asyncio.sleep(0.01)
+    await _reserve(worker)  # backlog worked off: handing over again
+    worker.unreserve()
+    up = False
+    assert not worker.try_reserve()  # the service is down: jobs are queued for later
+    up = True
+    await _reserve(worker)
+    third = await _store_running(db, {"n": 3})
+    worker.hand(third)
+    gates[3].set()
+    async with asyncio.timeout(10):
+        while await queue.counts() != {(JobKind.DETECT, JobState.DONE): 3}:
+            await asyncio.sleep(0.01)
+    await worker.stop()
+    claimed = [job_id for batch in queue.claimed for job_id in batch]
+    assert claimed == [queued]
+    assert ran == [1, 2, 3]
+
+
+async def test_job_handed_to_a_stopped_worker_resumes_at_the_next_start(db: Database) -> None:
+    """A worker stopped while a handed job was stored leaves it running; recover() queues it."""
+    queue = JobQueue(db)
+    worker = JobWorker(queue, JobKind.DETECT, lambda _job: asyncio.sleep(0), concurrency=1)
+    worker.start()
+    await _reserve(worker)
+    job = await _store_running(db, {"n": 1})
+    await worker.stop()
+    worker.hand(job)
+    assert await queue.counts() == {(JobKind.DETECT, JobState.RUNNING): 1}
+    assert await queue.recover() == 1
+    (claimed,) = await queue.claim(JobKind.DETECT, 5)
+    assert claimed.job_id == job.job_id

@@ -122,9 +122,18 @@ _FAIL = (
 )
 
 
-def add_job(session: Session, kind: JobKind, payload: dict[str, Any], now: datetime) -> int:
+def add_job(
+    session: Session,
+    kind: JobKind,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    running: bool = False,
+) -> int:
     """Queue a job inside the caller's transaction, so it commits together with what caused it.
 
+    running=True stores it as already claimed, for a job handed straight to a worker that
+    reserved room for it (JobWorker.try_reserve); a restart queues it again like any running job.
     Returns the job's id.
     """
     job_id: int = (
@@ -134,7 +143,7 @@ def add_job(session: Session, kind: JobKind, payload: dict[str, Any], now: datet
             {
                 "kind": kind.value,
                 "payload": payload,
-                "state": JobState.QUEUED.value,
+                "state": (JobState.RUNNING if running else JobState.QUEUED).value,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
@@ -459,7 +468,54 @@ class JobWorker:
         """Jobs claimed ahead (marked running) for slots that will free up soon."""
         self._recording: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
-        queue.subscribe(kind, self._wake.set)
+        self._backlog = True
+        """Whether queued jobs may be waiting in the database. While none are, new jobs are
+        handed over directly (hand()) and an idle worker does not ask the database for work."""
+        self._notices = 0
+        """Counts notify() calls, so a claim that raced one does not clear _backlog."""
+        self._reserved = 0
+        """Places promised by try_reserve() to jobs being stored, not yet handed over."""
+        queue.subscribe(kind, self._on_queued)
+
+    def _on_queued(self) -> None:
+        """Jobs were queued in the database: claim them."""
+        self._notices += 1
+        self._backlog = True
+        self._wake.set()
+
+    def try_reserve(self) -> bool:
+        """Reserve room for a new job that the caller will hand over once it is stored.
+
+        Only while the worker runs, its service is available, a slot is free and no older job
+        waits in the database (a handed job must not overtake them). The job is then stored as
+        running (add_job(running=True)) and passed to hand(), which saves claiming it: one
+        statement and one transaction per job. The caller must then call hand() or unreserve(),
+        once.
+        """
+        if self._runner is None or self._backlog:
+            return False
+        if self._available is not None and not self._available():
+            return False
+        # Only for a slot that is free now: when all are busy the job waits in the database,
+        # where any worker after a restart finds it, rather than in this worker's memory.
+        if len(self._inflight) + len(self._ready) + self._reserved >= self.concurrency:
+            return False
+        self._reserved += 1
+        return True
+
+    def unreserve(self) -> None:
+        """Give back a reservation whose job was not stored."""
+        self._reserved -= 1
+
+    def hand(self, job: Job) -> None:
+        """Take a job stored as running for a reservation (see try_reserve)."""
+        self._reserved -= 1
+        if self._runner is None:
+            # Stopped meanwhile: the job stays marked running, and the next start queues it
+            # again (JobQueue.recover), as it does for any job a shutdown interrupted.
+            return
+        self._ready.append(job)
+        self._wake.set()
 
     @property
     def busy(self) -> int:
@@ -503,8 +559,13 @@ class JobWorker:
                 continue
             exhausted = False
             if not self._ready:
+                if not self._backlog:
+                    # Nothing queued: new jobs arrive through hand() or wake us through notify.
+                    await self._sleep_until_due()
+                    continue
                 # Several at a time, so a busy queue costs one claim per few jobs, not each.
                 wanted = self.concurrency * PREFETCH
+                notices = self._notices
                 try:
                     claimed = await self._queue.claim(self.kind, wanted)
                 except Exception:
@@ -513,6 +574,8 @@ class JobWorker:
                     continue
                 self._ready.extend(claimed)
                 exhausted = len(claimed) < wanted
+                if exhausted and notices == self._notices:
+                    self._backlog = False
             while free > 0 and self._ready:
                 job = self._ready.popleft()
                 task = asyncio.get_running_loop().create_task(
@@ -524,23 +587,29 @@ class JobWorker:
                 await self._sleep_until_due()
 
     async def _sleep_until_due(self) -> None:
-        """Wait for new work, a free slot, or the next retry coming due."""
+        """Wait for new work, a free slot, or the next retry coming due.
+
+        Waking by the clock (a retry came due, or the idle poll) means the database may hold
+        due jobs, so the next round claims.
+        """
         timeout = self._idle_poll
         if len(self._inflight) < self.concurrency and self._queue.may_have_delayed(self.kind):
             due = await self._queue.next_due(self.kind)
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))
-        await self._sleep(timeout)
+        if not await self._sleep(timeout):
+            self._backlog = True
 
-    async def _sleep(self, seconds: float) -> None:
-        """Wait up to seconds, or until woken."""
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait up to seconds, or until woken; return whether woken."""
         if seconds <= 0:
-            return
+            return False
         try:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
         except TimeoutError:
-            pass
+            return False
+        return True
 
     async def _work(self, job: Job) -> None:
         task = cast("asyncio.Task[None]", asyncio.current_task())

@@ -138,6 +138,8 @@ class _Registered:
     camera: Camera
     new_camera: bool
     media_id: int | None
+    job: Job | None = None
+    """The detect job, when it was stored as running for the detect worker to take directly."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -274,6 +276,14 @@ class Pipeline:
             await self.stop()
             raise
 
+    @property
+    def _detect_worker(self) -> JobWorker | None:
+        """Return the running detect worker, if any."""
+        for worker in self._workers:
+            if worker.kind is JobKind.DETECT:
+                return worker
+        return None
+
     def _worker(self, kind: JobKind, handler: Any, concurrency: int) -> JobWorker:
         available: Callable[[], bool] | None
         if kind is JobKind.DETECT:
@@ -372,7 +382,8 @@ class Pipeline:
             return
         if intake.content is not None:
             self._keep_content(registered.media_id, intake.content)
-        self.queue.notify(JobKind.DETECT)
+        if registered.job is None:
+            self.queue.notify(JobKind.DETECT)
 
     def _keep_content(self, media_id: int, content: bytes) -> None:
         """Remember an image's bytes for its detection, forgetting the oldest beyond the bound."""
@@ -392,6 +403,10 @@ class Pipeline:
         """Store the upload and its detect job in one transaction; None when that failed."""
         now = self._clock()
         known = self._cameras_by_folder.get(folder)
+        # A detect worker with room takes the job straight from here, unclaimed (see
+        # JobWorker.try_reserve); otherwise the job is queued and claimed later.
+        worker = self._detect_worker
+        handed = worker is not None and worker.try_reserve()
 
         def register(session: Session) -> _Registered:
             if known is None:
@@ -424,17 +439,40 @@ class Pipeline:
                 "width": intake.width,
                 "height": intake.height,
             }
-            add_job(session, JobKind.DETECT, payload, now)
-            return _Registered(camera=camera, new_camera=new_camera, media_id=media_id)
+            job_id = add_job(session, JobKind.DETECT, payload, now, running=handed)
+            job = None
+            if handed:
+                job = Job(
+                    job_id=job_id,
+                    kind=JobKind.DETECT,
+                    payload=payload,
+                    state=JobState.RUNNING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    last_error=None,
+                )
+            return _Registered(camera=camera, new_camera=new_camera, media_id=media_id, job=job)
 
         try:
-            return await self.db.run(register)
+            registered: _Registered = await self.db.run(register)
         except Exception:
+            if handed and worker is not None:
+                worker.unreserve()
             self._recent.forget(intake.sha256)
             _LOGGER.exception(
                 "Could not register %s; it is picked up again at the next start", path
             )
             return None
+        except asyncio.CancelledError:
+            if handed and worker is not None:
+                worker.unreserve()
+            raise
+        if handed and worker is not None:
+            if registered.job is None:
+                worker.unreserve()
+            else:
+                worker.hand(registered.job)
+        return registered
 
     async def _inspect(self, path: str) -> Intake | None:
         """Check and hash an upload in the executor; None (logged) when it cannot be used."""
