@@ -117,3 +117,32 @@ async def test_resume_after_restart_keeps_deadlines(db: Database) -> None:
     payloads = await analyze_jobs(queue)
     assert {payload["camera_id"] for payload in payloads} == {"front", "back"}
     await batcher.stop()
+
+
+async def test_a_growing_batch_closes_idle_after_its_last_detection(db: Database) -> None:
+    """Detections that keep coming push the close back; it happens idle seconds after the last.
+
+    The timer set at the first detection is kept, not replaced per detection (replaced ones
+    would linger, cancelled, until their time); when it fires early it waits again.
+    """
+    queue = JobQueue(db)
+    batcher = Batcher(db, queue, window=30, idle=0.4)
+    loop = asyncio.get_running_loop()
+    timers = set()
+    last = 0.0
+    for _ in range(6):
+        now = datetime.now(UTC)
+        batcher.track(await db.run(lambda s, now=now: add_to_batch(s, "cam", 1, now)))
+        last = loop.time()
+        timers.add(id(batcher._timers["cam"]))
+        await asyncio.sleep(0.1)
+    assert len(timers) <= 2  # the first one, and the one it set when it fired early
+    async with asyncio.timeout(5):
+        while not await analyze_jobs(queue):
+            await asyncio.sleep(0.02)
+    closed = loop.time()
+    assert closed - last >= 0.35
+    (payload,) = await analyze_jobs(queue)
+    assert payload["camera_id"] == "cam"
+    assert batcher.open_cameras == frozenset()
+    await batcher.stop()

@@ -179,3 +179,22 @@ def test_find_uploads(tmp_path: Path) -> None:
         path.write_bytes(b"x")
     os.utime(old, (1_000_000, 1_000_000))
     assert find_uploads(str(root)) == [str(old), str(new)]
+
+
+async def test_a_touched_upload_waits_alone(
+    watch: Callable[[float], tuple[FolderWatcher, Uploads]],
+) -> None:
+    """Writing to an upload again restarts its debounce only: one written later settles first."""
+    watcher, uploads = watch(0.6)
+    await watcher.start()
+    camera = Path(watcher.root) / "Yard"
+    await asyncio.to_thread(camera.mkdir)
+    first, second = camera / "first.jpg", camera / "second.jpg"
+    await asyncio.to_thread(_append, first, b"a" * 100)
+    await asyncio.sleep(0.15)
+    await asyncio.to_thread(_append, second, b"b" * 100)
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(_append, first, b"a" * 100)  # first's debounce starts over
+    await uploads.wait_for(2)
+    assert uploads.seen == [(str(second), 100), (str(first), 200)]
+    assert watcher.pending == 0

@@ -148,6 +148,11 @@ class Batcher:
         self._clock = clock
         self._on_change = on_change
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._armed: dict[str, datetime] = {}
+        """The deadline each camera's timer was set for. Detections only push a batch's deadline
+        later, so a timer is left alone until it fires and then re-armed if the batch grew:
+        re-arming on every detection would leave a cancelled handle per detection alive until
+        its far-off time, long enough for the garbage collector's slow oldest generation."""
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._open: dict[str, OpenBatch] = {}
 
@@ -176,15 +181,31 @@ class Batcher:
         loop = asyncio.get_running_loop()
         was_open = batch.camera_id in self._open
         self._open[batch.camera_id] = batch
-        if (timer := self._timers.pop(batch.camera_id, None)) is not None:
-            timer.cancel()
-        delay = max(0.0, (self.deadline(batch) - self._clock()).total_seconds())
-        self._timers[batch.camera_id] = loop.call_later(delay, self._due, batch.camera_id)
+        deadline = self.deadline(batch)
+        armed = self._armed.get(batch.camera_id)
+        if batch.camera_id not in self._timers or armed is None or deadline < armed:
+            self._arm(loop, batch.camera_id, deadline)
         if not was_open and self._on_change is not None:
             self._on_change(batch.camera_id, True)
 
+    def _arm(self, loop: asyncio.AbstractEventLoop, camera_id: str, deadline: datetime) -> None:
+        """Set camera_id's timer for deadline, replacing any."""
+        if (timer := self._timers.pop(camera_id, None)) is not None:
+            timer.cancel()
+        delay = max(0.0, (deadline - self._clock()).total_seconds())
+        self._timers[camera_id] = loop.call_later(delay, self._due, camera_id)
+        self._armed[camera_id] = deadline
+
     def _due(self, camera_id: str) -> None:
         self._timers.pop(camera_id, None)
+        self._armed.pop(camera_id, None)
+        batch = self._open.get(camera_id)
+        if batch is not None and camera_id not in self._closing:
+            deadline = self.deadline(batch)
+            if deadline > self._clock():
+                # The batch grew since the timer was set: wait for its new deadline.
+                self._arm(asyncio.get_running_loop(), camera_id, deadline)
+                return
         if camera_id in self._closing:
             return  # a close of this camera's batch is under way; it re-arms the timer if needed
         task = asyncio.get_running_loop().create_task(
@@ -246,6 +267,7 @@ class Batcher:
             del self._open[camera_id]
             if (timer := self._timers.pop(camera_id, None)) is not None:
                 timer.cancel()
+            self._armed.pop(camera_id, None)
             if self._on_change is not None:
                 self._on_change(camera_id, False)
 
@@ -254,6 +276,7 @@ class Batcher:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._armed.clear()
         if self._closing:
             await asyncio.gather(*self._closing.values(), return_exceptions=True)
         self._open.clear()

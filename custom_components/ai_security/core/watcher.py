@@ -10,6 +10,7 @@ touch the file system, so they run in the executor.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 import contextlib
 import logging
@@ -104,13 +105,19 @@ class FolderWatcher:
         self._run_blocking = run_blocking
         self._polling_interval = polling_interval
         self._observer: BaseObserver | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._settling: OrderedDict[str, float] = OrderedDict()
+        """Uploads waiting for their debounce to pass: path -> loop time it settles at. All
+        share one delay, so insertion order (a touched path moves to the end) is deadline order,
+        and one timer for the first deadline serves them all. A timer per path would leave two
+        handles per upload alive for the debounce, long enough for the garbage collector to
+        promote them to its oldest generation, whose full passes stall Home Assistant's loop."""
+        self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def pending(self) -> int:
         """Return how many uploads are waiting for their debounce to pass."""
-        return len(self._timers)
+        return len(self._settling)
 
     async def start(self) -> None:
         """Start the observer (in the executor: it walks the tree to set up its watches)."""
@@ -144,24 +151,43 @@ class FolderWatcher:
         observer, self._observer = self._observer, None
         if observer is not None:
             await self._run_blocking(_stop_observer, observer)
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._settling.clear()
 
     def _touch(self, path: str) -> None:
-        """(Re)start path's debounce timer; runs on the loop."""
-        if self._loop is None or classify(self.root, path) is None:
+        """(Re)start path's debounce; runs on the loop."""
+        loop = self._loop
+        if loop is None or classify(self.root, path) is None:
             return
-        if (timer := self._timers.pop(path, None)) is not None:
-            timer.cancel()
-        self._timers[path] = self._loop.call_later(self.debounce, self._settled, path)
+        settling = self._settling
+        deadline = loop.time() + self.debounce
+        if path in settling:
+            settling.move_to_end(path)
+        settling[path] = deadline
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._sweep)
 
-    def _settled(self, path: str) -> None:
-        self._timers.pop(path, None)
-        try:
-            self._on_file(path)
-        except Exception:
-            _LOGGER.exception("Handling the upload %s failed", path)
+    def _sweep(self) -> None:
+        """Hand on every upload whose debounce has passed; wait for the next one's."""
+        self._timer = None
+        loop = self._loop
+        if loop is None:
+            return
+        now = loop.time()
+        settling = self._settling
+        while settling:
+            path = next(iter(settling))
+            deadline = settling[path]
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._sweep)
+                return
+            del settling[path]
+            try:
+                self._on_file(path)
+            except Exception:
+                _LOGGER.exception("Handling the upload %s failed", path)
 
 
 def _stop_observer(observer: BaseObserver) -> None:
