@@ -357,6 +357,7 @@ class Measurement:
         if self.sql is not None:
             self.sql.attach()
         self._threads = await loop.run_in_executor(None, thread_cpu)
+        self.gc.settle()
         self.gc.attach()
         self._task = loop.create_task(self.probe.run(), name="bench lag probe")
         self.sampler.start()
@@ -512,6 +513,7 @@ async def bench(args: argparse.Namespace, command: str) -> Run:  # noqa: PLR0915
                 lags=measurement.probe.lags,
                 lag_at=measurement.probe.woke_at,
                 gc_pauses=measurement.gc.pauses,
+                gc_heap=(measurement.gc.heap_objects, measurement.gc.full_pass),
                 last_close=max(board.close_times) if board.written else measurement.go_at,
                 samples=measurement.sampler.samples,
                 go_at=measurement.go_at,

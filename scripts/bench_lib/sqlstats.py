@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 import re
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -23,6 +24,9 @@ class SqlStats:
         """Count on engine once attach() is called."""
         self.engine = engine
         self.statements: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        """Time inside the driver per statement kind (cursor.execute, SQLite's own work)."""
+        self._current: tuple[str, float] | None = None
         self.commits = 0
         self.rollbacks = 0
 
@@ -30,7 +34,15 @@ class SqlStats:
         verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
         table = _TABLE.search(statement)
         name = table.group(1).removeprefix("ai_security_") if table else ""
-        self.statements[f"{verb} {name}".strip()] += 1
+        key = f"{verb} {name}".strip()
+        self.statements[key] += 1
+        self._current = (key, time.perf_counter())
+
+    def _executed(self, *_args: Any) -> None:
+        if self._current is not None:
+            key, started = self._current
+            self.seconds[key] += time.perf_counter() - started
+            self._current = None
 
     def _commit(self, _conn: Any) -> None:
         self.commits += 1
@@ -41,12 +53,14 @@ class SqlStats:
     def attach(self) -> None:
         """Start counting."""
         event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "after_cursor_execute", self._executed)
         event.listen(self.engine, "commit", self._commit)
         event.listen(self.engine, "rollback", self._rollback)
 
     def detach(self) -> None:
         """Stop counting."""
         event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "after_cursor_execute", self._executed)
         event.remove(self.engine, "commit", self._commit)
         event.remove(self.engine, "rollback", self._rollback)
 
@@ -58,8 +72,9 @@ class SqlStats:
             f"{sum(self.statements.values()) / per:.2f} statements, "
             f"{self.rollbacks / per:.2f} rollbacks (transactions that wrote nothing end in one)"
         ]
+        lines.append("  per image   us each   statement  (us: wall time in the driver)")
         lines.extend(
-            f"  {count / per:6.2f}  {statement}"
+            f"  {count / per:9.2f}  {self.seconds[statement] / count * 1e6:8.0f}   {statement}"
             for statement, count in self.statements.most_common()
         )
         return lines
