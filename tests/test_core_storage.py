@@ -5,14 +5,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+import json
+from pathlib import Path
 import threading
+from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import make_url, select, update
+from sqlalchemy import (
+    DateTime,
+    bindparam,
+    create_engine,
+    inspect,
+    make_url,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from custom_components.ai_security.core import storage
+from custom_components.ai_security.core import events, storage
 from custom_components.ai_security.core.storage import (
     CameraRow,
     Database,
@@ -125,22 +137,25 @@ async def test_migrations_run_in_order(database_url: str, monkeypatch: pytest.Mo
     await db.start()
     await db.close()
     steps: list[int] = []
-    monkeypatch.setattr(storage, "SCHEMA_VERSION", 3)
+    current = storage.SCHEMA_VERSION
+    monkeypatch.setattr(storage, "SCHEMA_VERSION", current + 2)
     monkeypatch.setattr(
-        storage, "MIGRATIONS", {1: lambda _c: steps.append(1), 2: lambda _c: steps.append(2)}
+        storage,
+        "MIGRATIONS",
+        {current: lambda _c: steps.append(current), current + 1: lambda _c: steps.append(2)},
     )
     db = Database(database_url)
     await db.start()
     await db.close()
-    assert steps == [1, 2]
+    assert steps == [current, 2]
     db = Database(database_url)
     await db.start()
     version = await db.run(
         lambda s: s.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
     )
     await db.close()
-    assert steps == [1, 2]
-    assert version == "3"
+    assert steps == [current, 2]
+    assert version == str(current + 2)
 
 
 async def test_unreachable_database() -> None:
@@ -248,3 +263,170 @@ async def test_lost_connection_is_replaced_without_failing_callers(
         assert stored == ["after"]
     finally:
         await db.close()
+
+
+V1_DDL = (
+    "CREATE TABLE ai_security_meta (key VARCHAR(64) NOT NULL, value TEXT NOT NULL, "
+    "PRIMARY KEY (key))",
+    "CREATE TABLE ai_security_events (event_id VARCHAR(32) NOT NULL, "
+    "camera_id VARCHAR(128) NOT NULL, started_at {timestamp} NOT NULL, "
+    "ended_at {timestamp} NOT NULL, risk_score INTEGER NOT NULL, "
+    "risk_level VARCHAR(16) NOT NULL, summary TEXT NOT NULL, reasoning TEXT NOT NULL, "
+    "object_types JSON NOT NULL, detection_count INTEGER NOT NULL, "
+    "is_fast_path BOOLEAN NOT NULL, source VARCHAR(16) NOT NULL, reviewed BOOLEAN NOT NULL, "
+    "created_at {timestamp} NOT NULL, PRIMARY KEY (event_id))",
+    "CREATE INDEX ix_ai_security_events_camera_started ON ai_security_events "
+    "(camera_id, started_at)",
+)
+"""What schema version 1 created for the tables that version 2 changes (as create_all wrote it)."""
+
+
+def _schema(url: str) -> dict[str, Any]:
+    """Describe every table's columns and indexes, and the full-text search objects."""
+    engine = create_engine(engine_url(url))
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            shape: dict[str, Any] = {
+                table: (
+                    [
+                        (c["name"], str(c["type"]), c["nullable"], c["default"], c.get("computed"))
+                        for c in found.get_columns(table)
+                    ],
+                    sorted(
+                        (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                        for i in found.get_indexes(table)
+                    ),
+                )
+                for table in found.get_table_names()
+            }
+            if conn.dialect.name == "sqlite":
+                shape["sqlite_master"] = sorted(
+                    conn.execute(
+                        text(
+                            "SELECT type, name, sql FROM sqlite_master "
+                            "WHERE type = 'trigger' OR name LIKE 'ai_security_events_fts%'"
+                        )
+                    ).tuples()
+                )
+            return shape
+    finally:
+        engine.dispose()
+
+
+def _wipe(url: str) -> None:
+    """Remove every table, so the database can be built again from V1_DDL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database
+        for suffix in ("", "-wal", "-shm"):
+            Path(parsed.database + suffix).unlink(missing_ok=True)
+        return
+    engine = create_engine(engine_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+def _build_v1(url: str) -> None:
+    """Create a version 1 database holding two events, written as version 1 wrote them."""
+    engine = create_engine(engine_url(url))
+    timestamp = "DATETIME" if engine.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
+    insert_event = text(
+        "INSERT INTO ai_security_events VALUES (:event_id, 'front', :at, :at, 80, 'high', "
+        ":summary, :reasoning, :objects, 2, false, 'llm', :reviewed, :at)"
+    ).bindparams(bindparam("at", type_=DateTime()))  # as version 1 stored times: naive UTC
+    try:
+        with engine.begin() as conn:
+            for statement in V1_DDL:
+                conn.execute(text(statement.format(timestamp=timestamp)))
+            conn.execute(text("INSERT INTO ai_security_meta VALUES ('schema_version', '1')"))
+            for n, (summary, reasoning, objects) in enumerate(
+                [
+                    ("A person climbed the fence", "At night, hurried", ["person"]),
+                    ("Caméra: un vélo volé", "Le voleur est parti", ["vélo", "bicycle"]),
+                ]
+            ):
+                conn.execute(
+                    insert_event,
+                    {
+                        "event_id": f"old{n}",
+                        "at": datetime(2026, 1, 1, 3, n),  # noqa: DTZ001 - naive UTC, as stored
+                        "summary": summary,
+                        "reasoning": reasoning,
+                        # As SQLAlchemy's JSON type stores it: non-ASCII escaped.
+                        "objects": json.dumps(objects),
+                        "reviewed": n == 1,
+                    },
+                )
+    finally:
+        engine.dispose()
+
+
+async def test_migration_from_v1_keeps_events_and_makes_them_searchable(
+    database_url: str,
+) -> None:
+    """A version 1 database becomes the schema a new database gets, events kept and searchable."""
+    db = Database(database_url)
+    await db.start()
+    await db.close()
+    fresh = _schema(database_url)
+    _wipe(database_url)
+    _build_v1(database_url)
+    assert "dismissed" not in str(_schema(database_url)["ai_security_events"])
+
+    db = Database(database_url)
+    await db.start()
+    try:
+        version = await db.run(
+            lambda s: s.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
+        )
+        assert version == str(storage.SCHEMA_VERSION) == "2"
+
+        def find(session: Session, words: str) -> list[str]:
+            page = events.search_events(session, events.EventQuery(text=words))
+            return [event.event_id for event in page.events]
+
+        assert await db.run(lambda s: find(s, "fence")) == ["old0"]
+        assert await db.run(lambda s: find(s, "hurr")) == ["old0"]
+        assert await db.run(lambda s: find(s, "VÉLO")) == ["old1"]
+        assert await db.run(lambda s: find(s, "bicycle")) == ["old1"]
+        assert await db.run(lambda s: find(s, "")) == ["old1", "old0"]
+        old = await db.run(lambda s: events.get_event(s, "old1"))
+        assert old is not None
+        assert (old.reviewed, old.dismissed, old.review_note) == (True, False, None)
+        assert old.started_at == datetime(2026, 1, 1, 3, 1, tzinfo=UTC)
+        assert old.object_types == ("vélo", "bicycle")
+        # Old events leave the index when deleted; new ones join it.
+        assert await db.run(lambda s: events.delete_event(s, "old0")) is True
+        assert await db.run(lambda s: find(s, "fence")) == []
+
+        def add(session: Session) -> None:
+            at = datetime(2026, 1, 2, tzinfo=UTC)
+            session.add(
+                storage.EventRow(
+                    event_id="new",
+                    camera_id="front",
+                    started_at=at,
+                    ended_at=at,
+                    risk_score=5,
+                    risk_level="low",
+                    summary="A fox",
+                    reasoning="",
+                    object_types=["fox"],
+                    detection_count=1,
+                    is_fast_path=False,
+                    source="llm",
+                    reviewed=False,
+                    created_at=at,
+                )
+            )
+
+        await db.run(add)
+        assert await db.run(lambda s: find(s, "fox")) == ["new"]
+    finally:
+        await db.close()
+    assert _schema(database_url) == fresh

@@ -102,3 +102,6 @@ class SecurityEvent:
     source: EventSource
     detection_ids: tuple[int, ...] = field(default=())
     reviewed: bool = False
+    dismissed: bool = False
+    """The user reviewed it and judged it a false alarm."""
+    review_note: str | None = None
