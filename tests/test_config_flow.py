@@ -81,9 +81,9 @@ async def test_user_flow_creates_entry(
     assert result["result"].unique_id == str(camera_root)
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
-    # Once by the flow, once by the setup that follows it.
-    assert detector.requests == ["/health", "/health"]
-    assert llm.requests == [route, route]
+    # By the flow, by the setup that follows it, and by the hub's first health check.
+    assert detector.requests == ["/health", "/health", "/health"]
+    assert llm.requests == [route, route, route]
 
 
 async def test_relative_camera_root_is_inside_config_folder(
@@ -319,7 +319,7 @@ async def test_several_detectors(
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["data"][CONF_DETECTOR_URLS] == [detector.url, other.url]
         await hass.async_block_till_done()
-        assert other.requests == ["/health", "/health"]
+        assert other.requests == ["/health", "/health", "/health"]
     finally:
         await hass.config_entries.async_unload(result["result"].entry_id)
         await other.stop()
@@ -476,6 +476,7 @@ VALID_OPTIONS: dict[str, Any] = {
     "detector_concurrency": 3,
     "llm_concurrency": 2,
     "rescore_minutes": 0,
+    "health_interval": 30,
 }
 
 
@@ -503,6 +504,7 @@ async def test_options_defaults_and_save(
         "detector_concurrency": 2,
         "llm_concurrency": 1,
         "rescore_minutes": 30,
+        "health_interval": 15.0,
         "database_url": "",
     }
     runtime_before = init_integration.runtime_data
@@ -551,6 +553,7 @@ async def test_options_defaults_and_save(
         ({"detector_concurrency": 0}, {"detector_concurrency": "out_of_range"}),
         ({"llm_concurrency": 9}, {"llm_concurrency": "out_of_range"}),
         ({"rescore_minutes": -1}, {"rescore_minutes": "out_of_range"}),
+        ({"health_interval": 2}, {"health_interval": "out_of_range"}),
         ({"database_url": "mysql://u@h/db"}, {"database_url": "invalid_database_url"}),
         ({"database_url": "not a url at all"}, {"database_url": "invalid_database_url"}),
         (

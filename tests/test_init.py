@@ -17,12 +17,16 @@ from .servers import ModelServer, free_port
 async def test_setup_and_unload(
     hass: HomeAssistant, init_integration: MockConfigEntry, detector: ModelServer
 ) -> None:
-    """The entry loads with its settings, probes the servers once, and unloads cleanly."""
+    """The entry loads with its settings, probes the servers, and unloads cleanly.
+
+    The detector's /health is asked twice: by setup (to retry later if it is down) and by the
+    first health check, which the hub's sensors start from.
+    """
     entry = init_integration
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.llm_api is LlmApi.LLAMA_CPP
     assert entry.runtime_data.options == PipelineOptions()
-    assert detector.requests == ["/health"]
+    assert detector.requests == ["/health", "/health"]
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()

@@ -22,16 +22,18 @@ from .const import (
     CONF_LLM_URL,
     DOMAIN,
 )
+from .coordinator import AiSecurityCoordinator
 from .core.health import probe_all, redact_url
 from .core.pipeline import Pipeline, PipelineConfig
 from .core.settings import LlmApi, PipelineOptions
+from .core.stats import camera_activity
 from .core.storage import DatabaseError
 from .hub import AiSecurityHub
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS: list[Platform] = []
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 
 
 @dataclass(kw_only=True, slots=True)
@@ -45,6 +47,7 @@ class AiSecurityRuntimeData:
     options: PipelineOptions
     hub: AiSecurityHub
     pipeline: Pipeline
+    coordinator: AiSecurityCoordinator
 
 
 type AiSecurityConfigEntry = ConfigEntry[AiSecurityRuntimeData]
@@ -141,6 +144,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         # racing the shutdown does: the stop event has passed, so stop the pipeline here.
         await pipeline.stop()
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="stopping")
+    coordinator = AiSecurityCoordinator(hass, entry, hub, options.health_interval)
+    try:
+        midnight = dt_util.start_of_local_day()
+        activity = await pipeline.db.run(lambda session: camera_activity(session, midnight))
+        await coordinator.async_config_entry_first_refresh()
+    except BaseException:
+        await pipeline.stop()
+        await coordinator.async_shutdown()
+        raise
+    hub.start(activity)
+    entry.async_on_unload(hub.stop)
     entry.runtime_data = AiSecurityRuntimeData(
         camera_root=camera_root,
         detector_urls=detector_urls,
@@ -149,6 +163,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         options=options,
         hub=hub,
         pipeline=pipeline,
+        coordinator=coordinator,
     )
 
     async def _stop(_event: Event) -> None:

@@ -292,6 +292,7 @@ def _options_schema() -> probatio.Schema:
             probatio.Required(opt.DETECTOR_CONCURRENCY): _number(opt.DETECTOR_CONCURRENCY),
             probatio.Required(opt.LLM_CONCURRENCY): _number(opt.LLM_CONCURRENCY),
             probatio.Required(opt.RESCORE_MINUTES): _number(opt.RESCORE_MINUTES, "min"),
+            probatio.Required(opt.HEALTH_INTERVAL): _number(opt.HEALTH_INTERVAL, "s"),
             probatio.Optional(CONF_DATABASE_URL): TextSelector(
                 TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="off")
             ),

@@ -7,23 +7,61 @@ detected object, a device per camera, and dispatcher signals the entity platform
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_call_later, async_track_time_change
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .core.models import Camera, Detection, SecurityEvent
 from .core.pipeline import Pipeline, PipelineCallbacks
+from .core.stats import CameraActivity
 
 EVENT_SECURITY: Final = f"{DOMAIN}_event"
 EVENT_DETECTION: Final = f"{DOMAIN}_detection"
 EVENT_RESCORED: Final = f"{DOMAIN}_event_rescored"
 SIGNAL_CAMERA_ADDED: Final = f"{DOMAIN}_camera_added_{{}}"
 SIGNAL_EVENT: Final = f"{DOMAIN}_event_{{}}"
+"""Sent (camera, event) for each new security event."""
+SIGNAL_EVENT_RESCORED: Final = f"{DOMAIN}_event_rescored_{{}}"
+"""Sent (camera, event) when the LLM re-judged an event the heuristic had scored."""
 SIGNAL_DETECTIONS: Final = f"{DOMAIN}_detections_{{}}"
 SIGNAL_BATCH: Final = f"{DOMAIN}_batch_{{}}"
+SIGNAL_CAMERA_STATE: Final = f"{DOMAIN}_camera_state_{{}}_{{}}"
+"""Sent (entry id, camera id) when a camera's entities should write their state."""
+
+RISK_HOLD: Final = timedelta(minutes=10)
+"""How long after an event ended the risk sensors keep showing it (then: clear, score 0)."""
+
+STATE_FLUSH_DELAY: Final = 1.0
+"""Seconds detection counters are gathered before entities write them: a busy camera then
+writes its state once a second, not once per image, sparing the recorder and the bus."""
+
+
+@dataclass(kw_only=True, slots=True)
+class CameraState:
+    """What a camera's entities show, kept by the hub so late-added entities start right."""
+
+    camera: Camera
+    latest_event: SecurityEvent | None = None
+    detections_today: int = 0
+    last_detections: list[Detection] = field(default_factory=list)
+    last_detection_at: datetime | None = None
+    active: bool = False
+    """Whether the camera has an open batch."""
+
+    def current_event(self, now: datetime) -> SecurityEvent | None:
+        """Return the latest event while it is current (up to RISK_HOLD after it ended)."""
+        event = self.latest_event
+        if event is None or event.ended_at + RISK_HOLD <= now:
+            return None
+        return event
 
 
 class AiSecurityHub:
@@ -37,6 +75,64 @@ class AiSecurityHub:
         self.pipeline: Pipeline | None = None
         self.device_ids: dict[str, str] = {}
         self.hub_device_id: str | None = None
+        self.cameras: dict[str, CameraState] = {}
+        self.events_today = 0
+        self._dirty: set[str] = set()
+        self._flush_cancel: CALLBACK_TYPE | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    @callback
+    def start(self, activity: dict[str, CameraActivity]) -> None:
+        """Fill the cameras' state from the database and start the daily reset at midnight."""
+        for camera_id, stored in activity.items():
+            state = self.cameras.get(camera_id)
+            if state is None:
+                continue  # detections of a camera whose folder row is gone: nothing to show
+            state.latest_event = stored.latest_event
+            state.detections_today = stored.detections_since
+            state.last_detections = stored.last_detections
+            if stored.last_detections:
+                state.last_detection_at = stored.last_detections[-1].detected_at
+        self.events_today = sum(stored.events_since for stored in activity.values())
+        self._unsubscribe.append(
+            async_track_time_change(self.hass, self._midnight, hour=0, minute=0, second=0)
+        )
+
+    @callback
+    def stop(self) -> None:
+        """Cancel the hub's timers (the entry unloads)."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        if self._flush_cancel is not None:
+            self._flush_cancel()
+            self._flush_cancel = None
+
+    @callback
+    def _midnight(self, _now: datetime) -> None:
+        """Start the daily counts over at local midnight."""
+        self.events_today = 0
+        for camera_id, state in self.cameras.items():
+            state.detections_today = 0
+            self._changed(camera_id, at_once=True)
+
+    @callback
+    def _changed(self, camera_id: str, *, at_once: bool = False) -> None:
+        """Have camera_id's entities write their state: now, or with the next flush."""
+        if at_once:
+            self._dirty.discard(camera_id)
+            async_dispatcher_send(self.hass, SIGNAL_CAMERA_STATE.format(self.entry_id, camera_id))
+            return
+        self._dirty.add(camera_id)
+        if self._flush_cancel is None:
+            self._flush_cancel = async_call_later(self.hass, STATE_FLUSH_DELAY, self._flush)
+
+    @callback
+    def _flush(self, _now: datetime) -> None:
+        self._flush_cancel = None
+        dirty, self._dirty = self._dirty, set()
+        for camera_id in dirty:
+            async_dispatcher_send(self.hass, SIGNAL_CAMERA_STATE.format(self.entry_id, camera_id))
 
     def callbacks(self) -> PipelineCallbacks:
         """Return the callbacks the pipeline reports through."""
@@ -71,6 +167,7 @@ class AiSecurityHub:
             via_device_id=self.hub_device_id,
         )
         self.device_ids[camera.camera_id] = device.id
+        self.cameras.setdefault(camera.camera_id, CameraState(camera=camera))
         async_dispatcher_send(self.hass, SIGNAL_CAMERA_ADDED.format(self.entry_id), camera)
 
     @callback
@@ -92,11 +189,34 @@ class AiSecurityHub:
         async_dispatcher_send(
             self.hass, SIGNAL_DETECTIONS.format(self.entry_id), camera, detections
         )
+        state = self.cameras.get(camera.camera_id)
+        if state is not None and detections:
+            state.detections_today += len(detections)
+            state.last_detections = list(detections)
+            state.last_detection_at = detections[-1].detected_at or dt_util.utcnow()
+            self._changed(camera.camera_id)
 
     @callback
     def _event(self, camera: Camera, event: SecurityEvent) -> None:
         self.hass.bus.async_fire(EVENT_SECURITY, self.event_data(camera, event))
+        self.events_today += 1
+        self._new_event(camera, event)
         async_dispatcher_send(self.hass, SIGNAL_EVENT.format(self.entry_id), camera, event)
+
+    @callback
+    def _new_event(self, camera: Camera, event: SecurityEvent) -> None:
+        """Make event the camera's latest unless a later one is already shown."""
+        state = self.cameras.get(camera.camera_id)
+        if state is None:
+            return
+        latest = state.latest_event
+        if (
+            latest is None
+            or latest.event_id == event.event_id
+            or (event.started_at >= latest.started_at)
+        ):
+            state.latest_event = event
+            self._changed(camera.camera_id, at_once=True)
 
     @callback
     def _event_rescored(self, camera: Camera, old: SecurityEvent, new: SecurityEvent) -> None:
@@ -110,7 +230,8 @@ class AiSecurityHub:
                 "previous_source": old.source.value,
             },
         )
-        async_dispatcher_send(self.hass, SIGNAL_EVENT.format(self.entry_id), camera, new)
+        self._new_event(camera, new)
+        async_dispatcher_send(self.hass, SIGNAL_EVENT_RESCORED.format(self.entry_id), camera, new)
 
     def event_data(self, camera: Camera, event: SecurityEvent) -> dict[str, Any]:
         """Return the data of the ai_security_event bus event (times in ISO 8601, UTC)."""
@@ -134,3 +255,7 @@ class AiSecurityHub:
     @callback
     def _batch_changed(self, camera_id: str, is_open: bool) -> None:
         async_dispatcher_send(self.hass, SIGNAL_BATCH.format(self.entry_id), camera_id, is_open)
+        state = self.cameras.get(camera_id)
+        if state is not None and state.active != is_open:
+            state.active = is_open
+            self._changed(camera_id, at_once=True)

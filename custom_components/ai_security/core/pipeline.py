@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 import logging
 import os
+import time
 from typing import Any, Final
 import uuid
 
@@ -55,6 +56,7 @@ from .models import (
     RiskLevel,
     SecurityEvent,
 )
+from .monitor import HealthMonitor
 from .prompts import AnalysisRequest
 from .resilience import CircuitBreaker, CircuitOpenError, CircuitState, RetryPolicy
 from .risk import Verdict, heuristic_verdict
@@ -214,6 +216,13 @@ class Pipeline:
             summary_max=config.summary_max,
             reasoning_max=config.reasoning_max,
             extra_params=config.llm_extra_params,
+        )
+        self.health = HealthMonitor(
+            session,
+            detector_breakers=self.detector.breakers,
+            llm_url=config.llm_url,
+            llm_api=config.llm_api,
+            llm_breaker=self.llm_breaker,
         )
         self.batcher = Batcher(
             self.db,
@@ -489,6 +498,13 @@ class Pipeline:
             return None
         return intake
 
+    async def _judge(self, request: AnalysisRequest) -> Verdict:
+        """Ask the LLM for a verdict, timing the requests it answers (the latency sensors)."""
+        started = time.perf_counter()
+        verdict = await self.analyzer.analyze(request)
+        self.health.record_llm((time.perf_counter() - started) * 1000.0)
+        return verdict
+
     # --- detection ------------------------------------------------------------------------------
 
     def _detector_available(self) -> bool:
@@ -538,6 +554,7 @@ class Pipeline:
             # cannot change its mind.
             raise PermanentJobError(str(err)) from err
         self.images_processed += 1
+        self.health.record_detector(result.endpoint, result.latency_ms)
         return self._store_detections(
             camera_id=camera_id,
             media_id=media_id,
@@ -652,7 +669,7 @@ class Pipeline:
             is_fast_path=bool(payload.get("fast_path")),
         )
         try:
-            verdict = await self.analyzer.analyze(request)
+            verdict = await self._judge(request)
         except LlmUnavailableError as err:
             _LOGGER.debug("LLM unavailable (%s): scoring %s heuristically", err, camera.name)
             verdict = heuristic_verdict(request, self.config.options.severity)
@@ -732,7 +749,7 @@ class Pipeline:
             is_fast_path=old.is_fast_path,
         )
         try:
-            verdict = await self.analyzer.analyze(request)
+            verdict = await self._judge(request)
         except LlmRejectedError as err:
             _LOGGER.info("The LLM refused to re-score event %s (%s); score kept", event_id, err)
             return None

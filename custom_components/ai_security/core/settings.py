@@ -44,6 +44,7 @@ THRESHOLD_CRITICAL: Final = "threshold_critical"
 DETECTOR_CONCURRENCY: Final = "detector_concurrency"
 LLM_CONCURRENCY: Final = "llm_concurrency"
 RESCORE_MINUTES: Final = "rescore_minutes"
+HEALTH_INTERVAL: Final = "health_interval"
 
 LIMITS: Final[dict[str, Limit]] = {
     CONFIDENCE_THRESHOLD: Limit(minimum=0.05, maximum=0.99, step=0.01),
@@ -58,6 +59,7 @@ LIMITS: Final[dict[str, Limit]] = {
     DETECTOR_CONCURRENCY: Limit(minimum=1, maximum=16, step=1),
     LLM_CONCURRENCY: Limit(minimum=1, maximum=8, step=1),
     RESCORE_MINUTES: Limit(minimum=0, maximum=1440, step=1),
+    HEALTH_INTERVAL: Limit(minimum=5, maximum=300, step=1),
 }
 
 # Object classes the fast-path picker offers (COCO names, as RT-DETRv2 reports them); users may
@@ -113,6 +115,8 @@ class PipelineOptions:
     """LLM requests in flight at once."""
     rescore_minutes: int = 30
     """Heuristic events younger than this are judged again by the LLM once it is back; 0: never."""
+    health_interval: float = 15.0
+    """Seconds between health checks of the model servers (and the hub's sensor updates)."""
 
     def problems(self) -> dict[str, str]:
         """Return an error key per option that is out of range or inconsistent; empty when valid."""
@@ -130,6 +134,7 @@ class PipelineOptions:
             DETECTOR_CONCURRENCY: self.detector_concurrency,
             LLM_CONCURRENCY: self.llm_concurrency,
             RESCORE_MINUTES: self.rescore_minutes,
+            HEALTH_INTERVAL: self.health_interval,
         }
         for key, value in values.items():
             if not LIMITS[key].contains(value):
@@ -178,6 +183,7 @@ class PipelineOptions:
             detector_concurrency=int(number(DETECTOR_CONCURRENCY, default.detector_concurrency)),
             llm_concurrency=int(number(LLM_CONCURRENCY, default.llm_concurrency)),
             rescore_minutes=int(number(RESCORE_MINUTES, default.rescore_minutes)),
+            health_interval=number(HEALTH_INTERVAL, default.health_interval),
         )
 
     def as_mapping(self) -> dict[str, object]:
@@ -197,4 +203,5 @@ class PipelineOptions:
             DETECTOR_CONCURRENCY: self.detector_concurrency,
             LLM_CONCURRENCY: self.llm_concurrency,
             RESCORE_MINUTES: self.rescore_minutes,
+            HEALTH_INTERVAL: self.health_interval,
         }

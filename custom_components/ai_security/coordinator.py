@@ -1,0 +1,130 @@
+"""The hub's periodic refresh: model-server health, job queue depths and the GPU, every 15 s.
+
+Camera entities are pushed by the pipeline as things happen; what has no event of its own (is the
+detector still up? how deep is the queue? how hot is the GPU?) is polled here, on the interval the
+user picked, and every status change of a model server is announced on the bus as
+`ai_security_service_status` so an automation can restart the server through whatever runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Final
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .const import DOMAIN, LOGGER
+from .core.gpu import GpuReading, NvmlReader
+from .core.monitor import EndpointHealth, HealthReport, ServiceStatus
+
+if TYPE_CHECKING:
+    from . import AiSecurityConfigEntry
+    from .hub import AiSecurityHub
+
+EVENT_SERVICE_STATUS: Final = f"{DOMAIN}_service_status"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HubData:
+    """One refresh of the hub's polled figures."""
+
+    health: HealthReport
+    queue: dict[str, int]
+    """Job counts by "<kind>_<state>", as Pipeline.queue_depths() gives them."""
+    gpu: GpuReading | None
+    images_processed: int
+
+    def endpoint(self, key: str) -> EndpointHealth | None:
+        """Return the endpoint whose key is key, if it is still configured."""
+        return next((e for e in self.health.endpoints if e.key == key), None)
+
+    @property
+    def dead_jobs(self) -> int:
+        """Return the dead-letter jobs of every kind."""
+        return sum(count for name, count in self.queue.items() if name.endswith("_dead"))
+
+
+class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
+    """Polls the pipeline's health monitor, job queue and GPU for the hub's entities."""
+
+    config_entry: AiSecurityConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: AiSecurityConfigEntry,
+        hub: AiSecurityHub,
+        interval: float,
+    ) -> None:
+        """Refresh every interval seconds."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=timedelta(seconds=interval),
+        )
+        self.hub = hub
+        self._nvml: NvmlReader | None = None
+        self._statuses: dict[str, ServiceStatus] = {}
+
+    async def _async_setup(self) -> None:
+        """Open NVML once (in the executor: it loads the driver library) if the host has a GPU."""
+        reader = NvmlReader()
+        if await self.hass.async_add_executor_job(reader.open):
+            self._nvml = reader
+
+    async def async_shutdown(self) -> None:
+        """Close NVML along with the coordinator."""
+        await super().async_shutdown()
+        reader, self._nvml = self._nvml, None
+        if reader is not None:
+            await self.hass.async_add_executor_job(reader.close)
+
+    async def _async_update_data(self) -> HubData:
+        pipeline = self.hub.pipeline
+        if pipeline is None:
+            raise UpdateFailed(translation_domain=DOMAIN, translation_key="not_running")
+        health = await pipeline.health.check()
+        self._announce(health)
+        try:
+            queue = await pipeline.queue_depths()
+        except Exception as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="database_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        gpu = health.gpu
+        if self._nvml is not None:
+            gpu = await self.hass.async_add_executor_job(self._nvml.read) or gpu
+        return HubData(
+            health=health,
+            queue=queue,
+            gpu=gpu,
+            images_processed=pipeline.images_processed,
+        )
+
+    def _announce(self, health: HealthReport) -> None:
+        """Fire ai_security_service_status for every endpoint whose status changed."""
+        for endpoint in health.endpoints:
+            previous = self._statuses.get(endpoint.key)
+            self._statuses[endpoint.key] = endpoint.status
+            if previous is None or previous is endpoint.status:
+                continue
+            LOGGER.debug("%s %s: %s -> %s", endpoint.kind, endpoint.url, previous, endpoint.status)
+            self.hass.bus.async_fire(
+                EVENT_SERVICE_STATUS,
+                {
+                    "entry_id": self.config_entry.entry_id,
+                    "service": endpoint.kind.value,
+                    "url": endpoint.url,
+                    "status": endpoint.status.value,
+                    "previous_status": previous.value,
+                    "error": endpoint.last_error
+                    if endpoint.status is not ServiceStatus.HEALTHY
+                    else None,
+                },
+            )

@@ -1,0 +1,245 @@
+"""Health of the model servers: periodic probes, latency windows, and one status per endpoint.
+
+The detector and LLM clients already keep a circuit breaker per endpoint; the monitor shares those
+breakers, so a failed health probe counts toward opening one and a successful probe closes one
+(the service is back before any job has to find out). Each endpoint's status is derived from its
+probe and its breaker: healthy, degraded while the breaker lets a single trial request through
+(half-open), unhealthy while the probe fails or the breaker is open. Latency windows keep the last
+100 real requests per service, which is what users feel, rather than the health probe's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+import hashlib
+import statistics
+import time
+from typing import Final
+
+import aiohttp
+
+from .gpu import GpuReading, gpu_from_report
+from .health import ServiceUnavailableError, probe_detector, probe_llm, redact_url
+from .resilience import CircuitBreaker, CircuitState
+from .settings import LlmApi
+
+HEALTH_PROBE_TIMEOUT: Final = 5.0
+"""Seconds a periodic probe may take: well inside the 15 s default interval."""
+
+LATENCY_WINDOW: Final = 100
+"""Requests whose latency the p50 figures are taken over."""
+
+
+class ServiceKind(StrEnum):
+    """Which model server an endpoint is."""
+
+    DETECTOR = "detector"
+    LLM = "llm"
+
+
+class ServiceStatus(StrEnum):
+    """An endpoint's health as users see it (and automate on)."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+class LatencyWindow:
+    """The latencies of the last `size` requests, for a median that follows recent behaviour."""
+
+    def __init__(self, size: int = LATENCY_WINDOW) -> None:
+        """Keep at most size values."""
+        self._values: deque[float] = deque(maxlen=size)
+
+    def add(self, milliseconds: float) -> None:
+        """Record one request's latency."""
+        self._values.append(milliseconds)
+
+    @property
+    def last(self) -> float | None:
+        """Return the latest latency, or None before the first request."""
+        return self._values[-1] if self._values else None
+
+    def median(self) -> float | None:
+        """Return the median of the window, or None before the first request."""
+        return statistics.median(self._values) if self._values else None
+
+    def __len__(self) -> int:
+        """Return how many latencies are held."""
+        return len(self._values)
+
+
+def endpoint_key(kind: ServiceKind, url: str) -> str:
+    """Return a stable, credential-free id for an endpoint (entity unique ids use it).
+
+    A hash of the URL as configured: the same endpoint keeps its entities when others are added
+    or reordered, and no password ever ends up in the entity registry.
+    """
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return f"{kind.value}_{digest}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EndpointHealth:
+    """What the last check found about one endpoint."""
+
+    key: str
+    kind: ServiceKind
+    url: str
+    """The URL without user name and password."""
+    status: ServiceStatus
+    circuit: CircuitState
+    last_error: str | None
+    latency_ms: float | None
+    """The latest real request's latency (not the probe's)."""
+    latency_p50_ms: float | None
+    checked_at: float
+    """time.time() of the check."""
+    report: Mapping[str, object] = field(default_factory=dict)
+    """What the server's health route answered (model, device, gpu...), empty when it failed."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HealthReport:
+    """One round of checks over every endpoint."""
+
+    endpoints: tuple[EndpointHealth, ...]
+    detector_latency_p50_ms: float | None
+    llm_latency_p50_ms: float | None
+    gpu: GpuReading | None
+    """The first GPU a detector reported in its /health answer, if any."""
+
+    def status_of(self, kind: ServiceKind) -> ServiceStatus:
+        """Return a service's overall status: its best endpoint's (one answering is enough)."""
+        statuses = {e.status for e in self.endpoints if e.kind is kind}
+        for status in (ServiceStatus.HEALTHY, ServiceStatus.DEGRADED):
+            if status in statuses:
+                return status
+        return ServiceStatus.UNHEALTHY
+
+
+class HealthMonitor:
+    """Probes every endpoint on demand and keeps request latencies between probes."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        detector_breakers: Mapping[str, CircuitBreaker],
+        llm_url: str,
+        llm_api: LlmApi,
+        llm_breaker: CircuitBreaker,
+        probe_timeout: float = HEALTH_PROBE_TIMEOUT,
+    ) -> None:
+        """Watch the detector endpoints (URL -> breaker) and the LLM, sharing their breakers."""
+        self._session = session
+        self._detectors = dict(detector_breakers)
+        self._by_redacted = {redact_url(url): url for url in self._detectors}
+        self._llm_url = llm_url
+        self._llm_api = llm_api
+        self._llm_breaker = llm_breaker
+        self._probe_timeout = probe_timeout
+        self.detector_latency = LatencyWindow()
+        self.llm_latency = LatencyWindow()
+        self._endpoint_latency: dict[str, LatencyWindow] = {
+            url: LatencyWindow() for url in [*self._detectors, llm_url]
+        }
+
+    def record_detector(self, endpoint: str, milliseconds: float) -> None:
+        """Record a detect request's latency; endpoint is the URL as the client reports it."""
+        self.detector_latency.add(milliseconds)
+        url = self._by_redacted.get(endpoint, endpoint)
+        if (window := self._endpoint_latency.get(url)) is not None:
+            window.add(milliseconds)
+
+    def record_llm(self, milliseconds: float) -> None:
+        """Record an LLM request's latency."""
+        self.llm_latency.add(milliseconds)
+        self._endpoint_latency[self._llm_url].add(milliseconds)
+
+    async def check(self) -> HealthReport:
+        """Probe every endpoint at once and return what was found.
+
+        A failed probe is recorded on the endpoint's breaker like a failed request, and a
+        successful one closes an open breaker: the pipeline's workers resume without waiting
+        for the breaker's own timer.
+        """
+        detector_urls = list(self._detectors)
+        results = await asyncio.gather(
+            *(
+                self._check_one(ServiceKind.DETECTOR, url, self._detectors[url])
+                for url in detector_urls
+            ),
+            self._check_one(ServiceKind.LLM, self._llm_url, self._llm_breaker),
+        )
+        gpu = next(
+            (
+                reading
+                for entry in results
+                if entry.kind is ServiceKind.DETECTOR
+                and (reading := gpu_from_report(entry.report)) is not None
+            ),
+            None,
+        )
+        return HealthReport(
+            endpoints=tuple(results),
+            detector_latency_p50_ms=self.detector_latency.median(),
+            llm_latency_p50_ms=self.llm_latency.median(),
+            gpu=gpu,
+        )
+
+    async def _check_one(
+        self, kind: ServiceKind, url: str, breaker: CircuitBreaker
+    ) -> EndpointHealth:
+        report: Mapping[str, object] = {}
+        probe_error: str | None = None
+        try:
+            if kind is ServiceKind.DETECTOR:
+                report = await probe_detector(self._session, url, time_limit=self._probe_timeout)
+            else:
+                report = await probe_llm(
+                    self._session, url, self._llm_api, time_limit=self._probe_timeout
+                )
+        except ServiceUnavailableError as err:
+            probe_error = str(err)
+            breaker.record_failure(err)
+        else:
+            breaker.record_success()
+        if probe_error is not None or breaker.state is CircuitState.OPEN:
+            status = ServiceStatus.UNHEALTHY
+        elif breaker.state is CircuitState.HALF_OPEN:
+            status = ServiceStatus.DEGRADED
+        else:
+            status = ServiceStatus.HEALTHY
+        window = self._endpoint_latency[url]
+        return EndpointHealth(
+            key=endpoint_key(kind, url),
+            kind=kind,
+            url=redact_url(url),
+            status=status,
+            circuit=breaker.state,
+            last_error=probe_error or breaker.last_error,
+            latency_ms=window.last,
+            latency_p50_ms=window.median(),
+            checked_at=time.time(),
+            report=report,
+        )
+
+    def endpoints(self) -> Sequence[tuple[str, ServiceKind, str]]:
+        """Return (key, kind, redacted URL) of every endpoint, for creating entities up front."""
+        return [
+            *(
+                (endpoint_key(ServiceKind.DETECTOR, url), ServiceKind.DETECTOR, redact_url(url))
+                for url in self._detectors
+            ),
+            (
+                endpoint_key(ServiceKind.LLM, self._llm_url),
+                ServiceKind.LLM,
+                redact_url(self._llm_url),
+            ),
+        ]

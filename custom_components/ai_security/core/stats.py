@@ -1,0 +1,93 @@
+"""What the entities show after a restart: each camera's latest event and today's counts.
+
+Entity state is pushed as the pipeline reports, but a restart must not reset "Detections today" to
+zero or forget the last event: this reads them back from the database in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .events import event_from_row
+from .models import BoundingBox, Detection, SecurityEvent
+from .storage import DetectionRow, EventRow, MediaRow
+
+
+@dataclass(kw_only=True, slots=True)
+class CameraActivity:
+    """One camera's activity as stored."""
+
+    latest_event: SecurityEvent | None = None
+    detections_since: int = 0
+    """Detections since the given time (local midnight for the sensors)."""
+    events_since: int = 0
+    last_detections: list[Detection] = field(default_factory=list)
+    """The detections of the camera's most recent detected upload."""
+
+
+def camera_activity(session: Session, since: datetime) -> dict[str, CameraActivity]:
+    """Return every camera's latest event, last detections and counts since `since`."""
+    activity: dict[str, CameraActivity] = {}
+
+    def of(camera_id: str) -> CameraActivity:
+        return activity.setdefault(camera_id, CameraActivity())
+
+    for camera_id, count in session.execute(
+        select(DetectionRow.camera_id, func.count())
+        .where(DetectionRow.detected_at >= since)
+        .group_by(DetectionRow.camera_id)
+    ):
+        of(camera_id).detections_since = int(count)
+    for camera_id, count in session.execute(
+        select(EventRow.camera_id, func.count())
+        .where(EventRow.started_at >= since)
+        .group_by(EventRow.camera_id)
+    ):
+        of(camera_id).events_since = int(count)
+    # The newest event of each camera: the row whose started_at is the camera's maximum.
+    newest = (
+        select(EventRow.camera_id, func.max(EventRow.started_at).label("started"))
+        .group_by(EventRow.camera_id)
+        .subquery()
+    )
+    for row in session.scalars(
+        select(EventRow).join(
+            newest,
+            (EventRow.camera_id == newest.c.camera_id) & (EventRow.started_at == newest.c.started),
+        )
+    ):
+        current = of(row.camera_id).latest_event
+        if current is None or row.ended_at > current.ended_at:  # two started at once: rare
+            of(row.camera_id).latest_event = event_from_row(row)
+    last_media = (
+        select(DetectionRow.camera_id, func.max(DetectionRow.media_id).label("media_id"))
+        .group_by(DetectionRow.camera_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(DetectionRow, MediaRow.path)
+        .join(last_media, DetectionRow.media_id == last_media.c.media_id)
+        .join(MediaRow, MediaRow.media_id == DetectionRow.media_id)
+        .order_by(DetectionRow.detection_id)
+    )
+    for detection, path in rows:
+        of(detection.camera_id).last_detections.append(
+            Detection(
+                detection_id=detection.detection_id,
+                media_id=detection.media_id,
+                camera_id=detection.camera_id,
+                label=detection.label,
+                confidence=detection.confidence,
+                bbox=BoundingBox(x=detection.x, y=detection.y, w=detection.w, h=detection.h),
+                detected_at=detection.detected_at,
+                frame_width=detection.frame_width,
+                frame_height=detection.frame_height,
+                frame_time=detection.frame_time,
+                path=path,
+            )
+        )
+    return activity

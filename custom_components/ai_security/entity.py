@@ -1,0 +1,89 @@
+"""Base entities: one for camera devices (pushed by the pipeline), one for the hub (polled)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN
+from .coordinator import AiSecurityCoordinator
+from .core.models import Camera
+from .hub import SIGNAL_CAMERA_ADDED, SIGNAL_CAMERA_STATE, AiSecurityHub, CameraState
+
+
+def camera_device_info(hub: AiSecurityHub, camera: Camera) -> DeviceInfo:
+    """Return the device of a camera folder (the hub registered it when the folder appeared)."""
+    return DeviceInfo(identifiers={(DOMAIN, f"{hub.entry_id}_{camera.camera_id}")})
+
+
+class AiSecurityCameraEntity(Entity):
+    """An entity of one camera's device, written whenever the hub says its camera changed."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, hub: AiSecurityHub, camera: Camera, description: EntityDescription) -> None:
+        """Describe the entity; unique ids stay stable when the folder's label changes."""
+        self.hub = hub
+        self.camera = camera
+        self.entity_description = description
+        self._attr_unique_id = f"{hub.entry_id}_{camera.camera_id}_{description.key}"
+        self._attr_device_info = camera_device_info(hub, camera)
+
+    @property
+    def state_data(self) -> CameraState:
+        """Return what the hub knows of this camera now."""
+        return self.hub.cameras[self.camera.camera_id]
+
+    async def async_added_to_hass(self) -> None:
+        """Write the state whenever the hub announces a change of this camera."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                SIGNAL_CAMERA_STATE.format(self.hub.entry_id, self.camera.camera_id),
+                self._handle_camera_update,
+            )
+        )
+
+    @callback
+    def _handle_camera_update(self) -> None:
+        self.async_write_ha_state()
+
+
+class AiSecurityHubEntity(CoordinatorEntity[AiSecurityCoordinator]):
+    """An entity of the hub's device, refreshed by the coordinator."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: AiSecurityCoordinator, key: str) -> None:
+        """Attach to the hub's device; key makes the unique id."""
+        super().__init__(coordinator)
+        entry_id = coordinator.config_entry.entry_id
+        self._attr_unique_id = f"{entry_id}_{key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
+
+
+def add_camera_entities(
+    hass: HomeAssistant,
+    hub: AiSecurityHub,
+    add_entities: AddConfigEntryEntitiesCallback,
+    make: Callable[[Camera], list[Entity]],
+) -> Callable[[], None]:
+    """Add make(camera)'s entities for every known camera and for each new one.
+
+    Returns the unsubscribe callable of the new-camera signal.
+    """
+    add_entities([entity for state in hub.cameras.values() for entity in make(state.camera)])
+
+    @callback
+    def _added(camera: Camera) -> None:
+        add_entities(make(camera))
+
+    return async_dispatcher_connect(hass, SIGNAL_CAMERA_ADDED.format(hub.entry_id), _added)
