@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+import io
 from pathlib import Path
 import sys
 import types
 from typing import Any
 
 from freezegun import freeze_time
+from homeassistant.components import camera, image
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
+from PIL import Image
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -320,3 +323,46 @@ async def test_gpu_sensors_from_nvml(
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert fake.shutdowns == 1
+
+
+async def test_camera_and_image_entities_show_annotated_pictures(
+    hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path
+) -> None:
+    """The camera entity draws the latest frame; the image entity shows the event's key frame."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    security_events = async_capture_events(hass, "ai_security_event")
+    upload = await hass.async_add_executor_job(
+        write, camera_root / "Porch" / "a.jpg", jpeg(4, 320, 240)
+    )
+    await wait_until(lambda: len(security_events) == 1, seconds=20, what="event")
+    pipeline = entry.runtime_data.pipeline
+    await pipeline.wait_for_media()
+    await hass.async_block_till_done()
+
+    camera_id = entity_id(hass, entry, "camera", "porch_latest_detection")
+    image_id = entity_id(hass, entry, "image", "porch_event_snapshot")
+    picture = await camera.async_get_image(hass, camera_id)
+    with Image.open(io.BytesIO(picture.content)) as drawn:
+        assert drawn.size == (320, 240)
+        red, green, _blue = drawn.convert("RGB").getpixel((10, 50))  # the person box's left edge
+        assert red > 180
+        assert green < 120
+    state = hass.states.get(camera_id)
+    assert state.attributes["event_id"] == security_events[0].data["event_id"]
+    assert state.attributes["object_types"] == ["car", "person"]
+
+    snapshot = hass.states.get(image_id)
+    assert snapshot.state not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
+    assert snapshot.attributes["event_id"] == security_events[0].data["event_id"]
+    key = await image.async_get_image(hass, image_id)
+    assert key.content_type == "image/jpeg"
+    with Image.open(io.BytesIO(key.content)) as key_frame:
+        assert key_frame.size == (320, 240)
+
+    # The upload deleted: the camera entity falls back to the event's key frame.
+    await hass.async_add_executor_job(upload.unlink)
+    entity = hass.data["camera"].get_entity(camera_id)
+    entity._frame_key = None  # forget the drawn frame, as after a restart
+    fallback = await camera.async_get_image(hass, camera_id)
+    assert fallback.content == key.content

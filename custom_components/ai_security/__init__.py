@@ -33,7 +33,13 @@ from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.CAMERA,
+    Platform.EVENT,
+    Platform.IMAGE,
+    Platform.SENSOR,
+]
 
 
 @dataclass(kw_only=True, slots=True)
@@ -124,6 +130,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             llm_api=llm_api,
             options=options,
             local_tz=dt_util.get_default_time_zone(),
+            media_root=hass.config.path(DOMAIN, "media", entry.entry_id),
         ),
         session,
         run_blocking=hass.async_add_executor_job,

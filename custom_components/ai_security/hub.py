@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -19,6 +20,7 @@ from homeassistant.helpers.event import async_call_later, async_track_time_chang
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
+from .core.eventmedia import EventMedia
 from .core.models import Camera, Detection, SecurityEvent
 from .core.pipeline import Pipeline, PipelineCallbacks
 from .core.stats import CameraActivity
@@ -55,6 +57,11 @@ class CameraState:
     last_detection_at: datetime | None = None
     active: bool = False
     """Whether the camera has an open batch."""
+    event_image: Path | None = None
+    """The annotated key frame of the latest event that has one."""
+    event_image_at: datetime | None = None
+    """When event_image was written (the image entity's image_last_updated)."""
+    event_image_event_id: str | None = None
 
     def current_event(self, now: datetime) -> SecurityEvent | None:
         """Return the latest event while it is current (up to RISK_HOLD after it ended)."""
@@ -89,6 +96,15 @@ class AiSecurityHub:
             if state is None:
                 continue  # detections of a camera whose folder row is gone: nothing to show
             state.latest_event = stored.latest_event
+            if stored.latest_event is not None and self.pipeline is not None:
+                media = self.pipeline.media
+                if media is not None:
+                    event = stored.latest_event
+                    state.event_image = media.key_frame_path(
+                        camera_id, event.event_id, event.started_at
+                    )
+                    state.event_image_at = event.ended_at
+                    state.event_image_event_id = event.event_id
             state.detections_today = stored.detections_since
             state.last_detections = stored.last_detections
             if stored.last_detections:
@@ -142,6 +158,7 @@ class AiSecurityHub:
             event=self._event,
             batch_changed=self._batch_changed,
             event_rescored=self._event_rescored,
+            event_media=self._event_media,
         )
 
     @callback
@@ -251,6 +268,20 @@ class AiSecurityHub:
             "is_fast_path": event.is_fast_path,
             "source": event.source.value,
         }
+
+    @callback
+    def _event_media(self, camera: Camera, event: SecurityEvent, media: EventMedia) -> None:
+        """Show an event's annotated key frame once it is written (unless a later one is)."""
+        state = self.cameras.get(camera.camera_id)
+        if state is None or media.key_frame is None:
+            return
+        latest = state.latest_event
+        if latest is not None and latest.started_at > event.started_at:
+            return
+        state.event_image = media.key_frame
+        state.event_image_at = dt_util.utcnow()
+        state.event_image_event_id = event.event_id
+        self._changed(camera.camera_id, at_once=True)
 
     @callback
     def _batch_changed(self, camera_id: str, is_open: bool) -> None:

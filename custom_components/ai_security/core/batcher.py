@@ -214,8 +214,29 @@ class Batcher:
         self._closing[camera_id] = task
         task.add_done_callback(lambda _task: self._closing.pop(camera_id, None))
 
-    async def _close(self, camera_id: str) -> None:
-        """Turn the batch into an analyze job, unless detections arrived after the timer was set."""
+    async def close_now(self, camera_id: str) -> bool:
+        """Close camera_id's open batch at once, whatever its deadline; return whether one was.
+
+        For the analyze_now action: a user who saw enough does not wait for the window.
+        """
+        if camera_id not in self._open:
+            return False
+        if (closing := self._closing.get(camera_id)) is not None:
+            await asyncio.gather(closing, return_exceptions=True)
+            return True
+        task = asyncio.get_running_loop().create_task(
+            self._close(camera_id, force=True), name=f"ai_security close batch {camera_id}"
+        )
+        self._closing[camera_id] = task
+        task.add_done_callback(lambda _task: self._closing.pop(camera_id, None))
+        await task
+        return camera_id not in self._open
+
+    async def _close(self, camera_id: str, *, force: bool = False) -> None:
+        """Turn the batch into an analyze job, unless detections arrived after the timer was set.
+
+        force closes it even before its deadline.
+        """
         now = self._clock()
 
         def close(session: Session) -> tuple[str, OpenBatch | None]:
@@ -224,7 +245,7 @@ class Batcher:
             if row is None:
                 return "gone", None
             batch = _open_batch(row)
-            if self.deadline(batch) > now:
+            if not force and self.deadline(batch) > now:
                 return "open", batch  # it grew meanwhile: not due yet
             # Deleting by key is what makes the close happen once: whoever deletes the row
             # queues the analysis.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 import logging
 import os
+import posixpath
 import time
 from typing import Any, Final
 import uuid
@@ -33,7 +34,9 @@ from sqlalchemy.orm import Session
 from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
 from .batcher import Batcher, OpenBatch, add_to_batch, analyze_payload
 from .dedupe import RecentHashes
+from .derived import DerivedMedia
 from .detector import DetectorClient, DetectorError, DetectorRejectedError, DetectorResult
+from .eventmedia import EventMedia, render_event_media
 from .health import redact_url
 from .jobs import (
     Job,
@@ -119,6 +122,8 @@ class PipelineConfig:
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     polling_interval: float = 1.0
+    media_root: str | None = None
+    """Folder for annotated frames, thumbnails and clips of events; None: none are made."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +138,20 @@ class PipelineCallbacks:
         lambda _camera, _old, _new: None
     )
     """(camera, the heuristic event, the same event as the LLM judged it)."""
+    event_media: Callable[[Camera, SecurityEvent, EventMedia], None] = (
+        lambda _camera, _event, _media: None
+    )
+    """(camera, event, what was made): an event's pictures are ready, shortly after the event."""
+
+
+class ReprocessError(Exception):
+    """A file cannot be queued again; key and placeholders name the reason for translation."""
+
+    def __init__(self, key: str, **placeholders: str) -> None:
+        """Remember the reason."""
+        super().__init__(f"{key}: {placeholders}")
+        self.key = key
+        self.placeholders = placeholders
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -249,6 +268,8 @@ class Pipeline:
         self._contents: OrderedDict[int, bytes] = OrderedDict()
         self._contents_size = 0
         self._workers: list[JobWorker] = []
+        self.media = DerivedMedia(config.media_root) if config.media_root else None
+        self._media_tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self.images_processed = 0
 
@@ -327,6 +348,10 @@ class Pipeline:
         for worker in self._workers:
             await worker.stop()
         self._workers = []
+        for task in list(self._media_tasks):
+            task.cancel()
+        if self._media_tasks:
+            await asyncio.gather(*self._media_tasks, return_exceptions=True)
         await self.batcher.stop()
         await self.db.close()
 
@@ -497,6 +522,40 @@ class Pipeline:
             _LOGGER.warning("Cannot read %s: %s", path, err)
             return None
         return intake
+
+    def _render_media(
+        self, camera: Camera, event: SecurityEvent, detections: list[Detection]
+    ) -> None:
+        """Make the event's pictures in the background; announce them when they are written."""
+        media = self.media
+        if media is None or not self._started:
+            return
+
+        async def render() -> None:
+            try:
+                made = await render_event_media(
+                    event,
+                    detections,
+                    media,
+                    run_blocking=self._run_blocking,
+                    ffmpeg=self.config.ffmpeg,
+                )
+            except Exception:
+                _LOGGER.exception("Making the pictures of event %s failed", event.event_id)
+                return
+            if made.key_frame is not None or made.clip is not None:
+                self.callbacks.event_media(camera, event, made)
+
+        task = asyncio.get_running_loop().create_task(
+            render(), name=f"ai_security media {event.event_id}"
+        )
+        self._media_tasks.add(task)
+        task.add_done_callback(self._media_tasks.discard)
+
+    async def wait_for_media(self) -> None:
+        """Return once the pictures of every announced event are made (tests and benchmarks)."""
+        while self._media_tasks:
+            await asyncio.gather(*list(self._media_tasks), return_exceptions=True)
 
     async def _judge(self, request: AnalysisRequest) -> Verdict:
         """Ask the LLM for a verdict, timing the requests it answers (the latency sensors)."""
@@ -723,6 +782,7 @@ class Pipeline:
             self.callbacks.event(camera, stored)
             if rescore:
                 self.queue.notify(JobKind.RESCORE)
+            self._render_media(camera, stored, detections)
 
         return JobResult(store=store, after=after)
 
@@ -785,6 +845,77 @@ class Pipeline:
         self.callbacks.batch_changed(camera_id, is_open)
 
     # --- state for the host ---------------------------------------------------------------------
+
+    async def analyze_now(self, camera_id: str) -> bool:
+        """Close the camera's open batch now (it is judged at once); return whether one was open."""
+        return await self.batcher.close_now(camera_id)
+
+    async def reprocess(self, path: str) -> int:
+        """Queue an upload for detection again, even if its content was processed; return the job.
+
+        Raises ReprocessError (with a translation key) for a path that is not an upload under the
+        camera root or that cannot be read.
+        """
+        root = self.config.camera_root
+        # Pure string work (no file system): the path as given, relative to the root or not.
+        full = posixpath.normpath(posixpath.join(root, path))
+        classified = classify(root, full)
+        if classified is None:
+            raise ReprocessError("not_an_upload", path=path)
+        folder, _media_type = classified
+        try:
+            intake: Intake = await self._run_blocking(inspect_upload, root, full)
+        except FileNotFoundError as err:
+            raise ReprocessError("file_not_found", path=path) from err
+        except (RejectedMediaError, OSError) as err:
+            raise ReprocessError("file_unusable", path=path, error=str(err)) from err
+        now = self._clock()
+        known = self._cameras_by_folder.get(folder)
+
+        def register(session: Session) -> tuple[_Registered, int]:
+            if known is None:
+                camera, new_camera = _camera_for_folder(session, folder, now)
+            else:
+                camera, new_camera = known, False
+            media_id = session.scalar(
+                select(MediaRow.media_id).where(MediaRow.sha256 == intake.sha256)
+            )
+            if media_id is None:
+                row = MediaRow(
+                    camera_id=camera.camera_id,
+                    path=full,
+                    sha256=intake.sha256,
+                    media_type=intake.media_type.value,
+                    size=intake.size,
+                    width=intake.width,
+                    height=intake.height,
+                    received_at=now,
+                )
+                session.add(row)
+                session.flush()
+                media_id = row.media_id
+            payload = {
+                "media_id": media_id,
+                "camera_id": camera.camera_id,
+                "path": full,
+                "media_type": intake.media_type.value,
+                "width": intake.width,
+                "height": intake.height,
+            }
+            job_id = add_job(session, JobKind.DETECT, payload, now)
+            registered = _Registered(camera=camera, new_camera=new_camera, media_id=media_id)
+            return registered, job_id
+
+        registered, job_id = await self.db.run(register)
+        if registered.new_camera:
+            self._cameras[registered.camera.camera_id] = registered.camera
+            self._cameras_by_folder[registered.camera.folder] = registered.camera
+            self.callbacks.camera_added(registered.camera)
+        if intake.content is not None and registered.media_id is not None:
+            self._keep_content(registered.media_id, intake.content)
+        self.queue.notify(JobKind.DETECT)
+        _LOGGER.info("Queued %s for detection again (job %s)", full, job_id)
+        return job_id
 
     async def queue_depths(self) -> dict[str, int]:
         """Return queued, dead and running job counts, for sensors and diagnostics."""

@@ -1,0 +1,96 @@
+"""Camera entity per camera folder: the latest detected frame, annotated, as a still image.
+
+No stream: the picture changes when a detection comes in. It is drawn on request (dashboards,
+camera.snapshot, mobile notifications through camera_proxy) and cached per frame, so a busy camera
+costs nothing until somebody looks. When the upload is gone, the latest event's key frame is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.camera import Camera as CameraEntity, CameraEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import AiSecurityConfigEntry
+from .const import LOGGER
+from .core.annotate import AnnotateError, annotate
+from .core.models import Camera
+from .entity import AiSecurityCameraEntity, add_camera_entities
+from .hub import AiSecurityHub
+
+PARALLEL_UPDATES = 0
+
+LATEST_DETECTION = CameraEntityDescription(
+    key="latest_detection", translation_key="latest_detection"
+)
+
+
+def _read(path: str) -> bytes | None:
+    """Return a file's bytes, or None when it is gone."""
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
+class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
+    """The camera's latest detected frame with its boxes drawn."""
+
+    def __init__(self, hub: AiSecurityHub, camera: Camera) -> None:
+        """Describe the camera entity."""
+        AiSecurityCameraEntity.__init__(self, hub, camera, LATEST_DETECTION)
+        CameraEntity.__init__(self)
+        self._frame_key: tuple[Any, ...] | None = None
+        self._frame_jpeg: bytes | None = None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return what the picture shows and when it was captured."""
+        state = self.state_data
+        event = state.latest_event
+        return {
+            "event_id": event.event_id if event is not None else None,
+            "risk_level": event.risk_level.value if event is not None else None,
+            "object_types": sorted({d.label for d in state.last_detections}),
+            "captured": state.last_detection_at.isoformat() if state.last_detection_at else None,
+        }
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes | None:
+        """Return the annotated latest frame (the latest event's key frame when it is gone)."""
+        state = self.state_data
+        detections = [d for d in state.last_detections if d.frame_time is None]
+        if detections:
+            key = (detections[0].path, tuple(d.detection_id for d in detections))
+            if key == self._frame_key and self._frame_jpeg is not None:
+                return self._frame_jpeg
+            image = await self.hass.async_add_executor_job(_read, detections[0].path)
+            if image is not None:
+                try:
+                    frame = await self.hass.async_add_executor_job(annotate, image, detections)
+                except AnnotateError as err:
+                    LOGGER.debug("Cannot draw %s: %s", detections[0].path, err)
+                else:
+                    self._frame_key, self._frame_jpeg = key, frame.jpeg
+                    return frame.jpeg
+        if state.event_image is not None:
+            return await self.hass.async_add_executor_job(_read, str(state.event_image))
+        return None
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: AiSecurityConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add every camera's camera entity, now and for cameras found later."""
+    hub = entry.runtime_data.hub
+    entry.async_on_unload(
+        add_camera_entities(
+            hass, hub, async_add_entities, lambda camera: [LatestDetectionCamera(hub, camera)]
+        )
+    )

@@ -1,0 +1,68 @@
+"""Image entity per camera: the annotated key frame of its latest security event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from homeassistant.components.image import ImageEntity, ImageEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import AiSecurityConfigEntry
+from .core.models import Camera
+from .entity import AiSecurityCameraEntity, add_camera_entities
+from .hub import AiSecurityHub
+
+PARALLEL_UPDATES = 0
+
+EVENT_SNAPSHOT = ImageEntityDescription(key="event_snapshot", translation_key="event_snapshot")
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
+class EventSnapshotImage(AiSecurityCameraEntity, ImageEntity):
+    """The latest event's key frame; image_last_updated moves with each new one."""
+
+    _attr_content_type = "image/jpeg"
+
+    def __init__(self, hass: HomeAssistant, hub: AiSecurityHub, camera: Camera) -> None:
+        """Describe the image entity."""
+        AiSecurityCameraEntity.__init__(self, hub, camera, EVENT_SNAPSHOT)
+        ImageEntity.__init__(self, hass)
+
+    @property
+    def image_last_updated(self) -> datetime | None:
+        """Return when the key frame shown was written."""
+        return self.state_data.event_image_at
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None]:
+        """Return which event the picture belongs to."""
+        return {"event_id": self.state_data.event_image_event_id}
+
+    async def async_image(self) -> bytes | None:
+        """Return the key frame, or None when it was deleted."""
+        path = self.state_data.event_image
+        if path is None:
+            return None
+        return await self.hass.async_add_executor_job(_read, str(path))
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: AiSecurityConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add every camera's image entity, now and for cameras found later."""
+    hub = entry.runtime_data.hub
+    entry.async_on_unload(
+        add_camera_entities(
+            hass, hub, async_add_entities, lambda camera: [EventSnapshotImage(hass, hub, camera)]
+        )
+    )
