@@ -248,7 +248,6 @@ async def test_gpu_sensors_from_the_detector_report(
         for key in (
             "gpu_utilization",
             "gpu_memory_used",
-            "gpu_memory_total",
             "gpu_temperature",
             "gpu_power",
         )
@@ -256,10 +255,13 @@ async def test_gpu_sensors_from_the_detector_report(
     assert values == {
         "gpu_utilization": "37.0",
         "gpu_memory_used": "5120.0",
-        "gpu_memory_total": "24564.0",
         "gpu_temperature": "61.0",
         "gpu_power": "180.5",
     }
+    # The total never changes: registered, but off until a user wants it.
+    total = er.async_get(hass).async_get(entity_id(hass, entry, "sensor", "gpu_memory_total"))
+    assert total is not None
+    assert total.disabled_by is er.RegistryEntryDisabler.INTEGRATION
 
 
 async def test_no_gpu_no_gpu_sensors(hass: HomeAssistant, entry: MockConfigEntry) -> None:
