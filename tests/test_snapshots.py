@@ -1,0 +1,152 @@
+"""Snapshots of every platform's entities (registry entries and states) for one camera.
+
+The camera's folder and its database row exist before setup, so the entities are those of a camera
+that has not seen anything yet; time, ports and the entry id are fixed so the snapshots are stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from unittest.mock import PropertyMock, patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.ai_security.const import (
+    CONF_CAMERA_ROOT,
+    CONF_DETECTOR_URLS,
+    CONF_LLM_API,
+    CONF_LLM_URL,
+    DOMAIN,
+)
+from custom_components.ai_security.core.storage import CameraRow, Database
+
+from .detector_server import DetectorServer
+from .servers import ModelServer
+
+ENTRY_ID = "01JSNAPSHOTENTRY0000000000"
+DETECTOR_PORT = 48731
+LLM_PORT = 48732
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Serialize Home Assistant's objects with their random ids and times masked."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Enable the entities that start disabled, so every one is in the snapshot."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
+
+
+@pytest.fixture
+async def servers(socket_enabled: None) -> AsyncIterator[tuple[DetectorServer, ModelServer]]:
+    """A detector reporting a GPU and an LLM, on fixed ports (their URLs name entities)."""
+    detector = DetectorServer()
+    detector.port = DETECTOR_PORT
+    detector.health_body = {
+        "status": "ok",
+        "gpu": {
+            "name": "NVIDIA RTX 4090",
+            "utilization": 37,
+            "memory_used_mb": 5120,
+            "memory_total_mb": 24564,
+            "temperature_c": 61,
+            "power_w": 180.5,
+        },
+    }
+    llm = ModelServer(port=LLM_PORT)
+    await detector.start()
+    await llm.start()
+    yield detector, llm
+    await llm.stop()
+    await detector.stop()
+
+
+@pytest.fixture
+async def entry(
+    hass: HomeAssistant, camera_root: Path, servers: tuple[DetectorServer, ModelServer]
+) -> MockConfigEntry:
+    """An entry whose database already knows the camera "Front Door"."""
+    detector, llm = servers
+    await hass.async_add_executor_job((camera_root / "Front Door").mkdir)
+    folder = Path(hass.config.path(DOMAIN))
+    database = folder / f"{ENTRY_ID}.db"
+
+    def fresh() -> None:
+        folder.mkdir(exist_ok=True)
+        for leftover in folder.glob(f"{ENTRY_ID}.db*"):  # the config folder outlives a test
+            leftover.unlink()
+
+    await hass.async_add_executor_job(fresh)
+    db = Database(f"sqlite:///{database}")
+    await db.start()
+    created = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+    try:
+        await db.run(
+            lambda session: session.add(
+                CameraRow(
+                    camera_id="front_door",
+                    folder="Front Door",
+                    name="Front Door",
+                    created_at=created,
+                )
+            )
+        )
+    finally:
+        await db.close()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        entry_id=ENTRY_ID,
+        title="Home",
+        unique_id=str(camera_root),
+        data={
+            CONF_CAMERA_ROOT: str(camera_root),
+            CONF_DETECTOR_URLS: [detector.url],
+            CONF_LLM_URL: llm.url,
+            CONF_LLM_API: "llama_cpp",
+        },
+        version=1,
+        minor_version=2,
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+@pytest.mark.parametrize(
+    "platform",
+    [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.EVENT, Platform.IMAGE, Platform.SENSOR],
+)
+async def test_platform_snapshot(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    freezer: FrozenDateTimeFactory,
+    platform: Platform,
+) -> None:
+    """Each platform's entities, as registered and as their states read."""
+    freezer.move_to("2026-11-26T03:00:00+00:00")
+    with (
+        patch("custom_components.ai_security.PLATFORMS", [platform]),
+        patch("random.SystemRandom.getrandbits", return_value=0x5EC0_12E7),
+    ):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
