@@ -56,7 +56,7 @@ def entity_registry_enabled_by_default() -> Iterator[None]:
 
 @pytest.fixture
 async def servers(socket_enabled: None) -> AsyncIterator[tuple[DetectorServer, ModelServer]]:
-    """A detector reporting a GPU and an LLM, on fixed ports (their URLs name entities)."""
+    """Return a detector reporting a GPU and an LLM, on fixed ports (their URLs name entities)."""
     detector = DetectorServer()
     detector.port = DETECTOR_PORT
     detector.health_body = {
@@ -82,7 +82,7 @@ async def servers(socket_enabled: None) -> AsyncIterator[tuple[DetectorServer, M
 async def entry(
     hass: HomeAssistant, camera_root: Path, servers: tuple[DetectorServer, ModelServer]
 ) -> MockConfigEntry:
-    """An entry whose database already knows the camera "Front Door"."""
+    """Return an entry whose database already knows the camera "Front Door"."""
     detector, llm = servers
     await hass.async_add_executor_job((camera_root / "Front Door").mkdir)
     folder = Path(hass.config.path(DOMAIN))
