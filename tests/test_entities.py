@@ -368,3 +368,30 @@ async def test_camera_and_image_entities_show_annotated_pictures(
     entity._frame_key = None  # forget the drawn frame, as after a restart
     fallback = await camera.async_get_image(hass, camera_id)
     assert fallback.content == key.content
+
+
+async def test_camera_entities_unavailable_while_the_folder_is_gone(
+    hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path
+) -> None:
+    """An unmounted camera folder makes the cameras' entities unavailable until it is back."""
+    await hass.async_add_executor_job((camera_root / "Shed").mkdir)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    security_events = async_capture_events(hass, "ai_security_event")
+    await hass.async_add_executor_job(write, camera_root / "Shed" / "a.jpg", jpeg(5))
+    await wait_until(lambda: len(security_events) == 1, seconds=20, what="event")
+    await hass.async_block_till_done()
+    score_id = entity_id(hass, entry, "sensor", "shed_risk_score")
+    coordinator = entry.runtime_data.coordinator
+    moved = camera_root.with_name("cameras_unmounted")
+    await hass.async_add_executor_job(camera_root.rename, moved)
+    try:
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        assert hass.states.get(score_id).state == STATE_UNAVAILABLE
+        assert coordinator.data.camera_root_ok is False
+    finally:
+        await hass.async_add_executor_job(moved.rename, camera_root)
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get(score_id).state == str(security_events[0].data["risk_score"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+import os
 from typing import TYPE_CHECKING, Final
 
 from homeassistant.core import HomeAssistant
@@ -35,6 +36,8 @@ class HubData:
     """Job counts by "<kind>_<state>", as Pipeline.queue_depths() gives them."""
     gpu: GpuReading | None
     images_processed: int
+    camera_root_ok: bool = True
+    """Whether the camera folder is there (an unmounted share makes it vanish)."""
 
     def endpoint(self, key: str) -> EndpointHealth | None:
         """Return the endpoint whose key is key, if it is still configured."""
@@ -100,11 +103,14 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         gpu = health.gpu
         if self._nvml is not None:
             gpu = await self.hass.async_add_executor_job(self._nvml.read) or gpu
+        root_ok = await self.hass.async_add_executor_job(os.path.isdir, pipeline.config.camera_root)
+        self.hub.set_camera_root_ok(root_ok)
         return HubData(
             health=health,
             queue=queue,
             gpu=gpu,
             images_processed=pipeline.images_processed,
+            camera_root_ok=root_ok,
         )
 
     def _announce(self, health: HealthReport) -> None:

@@ -37,6 +37,11 @@ class AiSecurityCameraEntity(Entity):
         self._attr_device_info = camera_device_info(hub, camera)
 
     @property
+    def available(self) -> bool:
+        """Return whether the camera folder is there to upload into."""
+        return self.hub.camera_root_ok
+
+    @property
     def state_data(self) -> CameraState:
         """Return what the hub knows of this camera now."""
         return self.hub.cameras[self.camera.camera_id]

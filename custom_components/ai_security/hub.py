@@ -83,6 +83,8 @@ class AiSecurityHub:
         self.device_ids: dict[str, str] = {}
         self.hub_device_id: str | None = None
         self.cameras: dict[str, CameraState] = {}
+        self.camera_root_ok = True
+        """False while the camera folder is missing: camera entities are then unavailable."""
         self.events_today = 0
         self._dirty: set[str] = set()
         self._flush_cancel: CALLBACK_TYPE | None = None
@@ -123,6 +125,15 @@ class AiSecurityHub:
         if self._flush_cancel is not None:
             self._flush_cancel()
             self._flush_cancel = None
+
+    @callback
+    def set_camera_root_ok(self, ok: bool) -> None:
+        """Note whether the camera folder is there; the cameras' entities follow it."""
+        if ok == self.camera_root_ok:
+            return
+        self.camera_root_ok = ok
+        for camera_id in self.cameras:
+            self._changed(camera_id, at_once=True)
 
     @callback
     def _midnight(self, _now: datetime) -> None:
