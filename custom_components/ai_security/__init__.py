@@ -154,13 +154,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     coordinator = AiSecurityCoordinator(hass, entry, hub, options.health_interval)
     try:
         midnight = dt_util.start_of_local_day()
-        activity = await pipeline.db.run(lambda session: camera_activity(session, midnight))
+        cutoff = dt_util.utcnow()
+        activity = await pipeline.db.run(lambda session: camera_activity(session, midnight, cutoff))
         await coordinator.async_config_entry_first_refresh()
     except BaseException:
         await pipeline.stop()
         await coordinator.async_shutdown()
         raise
-    hub.start(activity)
+    hub.start(activity, cutoff)
     entry.async_on_unload(hub.stop)
     entry.runtime_data = AiSecurityRuntimeData(
         camera_root=camera_root,

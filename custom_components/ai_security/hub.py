@@ -89,16 +89,40 @@ class AiSecurityHub:
         self._dirty: set[str] = set()
         self._flush_cancel: CALLBACK_TYPE | None = None
         self._unsubscribe: list[Callable[[], None]] = []
+        self._early_detections: list[tuple[str, int, datetime]] | None = []
+        """What the pipeline announced before start(): (camera, detections, when)."""
+        self._early_events: list[datetime] | None = []
 
     @callback
-    def start(self, activity: dict[str, CameraActivity]) -> None:
-        """Fill the cameras' state from the database and start the daily reset at midnight."""
+    def start(self, activity: dict[str, CameraActivity], cutoff: datetime) -> None:
+        """Fill the cameras' state from the database and start the daily reset at midnight.
+
+        activity counts what was stored before cutoff; what the pipeline announced since it
+        started (it runs while the database is read) is added when it happened from cutoff on.
+        """
+        early_detections, self._early_detections = self._early_detections, None
+        early_events, self._early_events = self._early_events, None
+        for camera_id, camera_state in self.cameras.items():
+            camera_state.detections_today = sum(
+                count
+                for camera, count, at in early_detections or ()
+                if camera == camera_id and at >= cutoff
+            )
         for camera_id, stored in activity.items():
             state = self.cameras.get(camera_id)
             if state is None:
                 continue  # detections of a camera whose folder row is gone: nothing to show
+            state.detections_today += stored.detections_since
+            if stored.last_detections and not state.last_detections:
+                state.last_detections = stored.last_detections
+                state.last_detection_at = stored.last_detections[-1].detected_at
+            current = state.latest_event
+            if stored.latest_event is None or (
+                current is not None and current.started_at >= stored.latest_event.started_at
+            ):
+                continue  # an event announced meanwhile is newer
             state.latest_event = stored.latest_event
-            if stored.latest_event is not None and self.pipeline is not None:
+            if self.pipeline is not None:
                 media = self.pipeline.media
                 if media is not None:
                     event = stored.latest_event
@@ -107,11 +131,9 @@ class AiSecurityHub:
                     )
                     state.event_image_at = event.ended_at
                     state.event_image_event_id = event.event_id
-            state.detections_today = stored.detections_since
-            state.last_detections = stored.last_detections
-            if stored.last_detections:
-                state.last_detection_at = stored.last_detections[-1].detected_at
-        self.events_today = sum(stored.events_since for stored in activity.values())
+        self.events_today = sum(stored.events_since for stored in activity.values()) + sum(
+            1 for at in early_events or () if at >= cutoff
+        )
         self._unsubscribe.append(
             async_track_time_change(self.hass, self._midnight, hour=0, minute=0, second=0)
         )
@@ -219,6 +241,8 @@ class AiSecurityHub:
         )
         state = self.cameras.get(camera.camera_id)
         if state is not None and detections:
+            if self._early_detections is not None:
+                self._early_detections.append((camera.camera_id, len(detections), dt_util.utcnow()))
             state.detections_today += len(detections)
             state.last_detections = list(detections)
             state.last_detection_at = detections[-1].detected_at or dt_util.utcnow()
@@ -228,6 +252,8 @@ class AiSecurityHub:
     def _event(self, camera: Camera, event: SecurityEvent) -> None:
         self.hass.bus.async_fire(EVENT_SECURITY, self.event_data(camera, event))
         self.events_today += 1
+        if self._early_events is not None:
+            self._early_events.append(dt_util.utcnow())
         self._new_event(camera, event)
         async_dispatcher_send(self.hass, SIGNAL_EVENT.format(self.entry_id), camera, event)
 

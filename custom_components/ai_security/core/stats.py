@@ -29,8 +29,14 @@ class CameraActivity:
     """The detections of the camera's most recent detected upload."""
 
 
-def camera_activity(session: Session, since: datetime) -> dict[str, CameraActivity]:
-    """Return every camera's latest event, last detections and counts since `since`."""
+def camera_activity(
+    session: Session, since: datetime, until: datetime
+) -> dict[str, CameraActivity]:
+    """Return every camera's latest event, last detections and counts from since until until.
+
+    Events count by when they were stored (as the hub counts them when announced); the caller
+    counts what it hears of from `until` on, so nothing is counted twice or missed.
+    """
     activity: dict[str, CameraActivity] = {}
 
     def of(camera_id: str) -> CameraActivity:
@@ -38,13 +44,13 @@ def camera_activity(session: Session, since: datetime) -> dict[str, CameraActivi
 
     for camera_id, count in session.execute(
         select(DetectionRow.camera_id, func.count())
-        .where(DetectionRow.detected_at >= since)
+        .where(DetectionRow.detected_at >= since, DetectionRow.detected_at < until)
         .group_by(DetectionRow.camera_id)
     ):
         of(camera_id).detections_since = int(count)
     for camera_id, count in session.execute(
         select(EventRow.camera_id, func.count())
-        .where(EventRow.started_at >= since)
+        .where(EventRow.created_at >= since, EventRow.created_at < until)
         .group_by(EventRow.camera_id)
     ):
         of(camera_id).events_since = int(count)
