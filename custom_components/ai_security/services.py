@@ -1,12 +1,16 @@
-"""Actions on the job queue: list the jobs that gave up, and give them another chance.
+"""Actions: search and review events, judge or reprocess uploads now, and retry failed jobs.
 
-Dead jobs are never dropped silently; these actions are how a user sees them (with the reason
-each one failed) and re-queues them once the cause is fixed.
+Every action names its hub (config_entry_id), since several can be set up. Bad input is a
+translated ServiceValidationError naming what is wrong; a database that cannot answer is a
+translated HomeAssistantError. Dead jobs are never dropped silently: list_dead_jobs shows them
+with the reason each one failed, requeue_dead_letters gives them another chance.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.const import ATTR_CONFIG_ENTRY_ID
 from homeassistant.core import (
@@ -16,74 +20,289 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry, async_register_admin_service
+from homeassistant.util import dt as dt_util
 import probatio
+from sqlalchemy.orm import Session
 
 from .const import DOMAIN
+from .core.events import EventQuery, EventQueryError, review_event, search_events
+from .core.models import Camera, RiskLevel, SecurityEvent
+from .core.pipeline import ReprocessError
 
 if TYPE_CHECKING:
     from . import AiSecurityConfigEntry
 
 SERVICE_LIST_DEAD_JOBS: Final = "list_dead_jobs"
-SERVICE_REQUEUE_DEAD_JOBS: Final = "requeue_dead_jobs"
+SERVICE_REQUEUE_DEAD_LETTERS: Final = "requeue_dead_letters"
+SERVICE_SEARCH_EVENTS: Final = "search_events"
+SERVICE_REVIEW_EVENT: Final = "review_event"
+SERVICE_REPROCESS_FILE: Final = "reprocess_file"
+SERVICE_ANALYZE_NOW: Final = "analyze_now"
+
 ATTR_JOB_IDS: Final = "job_ids"
+ATTR_TEXT: Final = "text"
+ATTR_CAMERAS: Final = "cameras"
+ATTR_CAMERA: Final = "camera"
+ATTR_MIN_LEVEL: Final = "min_level"
+ATTR_START: Final = "start"
+ATTR_END: Final = "end"
+ATTR_REVIEWED: Final = "reviewed"
+ATTR_DISMISSED: Final = "dismissed"
+ATTR_PAGE: Final = "page"
+ATTR_PAGE_SIZE: Final = "page_size"
+ATTR_EVENT_ID: Final = "event_id"
+ATTR_NOTE: Final = "note"
+ATTR_PATH: Final = "path"
 
 ENTRY_SCHEMA = probatio.Schema({probatio.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
 REQUEUE_SCHEMA = ENTRY_SCHEMA.extend(
     {probatio.Optional(ATTR_JOB_IDS): probatio.All(cv.ensure_list, [cv.positive_int])}
 )
+# Lengths, page numbers and date order are checked by EventQuery, not here: its errors name
+# the problem in words (translated), where a schema error only says "invalid value".
+SEARCH_SCHEMA = ENTRY_SCHEMA.extend(
+    {
+        probatio.Optional(ATTR_TEXT, default=""): cv.string,
+        probatio.Optional(ATTR_CAMERAS, default=list): probatio.All(cv.ensure_list, [cv.string]),
+        probatio.Optional(ATTR_MIN_LEVEL): probatio.Coerce(RiskLevel),
+        probatio.Optional(ATTR_START): cv.datetime,
+        probatio.Optional(ATTR_END): cv.datetime,
+        probatio.Optional(ATTR_REVIEWED): cv.boolean,
+        probatio.Optional(ATTR_DISMISSED): cv.boolean,
+        probatio.Optional(ATTR_PAGE, default=1): probatio.Coerce(int),
+        probatio.Optional(ATTR_PAGE_SIZE, default=50): probatio.Coerce(int),
+    }
+)
+REVIEW_SCHEMA = ENTRY_SCHEMA.extend(
+    {
+        probatio.Required(ATTR_EVENT_ID): cv.string,
+        probatio.Optional(ATTR_REVIEWED, default=True): cv.boolean,
+        probatio.Optional(ATTR_DISMISSED, default=False): cv.boolean,
+        probatio.Optional(ATTR_NOTE): cv.string,
+    }
+)
+REPROCESS_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_PATH): cv.string})
+ANALYZE_NOW_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_CAMERA): cv.string})
 
 
-def _entry(hass: HomeAssistant, call: ServiceCall) -> AiSecurityConfigEntry:
+def _entry(call: ServiceCall) -> AiSecurityConfigEntry:
     entry: AiSecurityConfigEntry = async_get_config_entry(
-        hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
+        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
     )
     return entry
 
 
+def _camera_id(entry: AiSecurityConfigEntry, camera_id: str) -> str:
+    """Return camera_id if the hub knows the camera; raise the translated error otherwise."""
+    if camera_id not in entry.runtime_data.pipeline.cameras:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_camera",
+            translation_placeholders={"camera": camera_id},
+        )
+    return camera_id
+
+
+def _invalid(err: EventQueryError | ReprocessError) -> ServiceValidationError:
+    """Return the translated error for a request the library refused (its key names why)."""
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=err.key,
+        translation_placeholders=dict(err.placeholders),
+    )
+
+
+def _failed(key: str, err: Exception) -> HomeAssistantError:
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={"error": str(err) or type(err).__name__},
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Return moment in UTC; a time without a zone is Home Assistant's local time."""
+    return None if moment is None else dt_util.as_utc(moment)
+
+
+def _event_data(event: SecurityEvent, cameras: Mapping[str, Camera]) -> dict[str, Any]:
+    """Return an event as an action's response: plain JSON, times in ISO 8601 UTC.
+
+    Summary, reasoning and note are the stored text, as they are: a client shows them as text.
+    """
+    camera = cameras.get(event.camera_id)
+    return {
+        "event_id": event.event_id,
+        "camera_id": event.camera_id,
+        "camera_name": camera.name if camera is not None else event.camera_id,
+        "started_at": dt_util.as_utc(event.started_at).isoformat(),
+        "ended_at": dt_util.as_utc(event.ended_at).isoformat(),
+        "risk_score": event.risk_score,
+        "risk_level": event.risk_level.value,
+        "summary": event.summary,
+        "reasoning": event.reasoning,
+        "object_types": list(event.object_types),
+        "detection_count": event.detection_count,
+        "is_fast_path": event.is_fast_path,
+        "source": event.source.value,
+        "reviewed": event.reviewed,
+        "dismissed": event.dismissed,
+        "review_note": event.review_note,
+    }
+
+
+async def _run[T](
+    entry: AiSecurityConfigEntry, fn: Callable[[Session], T], *, failure: str = "database_failed"
+) -> T:
+    """Run fn on the hub's database; its refusals are bad input, anything else a failure."""
+    try:
+        return await entry.runtime_data.pipeline.db.run(fn)
+    except EventQueryError as err:
+        raise _invalid(err) from err
+    except Exception as err:
+        raise _failed(failure, err) from err
+
+
+async def _search_events(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call)
+    cameras = entry.runtime_data.pipeline.cameras
+    camera_ids = tuple(
+        dict.fromkeys(_camera_id(entry, camera) for camera in call.data[ATTR_CAMERAS])
+    )
+    try:
+        query = EventQuery(
+            text=call.data[ATTR_TEXT],
+            camera_ids=camera_ids,
+            min_level=call.data.get(ATTR_MIN_LEVEL),
+            start=_utc(call.data.get(ATTR_START)),
+            end=_utc(call.data.get(ATTR_END)),
+            reviewed=call.data.get(ATTR_REVIEWED),
+            dismissed=call.data.get(ATTR_DISMISSED),
+            page=call.data[ATTR_PAGE],
+            page_size=call.data[ATTR_PAGE_SIZE],
+        )
+    except EventQueryError as err:
+        raise _invalid(err) from err
+    page = await _run(entry, lambda session: search_events(session, query))
+    return {
+        "total": page.total,
+        "page": page.page,
+        "page_size": page.page_size,
+        "events": [_event_data(event, cameras) for event in page.events],
+    }
+
+
+async def _review_event(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call)
+    event_id: str = call.data[ATTR_EVENT_ID]
+    reviewed: bool = call.data[ATTR_REVIEWED]
+    dismissed: bool = call.data[ATTR_DISMISSED]
+    note: str | None = call.data.get(ATTR_NOTE)
+    now = dt_util.utcnow()
+    event = await _run(
+        entry,
+        lambda session: review_event(
+            session, event_id, reviewed=reviewed, dismissed=dismissed, note=note, now=now
+        ),
+        failure="database_write_failed",
+    )
+    if event is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="event_not_found",
+            translation_placeholders={"event_id": event_id},
+        )
+    return _event_data(event, entry.runtime_data.pipeline.cameras)
+
+
+async def _reprocess_file(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call)
+    try:
+        job_id = await entry.runtime_data.pipeline.reprocess(call.data[ATTR_PATH])
+    except ReprocessError as err:
+        raise _invalid(err) from err
+    except Exception as err:
+        raise _failed("database_write_failed", err) from err
+    return {"job_id": job_id}
+
+
+async def _analyze_now(call: ServiceCall) -> None:
+    entry = _entry(call)
+    camera_id = _camera_id(entry, call.data[ATTR_CAMERA])
+    try:
+        closed = await entry.runtime_data.pipeline.analyze_now(camera_id)
+    except Exception as err:
+        raise _failed("database_write_failed", err) from err
+    if not closed:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="no_open_batch",
+            translation_placeholders={"camera": camera_id},
+        )
+
+
+async def _list_dead_jobs(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call)
+    try:
+        jobs = await entry.runtime_data.pipeline.queue.dead_jobs(limit=500)
+    except Exception as err:
+        raise _failed("queue_unavailable", err) from err
+    return {
+        "jobs": [
+            {
+                "job_id": job.job_id,
+                "kind": job.kind.value,
+                "attempts": job.attempts,
+                "last_error": job.last_error,
+                "payload": job.payload,
+                "updated_at": job.next_attempt_at.isoformat(),
+            }
+            for job in jobs
+        ]
+    }
+
+
+async def _requeue_dead_letters(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call)
+    job_ids: list[int] | None = call.data.get(ATTR_JOB_IDS)
+    try:
+        count = await entry.runtime_data.pipeline.queue.requeue_dead(job_ids)
+    except Exception as err:
+        raise _failed("queue_unavailable", err) from err
+    return {"requeued": count}
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
-    """Register the job-queue actions (once, for every entry)."""
-
-    async def _list_dead_jobs(call: ServiceCall) -> ServiceResponse:
-        entry = _entry(hass, call)
-        try:
-            jobs = await entry.runtime_data.pipeline.queue.dead_jobs(limit=500)
-        except Exception as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="queue_unavailable",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        return {
-            "jobs": [
-                {
-                    "job_id": job.job_id,
-                    "kind": job.kind.value,
-                    "attempts": job.attempts,
-                    "last_error": job.last_error,
-                    "payload": job.payload,
-                    "updated_at": job.next_attempt_at.isoformat(),
-                }
-                for job in jobs
-            ]
-        }
-
-    async def _requeue_dead_jobs(call: ServiceCall) -> ServiceResponse:
-        entry = _entry(hass, call)
-        job_ids: list[int] | None = call.data.get(ATTR_JOB_IDS)
-        try:
-            count = await entry.runtime_data.pipeline.queue.requeue_dead(job_ids)
-        except Exception as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="queue_unavailable",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        return {"requeued": count}
-
+    """Register the actions (once, for every entry)."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SEARCH_EVENTS,
+        _search_events,
+        schema=SEARCH_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_REVIEW_EVENT,
+        _review_event,
+        schema=REVIEW_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_ANALYZE_NOW, _analyze_now, schema=ANALYZE_NOW_SCHEMA
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_REPROCESS_FILE,
+        _reprocess_file,
+        schema=REPROCESS_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
     async_register_admin_service(
         hass,
         DOMAIN,
@@ -95,8 +314,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async_register_admin_service(
         hass,
         DOMAIN,
-        SERVICE_REQUEUE_DEAD_JOBS,
-        _requeue_dead_jobs,
+        SERVICE_REQUEUE_DEAD_LETTERS,
+        _requeue_dead_letters,
         schema=REQUEUE_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
