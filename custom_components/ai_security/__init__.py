@@ -29,6 +29,8 @@ from .core.settings import LlmApi, PipelineOptions
 from .core.stats import camera_activity
 from .core.storage import DatabaseError
 from .hub import AiSecurityHub
+from .media_source import async_register_view, media_root
+from .repairs import RepairTracker, async_delete_issues
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -62,6 +64,9 @@ type AiSecurityConfigEntry = ConfigEntry[AiSecurityRuntimeData]
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions, which work on any loaded entry."""
     async_setup_services(hass)
+    # The view serving event pictures must exist before anyone browses: saved thumbnail and
+    # clip URLs are requested straight after a restart.
+    async_register_view(hass)
     return True
 
 
@@ -84,6 +89,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     """Start the hub once its folder is there and both model servers answer; retry otherwise."""
     camera_root: str = entry.data[CONF_CAMERA_ROOT]
     if not await hass.async_add_executor_job(os.path.isdir, camera_root):
+        RepairTracker(hass, entry).camera_root(ok=False)
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="camera_root_missing",
@@ -130,7 +136,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             llm_api=llm_api,
             options=options,
             local_tz=dt_util.get_default_time_zone(),
-            media_root=hass.config.path(DOMAIN, "media", entry.entry_id),
+            media_root=media_root(hass, entry.entry_id),
         ),
         session,
         run_blocking=hass.async_add_executor_job,
@@ -163,6 +169,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         raise
     hub.start(activity, cutoff)
     entry.async_on_unload(hub.stop)
+    entry.async_on_unload(coordinator.repairs.clear)
     entry.runtime_data = AiSecurityRuntimeData(
         camera_root=camera_root,
         detector_urls=detector_urls,
@@ -196,3 +203,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) 
         return False
     await entry.runtime_data.pipeline.stop()
     return True
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -> None:
+    """Delete the entry's Repairs issues (an entry removed while retrying may still have some)."""
+    async_delete_issues(hass, entry.entry_id)

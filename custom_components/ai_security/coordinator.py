@@ -19,6 +19,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from .const import DOMAIN, LOGGER
 from .core.gpu import GpuReading, NvmlReader
 from .core.monitor import EndpointHealth, HealthReport, ServiceStatus
+from .repairs import RepairTracker
 
 if TYPE_CHECKING:
     from . import AiSecurityConfigEntry
@@ -72,6 +73,7 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         self.hub = hub
         self._nvml: NvmlReader | None = None
         self._statuses: dict[str, ServiceStatus] = {}
+        self.repairs = RepairTracker(hass, entry)
 
     async def _async_setup(self) -> None:
         """Open NVML once (in the executor: it loads the driver library) if the host has a GPU."""
@@ -105,13 +107,15 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             gpu = await self.hass.async_add_executor_job(self._nvml.read) or gpu
         root_ok = await self.hass.async_add_executor_job(os.path.isdir, pipeline.config.camera_root)
         self.hub.set_camera_root_ok(root_ok)
-        return HubData(
+        data = HubData(
             health=health,
             queue=queue,
             gpu=gpu,
             images_processed=pipeline.images_processed,
             camera_root_ok=root_ok,
         )
+        await self.repairs.async_refresh(data)
+        return data
 
     def _announce(self, health: HealthReport) -> None:
         """Fire ai_security_service_status for every endpoint whose status changed."""

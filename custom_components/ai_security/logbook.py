@@ -1,0 +1,80 @@
+"""Logbook lines for security events: "High risk at Front Door: a person near the entrance"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from homeassistant.components.logbook.const import (
+    LOGBOOK_ENTRY_ENTITY_ID,
+    LOGBOOK_ENTRY_MESSAGE,
+    LOGBOOK_ENTRY_NAME,
+)
+from homeassistant.components.logbook.models import LazyEventPartialState
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+
+from .const import DEFAULT_NAME, DOMAIN
+from .hub import EVENT_RESCORED, EVENT_SECURITY
+
+SECURITY_EVENT_KEY: Final = "security_event"
+"""The key of a camera's event entity (unique id `<entry_id>_<camera_id>_security_event`)."""
+
+type Describe = Callable[[LazyEventPartialState], dict[str, str]]
+
+
+@callback
+def async_describe_events(
+    hass: HomeAssistant, async_describe_event: Callable[[str, str, Describe], None]
+) -> None:
+    """Describe ai_security_event (and the LLM's re-judging of one) for the logbook."""
+
+    @callback
+    def describe_event(event: LazyEventPartialState) -> dict[str, str]:
+        return _describe(hass, event.data, "")
+
+    @callback
+    def describe_rescored(event: LazyEventPartialState) -> dict[str, str]:
+        return _describe(hass, event.data, "re-judged by the LLM: ")
+
+    async_describe_event(DOMAIN, EVENT_SECURITY, describe_event)
+    async_describe_event(DOMAIN, EVENT_RESCORED, describe_rescored)
+
+
+def _describe(hass: HomeAssistant, data: Mapping[str, Any], prefix: str) -> dict[str, str]:
+    level = str(data.get("risk_level") or "unknown").title()
+    camera_name = str(data.get("camera_name") or data.get("camera_id") or "a camera")
+    message = f"{prefix}{level} risk at {camera_name}"
+    if summary := " ".join(str(data.get("summary") or "").split()):
+        message = f"{message}: {summary}"
+    described = {LOGBOOK_ENTRY_NAME: DEFAULT_NAME, LOGBOOK_ENTRY_MESSAGE: message}
+    camera_id = data.get("camera_id")
+    if isinstance(camera_id, str) and camera_id:
+        entity_id = security_event_entity(hass, camera_id, data.get("device_id"))
+        if entity_id is not None:
+            described[LOGBOOK_ENTRY_ENTITY_ID] = entity_id
+    return described
+
+
+@callback
+def security_event_entity(hass: HomeAssistant, camera_id: str, device_id: object) -> str | None:
+    """Return the event entity of camera_id, or None when it cannot be told for sure.
+
+    The bus event names the camera but not its hub: each hub's entity of that camera is looked up,
+    and when several hubs have a camera of that id, the one on the event's device is taken.
+    """
+    registry = er.async_get(hass)
+    found: list[str] = []
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        entity_id = registry.async_get_entity_id(
+            Platform.EVENT, DOMAIN, f"{entry.entry_id}_{camera_id}_{SECURITY_EVENT_KEY}"
+        )
+        if entity_id is None:
+            continue
+        if device_id is not None:
+            registered = registry.async_get(entity_id)
+            if registered is not None and registered.device_id == device_id:
+                return entity_id
+        found.append(entity_id)
+    return found[0] if len(found) == 1 else None

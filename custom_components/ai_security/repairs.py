@@ -1,0 +1,254 @@
+"""Repairs issues for what only the user can fix: the folder, the servers, failed jobs, the disk.
+
+RepairTracker.async_refresh runs after each coordinator refresh. An issue is raised when its
+cause is found (a model server only once it has been unreachable for UNREACHABLE_AFTER, so a
+restart does not nag) and deleted as soon as the cause is gone. Issue ids end with the entry id,
+so two hubs have their own issues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+import os
+import shutil
+from typing import TYPE_CHECKING, Final
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, DOMAIN
+from .core.monitor import ServiceKind, ServiceStatus
+from .media_source import media_root
+
+if TYPE_CHECKING:
+    from . import AiSecurityConfigEntry
+    from .coordinator import HubData
+
+UNREACHABLE_AFTER: Final = timedelta(minutes=5)
+"""How long a model server must stay unreachable before the user is told."""
+LOW_DISK_FRACTION: Final = 0.05
+"""Free space, as a share of the disk, below which the disk counts as almost full."""
+DISK_CHECK_INTERVAL: Final = timedelta(minutes=1)
+
+ISSUE_CAMERA_ROOT: Final = "camera_root_missing"
+ISSUE_DETECTOR: Final = "detector_unreachable"
+ISSUE_LLM: Final = "llm_unreachable"
+ISSUE_DEAD_JOBS: Final = "dead_letter_jobs"
+ISSUE_LOW_DISK: Final = "low_disk_space"
+ISSUES: Final = (ISSUE_CAMERA_ROOT, ISSUE_DETECTOR, ISSUE_LLM, ISSUE_DEAD_JOBS, ISSUE_LOW_DISK)
+
+
+def issue_id(key: str, entry_id: str) -> str:
+    """Return the id of an entry's issue of kind key."""
+    return f"{key}_{entry_id}"
+
+
+@callback
+def async_delete_issues(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete every issue of an entry (when it is unloaded or removed)."""
+    for key in ISSUES:
+        ir.async_delete_issue(hass, DOMAIN, issue_id(key, entry_id))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DiskUsage:
+    """The disk one or more of the integration's folders live on."""
+
+    paths: tuple[str, ...]
+    total: int
+    free: int
+
+    @property
+    def low(self) -> bool:
+        """Return whether less than LOW_DISK_FRACTION of the disk is free."""
+        return self.total > 0 and self.free / self.total < LOW_DISK_FRACTION
+
+
+def disk_usage(paths: Iterable[str]) -> list[DiskUsage]:
+    """Return the usage of each disk holding one of paths, once per disk; blocking.
+
+    A path that does not exist yet (the media folder before the first event) is measured at its
+    nearest existing parent; a path that cannot be measured at all is left out.
+    """
+    by_device: dict[int, DiskUsage] = {}
+    for path in paths:
+        existing = os.path.abspath(path)
+        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing)
+        try:
+            device = os.stat(existing).st_dev
+            if device not in by_device:
+                usage = shutil.disk_usage(existing)
+                by_device[device] = DiskUsage(paths=(), total=usage.total, free=usage.free)
+        except OSError:
+            continue
+        known = by_device[device]
+        by_device[device] = replace(known, paths=(*known.paths, path))
+    return list(by_device.values())
+
+
+def _size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def database_folder(url: str) -> str | None:
+    """Return the folder of a SQLite database file, None for a server database (or in memory)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return os.path.dirname(os.path.abspath(parsed.database))
+
+
+class RepairTracker:
+    """Raises and clears one entry's issues from what each refresh found."""
+
+    def __init__(self, hass: HomeAssistant, entry: AiSecurityConfigEntry) -> None:
+        """Track entry's issues; nothing is raised before the first update."""
+        self.hass = hass
+        self.entry = entry
+        self._unreachable_since: dict[ServiceKind, datetime] = {}
+        self._disk_checked_at: datetime | None = None
+
+    @property
+    def _placeholders(self) -> dict[str, str]:
+        return {"title": self.entry.title}
+
+    @callback
+    def _set(
+        self,
+        key: str,
+        active: bool,
+        severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
+        placeholders: dict[str, str] | None = None,
+    ) -> None:
+        """Create (or refresh) the issue key when active, delete it otherwise."""
+        identifier = issue_id(key, self.entry.entry_id)
+        if not active:
+            ir.async_delete_issue(self.hass, DOMAIN, identifier)
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            identifier,
+            data={"entry_id": self.entry.entry_id},
+            is_fixable=False,
+            severity=severity,
+            translation_key=key,
+            translation_placeholders={**self._placeholders, **(placeholders or {})},
+        )
+
+    @callback
+    def update(self, data: HubData, *, camera_root_ok: bool, now: datetime) -> None:
+        """Raise or clear the issues that data and the camera folder's state call for."""
+        self.camera_root(ok=camera_root_ok)
+        self._service(data, ServiceKind.DETECTOR, ISSUE_DETECTOR, now)
+        self._service(data, ServiceKind.LLM, ISSUE_LLM, now)
+        dead = data.dead_jobs
+        self._set(ISSUE_DEAD_JOBS, dead > 0, placeholders={"count": str(dead)})
+
+    @callback
+    def camera_root(self, *, ok: bool) -> None:
+        """Raise the camera-folder issue, or clear it (setup raises it when the folder is gone)."""
+        self._set(
+            ISSUE_CAMERA_ROOT,
+            not ok,
+            ir.IssueSeverity.ERROR,
+            {"path": str(self.entry.data[CONF_CAMERA_ROOT])},
+        )
+
+    @callback
+    def _service(self, data: HubData, kind: ServiceKind, key: str, now: datetime) -> None:
+        if data.health.status_of(kind) is not ServiceStatus.UNHEALTHY:
+            self._unreachable_since.pop(kind, None)
+            self._set(key, False)
+            return
+        since = self._unreachable_since.setdefault(kind, now)
+        if now - since < UNREACHABLE_AFTER:
+            return
+        endpoints = [e for e in data.health.endpoints if e.kind is kind]
+        error = next((e.last_error for e in endpoints if e.last_error), None) or "no answer"
+        self._set(
+            key,
+            True,
+            ir.IssueSeverity.ERROR,
+            {
+                "since": dt_util.as_local(since).strftime("%Y-%m-%d %H:%M"),
+                "urls" if kind is ServiceKind.DETECTOR else "url": ", ".join(
+                    e.url for e in endpoints
+                ),
+                "error": error,
+            },
+        )
+
+    @callback
+    def update_disk(self, usages: Iterable[DiskUsage]) -> None:
+        """Raise the low-disk issue for the fullest disk below the limit, or clear it."""
+        low = sorted((usage for usage in usages if usage.low), key=lambda u: u.free / u.total)
+        if not low:
+            self._set(ISSUE_LOW_DISK, False)
+            return
+        fullest = low[0]
+        self._set(
+            ISSUE_LOW_DISK,
+            True,
+            placeholders={
+                "paths": ", ".join(fullest.paths),
+                "free": _size(fullest.free),
+                "percent": f"{100 * fullest.free / fullest.total:.1f}",
+            },
+        )
+
+    async def async_check_disk(self, paths: Iterable[str]) -> None:
+        """Measure the disks of paths (in the executor) and raise or clear the low-disk issue."""
+        usages = await self.hass.async_add_executor_job(disk_usage, list(paths))
+        self.update_disk(usages)
+
+    def disk_paths(self) -> list[str]:
+        """Return the folders whose disks are watched: the media folder and a SQLite database's."""
+        paths = [media_root(self.hass, self.entry.entry_id)]
+        database_url = str(self.entry.options.get(CONF_DATABASE_URL) or "")
+        if not database_url:
+            paths.append(self.hass.config.path(DOMAIN))
+        elif (folder := database_folder(database_url)) is not None:
+            paths.append(folder)
+        return paths
+
+    async def async_refresh(self, data: HubData, now: datetime | None = None) -> None:
+        """Check everything after a coordinator refresh: the folder, the servers, jobs, disks.
+
+        The disks are measured at most once every DISK_CHECK_INTERVAL.
+        """
+        now = now or dt_util.utcnow()
+        root = str(self.entry.data[CONF_CAMERA_ROOT])
+        camera_root_ok = data.camera_root_ok and await self.hass.async_add_executor_job(
+            self._camera_root_ok, root
+        )
+        self.update(data, camera_root_ok=camera_root_ok, now=now)
+        if self._disk_checked_at is None or now - self._disk_checked_at >= DISK_CHECK_INTERVAL:
+            self._disk_checked_at = now
+            await self.async_check_disk(self.disk_paths())
+
+    def _camera_root_ok(self, root: str) -> bool:
+        """Return whether the camera folder exists and Home Assistant may read it; blocking."""
+        return os.path.isdir(root) and self.hass.config.is_allowed_path(root)
+
+    @callback
+    def clear(self) -> None:
+        """Delete every issue of the entry and forget what was tracked (the entry unloads)."""
+        self._unreachable_since.clear()
+        self._disk_checked_at = None
+        async_delete_issues(self.hass, self.entry.entry_id)
