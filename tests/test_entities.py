@@ -31,6 +31,7 @@ from custom_components.ai_security.const import (
     CONF_LLM_URL,
     DOMAIN,
 )
+from custom_components.ai_security.core.events import get_event
 from custom_components.ai_security.core.monitor import ServiceKind, endpoint_key
 
 from .detector_server import DetectorServer, Reply, detection, detections
@@ -395,3 +396,25 @@ async def test_camera_entities_unavailable_while_the_folder_is_gone(
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get(score_id).state == str(security_events[0].data["risk_score"])
+
+
+async def test_deleting_an_event_deletes_its_pictures(
+    hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path
+) -> None:
+    """An event deleted takes its key frame, frames, thumbnails and clip with it."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    security_events = async_capture_events(hass, "ai_security_event")
+    await hass.async_add_executor_job(write, camera_root / "Drive" / "a.jpg", jpeg(6))
+    await wait_until(lambda: len(security_events) == 1, seconds=20, what="event")
+    pipeline = entry.runtime_data.pipeline
+    await pipeline.wait_for_media()
+    event_id = security_events[0].data["event_id"]
+    key = entry.runtime_data.hub.cameras["drive"].event_image
+    assert key is not None
+    assert await hass.async_add_executor_job(key.is_file)
+    folder = key.parent
+    assert await pipeline.delete_event(event_id)
+    assert not await hass.async_add_executor_job(folder.exists)
+    assert await pipeline.db.run(lambda session: get_event(session, event_id)) is None
+    assert not await pipeline.delete_event(event_id)

@@ -37,6 +37,7 @@ from .dedupe import RecentHashes
 from .derived import DerivedMedia
 from .detector import DetectorClient, DetectorError, DetectorRejectedError, DetectorResult
 from .eventmedia import EventMedia, render_event_media
+from .events import delete_event as delete_stored_event, get_event
 from .health import redact_url
 from .jobs import (
     Job,
@@ -845,6 +846,32 @@ class Pipeline:
         self.callbacks.batch_changed(camera_id, is_open)
 
     # --- state for the host ---------------------------------------------------------------------
+
+    async def delete_event(self, event_id: str) -> bool:
+        """Delete an event with its pictures and clip; return whether it existed.
+
+        The rows go first: pictures without an event are unreachable anyway, while an event
+        whose pictures vanished still shows its verdict.
+        """
+
+        def remove(session: Session) -> SecurityEvent | None:
+            event = get_event(session, event_id)
+            if event is None:
+                return None
+            delete_stored_event(session, event_id)
+            return event
+
+        event = await self.db.run(remove)
+        if event is None:
+            return False
+        if self.media is not None:
+            try:
+                await self._run_blocking(
+                    self.media.delete_event, event.camera_id, event.event_id, event.started_at
+                )
+            except (OSError, ValueError) as err:
+                _LOGGER.warning("Could not delete the pictures of event %s: %s", event_id, err)
+        return True
 
     async def analyze_now(self, camera_id: str) -> bool:
         """Close the camera's open batch now (it is judged at once); return whether one was open."""
