@@ -339,6 +339,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--days", type=int, default=183, help="days the events span (183)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--media-browser",
+        action="store_true",
+        help="time the media browser through a real Home Assistant instead (SQLite)",
+    )
     args = parser.parse_args(argv)
     if args.cameras < 2 or args.camera_events > args.events or args.days < 31:
         parser.error("need --cameras >= 2, --camera-events <= --events and --days >= 31")
@@ -348,6 +353,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its report; return the exit status."""
     args = parse_args(argv)
+    if args.media_browser:
+        from .browse import browse  # noqa: PLC0415 - loads Home Assistant only when asked
+
+        sys.stdout.write("\n".join(asyncio.run(browse(args))) + "\n")
+        return 0
     with contextlib.ExitStack() as stack:
         if args.database == "postgresql":
             try:
