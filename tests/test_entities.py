@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 import io
 from pathlib import Path
+import subprocess
 import sys
 import types
 from typing import Any
@@ -36,6 +37,7 @@ from custom_components.ai_security.core.monitor import ServiceKind, endpoint_key
 
 from .detector_server import DetectorServer, Reply, detection, detections
 from .pipeline_helpers import jpeg, wait_until, write
+from .programs import require_program
 from .servers import LlmStub
 
 GPU = {
@@ -418,3 +420,41 @@ async def test_deleting_an_event_deletes_its_pictures(
     assert not await hass.async_add_executor_job(folder.exists)
     assert await pipeline.db.run(lambda session: get_event(session, event_id)) is None
     assert not await pipeline.delete_event(event_id)
+
+
+async def test_camera_entity_draws_a_clips_key_frame(
+    hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path, tmp_path: Path
+) -> None:
+    """A detection in a clip: the camera entity decodes that frame again and draws on it."""
+    ffmpeg = require_program("ffmpeg")
+    clip = tmp_path / "clip.mp4"
+
+    def make_clip() -> bytes:
+        subprocess.run(
+            [
+                *(ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"),
+                *("-f", "lavfi", "-i", "testsrc=duration=3:size=320x240:rate=25"),
+                *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)),
+            ],
+            check=True,
+            timeout=60,
+        )
+        return clip.read_bytes()
+
+    content = await hass.async_add_executor_job(make_clip)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    security_events = async_capture_events(hass, "ai_security_event")
+    await hass.async_add_executor_job(write, camera_root / "Garage" / "clip.mp4", content)
+    await wait_until(lambda: len(security_events) == 1, seconds=30, what="event")
+    await hass.async_block_till_done()
+    state = entry.runtime_data.hub.cameras["garage"]
+    assert state.last_detections[0].frame_time is not None
+    picture = await camera.async_get_image(
+        hass, entity_id(hass, entry, "camera", "garage_latest_detection")
+    )
+    with Image.open(io.BytesIO(picture.content)) as drawn:
+        assert drawn.size == (320, 240)
+        red, green, _blue = drawn.convert("RGB").getpixel((10, 50))
+        assert red > 180
+        assert green < 120

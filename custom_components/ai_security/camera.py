@@ -17,6 +17,7 @@ from . import AiSecurityConfigEntry
 from .const import LOGGER
 from .core.annotate import AnnotateError, annotate
 from .core.models import Camera
+from .core.video import VideoError, extract_frame
 from .entity import AiSecurityCameraEntity, add_camera_entities
 from .hub import AiSecurityHub
 
@@ -63,17 +64,28 @@ class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
     ) -> bytes | None:
         """Return the annotated latest frame (the latest event's key frame when it is gone)."""
         state = self.state_data
-        detections = [d for d in state.last_detections if d.frame_time is None]
+        detections = state.last_detections
         if detections:
-            key = (detections[0].path, tuple(d.detection_id for d in detections))
+            first = detections[0]
+            key = (first.path, first.frame_time, tuple(d.detection_id for d in detections))
             if key == self._frame_key and self._frame_jpeg is not None:
                 return self._frame_jpeg
-            image = await self.hass.async_add_executor_job(_read, detections[0].path)
+            image: bytes | None
+            if first.frame_time is None:
+                image = await self.hass.async_add_executor_job(_read, first.path)
+            else:  # a clip's key frame, decoded again
+                pipeline = self.hub.pipeline
+                ffmpeg = pipeline.config.ffmpeg if pipeline is not None else "ffmpeg"
+                try:
+                    image = await extract_frame(first.path, first.frame_time, ffmpeg=ffmpeg)
+                except VideoError as err:
+                    LOGGER.debug("Cannot decode %s: %s", first.path, err)
+                    image = None
             if image is not None:
                 try:
                     frame = await self.hass.async_add_executor_job(annotate, image, detections)
                 except AnnotateError as err:
-                    LOGGER.debug("Cannot draw %s: %s", detections[0].path, err)
+                    LOGGER.debug("Cannot draw %s: %s", first.path, err)
                 else:
                     self._frame_key, self._frame_jpeg = key, frame.jpeg
                     return frame.jpeg

@@ -1,10 +1,11 @@
 """Health of the model servers: periodic probes, latency windows, and one status per endpoint.
 
 The detector and LLM clients already keep a circuit breaker per endpoint; the monitor shares those
-breakers, so a failed health probe counts toward opening one and a successful probe closes one
-(the service is back before any job has to find out). Each endpoint's status is derived from its
-probe and its breaker: healthy, degraded while the breaker lets a single trial request through
-(half-open), unhealthy while the probe fails or the breaker is open. Latency windows keep the last
+breakers, so a failed health probe counts toward opening one, and a probe answered while one is
+open turns it half-open at once (the next real request is the trial, without waiting out the
+breaker's timer). Each endpoint's status is derived from its probe and its breaker: healthy,
+degraded while the breaker is half-open (the server answers, its requests are on trial),
+unhealthy while the probe fails or the breaker is open. Latency windows keep the last
 100 real requests per service, which is what users feel, rather than the health probe's.
 """
 
@@ -165,9 +166,9 @@ class HealthMonitor:
     async def check(self) -> HealthReport:
         """Probe every endpoint at once and return what was found.
 
-        A failed probe is recorded on the endpoint's breaker like a failed request, and a
-        successful one closes an open breaker: the pipeline's workers resume without waiting
-        for the breaker's own timer.
+        A failed probe is recorded on the endpoint's breaker like a failed request; a probe
+        answered while the breaker is open turns it half-open, so the pipeline's workers try a
+        request without waiting for the breaker's own timer.
         """
         detector_urls = list(self._detectors)
         results = await asyncio.gather(
@@ -209,7 +210,9 @@ class HealthMonitor:
             probe_error = str(err)
             breaker.record_failure(err)
         else:
-            breaker.record_success()
+            # Answering /health is not proof that requests work (the breaker may be open
+            # because they fail): it earns the next real request a trial, which decides.
+            breaker.trial()
         if probe_error is not None or breaker.state is CircuitState.OPEN:
             status = ServiceStatus.UNHEALTHY
         elif breaker.state is CircuitState.HALF_OPEN:

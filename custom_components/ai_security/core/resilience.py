@@ -67,7 +67,7 @@ class CircuitBreaker:
     After failure_threshold of them in a row the breaker opens: allow_request() refuses until
     reset_timeout seconds have passed, then the breaker goes half-open and grants exactly one probe.
     The probe's success closes it; its failure opens it again with a fresh timer. Any success
-    recorded while open or half-open (a health check, a request that started earlier) closes it.
+    recorded while open or half-open (a request that started earlier) closes it.
 
     The breaker logs a warning once when the service goes down and an info line once when it is
     back, never for every failed request or probe. It is not thread-safe: use it from the loop.
@@ -179,6 +179,17 @@ class CircuitBreaker:
             self._transition(CircuitState.OPEN)
             _LOGGER.debug("%s is still unavailable: %s", self.name, self._last_error)
         # Already open: a late answer to an earlier request; the timer keeps running.
+
+    def trial(self) -> None:
+        """Let the next request through as the probe now: the service answers its health route.
+
+        An open breaker turns half-open at once instead of waiting out its timer; the request
+        that follows decides, as a timed probe would. Closed or half-open: nothing changes.
+        """
+        if self._state is CircuitState.OPEN:
+            self._probe_in_flight = False
+            self._transition(CircuitState.HALF_OPEN)
+            _LOGGER.debug("%s answers its health check; trying a request", self.name)
 
     def release(self) -> None:
         """Give back a granted request that ended without a verdict (it was cancelled).
