@@ -18,7 +18,7 @@ from .const import LOGGER
 from .core.annotate import AnnotateError, annotate
 from .core.models import Camera
 from .core.video import VideoError, extract_frame
-from .entity import AiSecurityCameraEntity, add_camera_entities
+from .entity import AiSecurityCameraEntity, add_camera_entities, read_if_present
 from .hub import AiSecurityHub
 
 PARALLEL_UPDATES = 0
@@ -26,15 +26,6 @@ PARALLEL_UPDATES = 0
 LATEST_DETECTION = CameraEntityDescription(
     key="latest_detection", translation_key="latest_detection"
 )
-
-
-def _read(path: str) -> bytes | None:
-    """Return a file's bytes, or None when it is gone."""
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
 
 
 class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
@@ -72,7 +63,7 @@ class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
                 return self._frame_jpeg
             image: bytes | None
             if first.frame_time is None:
-                image = await self.hass.async_add_executor_job(_read, first.path)
+                image = await self.hass.async_add_executor_job(read_if_present, first.path)
             else:  # a clip's key frame, decoded again
                 pipeline = self.hub.pipeline
                 ffmpeg = pipeline.config.ffmpeg if pipeline is not None else "ffmpeg"
@@ -90,7 +81,7 @@ class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
                     self._frame_key, self._frame_jpeg = key, frame.jpeg
                     return frame.jpeg
         if state.event_image is not None:
-            return await self.hass.async_add_executor_job(_read, str(state.event_image))
+            return await self.hass.async_add_executor_job(read_if_present, str(state.event_image))
         return None
 
 

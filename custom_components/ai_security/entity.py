@@ -17,6 +17,19 @@ from .core.models import Camera
 from .hub import SIGNAL_CAMERA_ADDED, SIGNAL_CAMERA_STATE, AiSecurityHub, CameraState
 
 
+def read_if_present(path: str) -> bytes | None:
+    """Return a file's bytes, or None when it is gone (blocking: run it in the executor).
+
+    Uploads and pictures may be deleted at any time (by the camera, a clean-up, retention): an
+    entity then shows nothing or its fallback instead of failing.
+    """
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
 def camera_device_info(hub: AiSecurityHub, camera: Camera) -> DeviceInfo:
     """Return the device of a camera folder (the hub registered it when the folder appeared)."""
     return DeviceInfo(identifiers={(DOMAIN, f"{hub.entry_id}_{camera.camera_id}")})

@@ -10,20 +10,12 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import AiSecurityConfigEntry
 from .core.models import Camera
-from .entity import AiSecurityCameraEntity, add_camera_entities
+from .entity import AiSecurityCameraEntity, add_camera_entities, read_if_present
 from .hub import AiSecurityHub
 
 PARALLEL_UPDATES = 0
 
 EVENT_SNAPSHOT = ImageEntityDescription(key="event_snapshot", translation_key="event_snapshot")
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
 
 
 class EventSnapshotImage(AiSecurityCameraEntity, ImageEntity):
@@ -51,7 +43,7 @@ class EventSnapshotImage(AiSecurityCameraEntity, ImageEntity):
         path = self.state_data.event_image
         if path is None:
             return None
-        return await self.hass.async_add_executor_job(_read, str(path))
+        return await self.hass.async_add_executor_job(read_if_present, str(path))
 
 
 async def async_setup_entry(

@@ -25,11 +25,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 from sqlalchemy.orm import Session
 
-from .models import EventSource, RiskLevel, SecurityEvent
+from .models import BoundingBox, Detection, EventSource, RiskLevel, SecurityEvent
 from .storage import (
     EVENTS_FTS_TABLE,
     EVENTS_SEARCH_TABLE,
     EVENTS_SEARCH_VECTOR,
+    DetectionRow,
     EventDetectionRow,
     EventRow,
     UtcDateTime,
@@ -182,6 +183,23 @@ def tsquery(words: tuple[str, ...]) -> str:
 def levels_at_least(level: RiskLevel) -> tuple[RiskLevel, ...]:
     """Return level and every level more worrying than it (risk_level is stored as text)."""
     return _LEVELS[_LEVELS.index(level) :]
+
+
+def detection_from_row(row: DetectionRow, path: str) -> Detection:
+    """Return a stored detection as the pipeline's model; path is its upload's."""
+    return Detection(
+        detection_id=row.detection_id,
+        media_id=row.media_id,
+        camera_id=row.camera_id,
+        label=row.label,
+        confidence=row.confidence,
+        bbox=BoundingBox(x=row.x, y=row.y, w=row.w, h=row.h),
+        detected_at=row.detected_at,
+        frame_width=row.frame_width,
+        frame_height=row.frame_height,
+        frame_time=row.frame_time,
+        path=path,
+    )
 
 
 def event_from_row(row: EventRow, detection_ids: tuple[int, ...] = ()) -> SecurityEvent:

@@ -37,7 +37,12 @@ from .dedupe import RecentHashes
 from .derived import DerivedMedia
 from .detector import DetectorClient, DetectorError, DetectorRejectedError, DetectorResult
 from .eventmedia import EventMedia, render_event_media
-from .events import delete_event as delete_stored_event, get_event
+from .events import (
+    delete_event as delete_stored_event,
+    detection_from_row,
+    event_from_row,
+    get_event,
+)
 from .health import redact_url
 from .jobs import (
     Job,
@@ -52,12 +57,10 @@ from .jobs import (
 )
 from .media import Intake, RejectedMediaError, camera_id_for, classify, inspect_upload
 from .models import (
-    BoundingBox,
     Camera,
     Detection,
     EventSource,
     MediaType,
-    RiskLevel,
     SecurityEvent,
 )
 from .monitor import HealthMonitor
@@ -959,22 +962,6 @@ def _read_file(path: str) -> bytes:
         return file.read()
 
 
-def _detection(row: DetectionRow, path: str) -> Detection:
-    return Detection(
-        detection_id=row.detection_id,
-        media_id=row.media_id,
-        camera_id=row.camera_id,
-        label=row.label,
-        confidence=row.confidence,
-        bbox=BoundingBox(x=row.x, y=row.y, w=row.w, h=row.h),
-        detected_at=row.detected_at,
-        frame_width=row.frame_width,
-        frame_height=row.frame_height,
-        frame_time=row.frame_time,
-        path=path,
-    )
-
-
 def _camera_and_detections(
     session: Session, camera_id: str, ids: list[int], batch_key: str | None = None
 ) -> tuple[Camera | None, list[Detection]]:
@@ -990,7 +977,7 @@ def _camera_and_detections(
         .where(which)
         .order_by(DetectionRow.detected_at, DetectionRow.detection_id)
     ).all()
-    detections = [_detection(row, path) for row, path in rows]
+    detections = [detection_from_row(row, path) for row, path in rows]
     return (_camera(camera_row) if camera_row is not None else None), detections
 
 
@@ -1009,22 +996,7 @@ def _stored_event(
         ).all()
     )
     _camera_found, detections = _camera_and_detections(session, row.camera_id, ids)
-    event = SecurityEvent(
-        event_id=row.event_id,
-        camera_id=row.camera_id,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        risk_score=row.risk_score,
-        risk_level=RiskLevel(row.risk_level),
-        summary=row.summary,
-        reasoning=row.reasoning,
-        object_types=tuple(row.object_types),
-        detection_count=row.detection_count,
-        is_fast_path=row.is_fast_path,
-        source=EventSource(row.source),
-        detection_ids=tuple(ids),
-        reviewed=row.reviewed,
-    )
+    event = event_from_row(row, tuple(ids))
     return _camera(camera_row), event, row.created_at, detections
 
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .events import event_from_row
-from .models import BoundingBox, Detection, SecurityEvent
+from .events import detection_from_row, event_from_row
+from .models import Detection, SecurityEvent
 from .storage import DetectionRow, EventRow, MediaRow
 
 
@@ -81,19 +81,5 @@ def camera_activity(
         .order_by(DetectionRow.detection_id)
     )
     for detection, path in rows:
-        of(detection.camera_id).last_detections.append(
-            Detection(
-                detection_id=detection.detection_id,
-                media_id=detection.media_id,
-                camera_id=detection.camera_id,
-                label=detection.label,
-                confidence=detection.confidence,
-                bbox=BoundingBox(x=detection.x, y=detection.y, w=detection.w, h=detection.h),
-                detected_at=detection.detected_at,
-                frame_width=detection.frame_width,
-                frame_height=detection.frame_height,
-                frame_time=detection.frame_time,
-                path=path,
-            )
-        )
+        of(detection.camera_id).last_detections.append(detection_from_row(detection, path))
     return activity
