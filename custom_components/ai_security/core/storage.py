@@ -43,7 +43,7 @@ from sqlalchemy.types import TypeDecorator
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """Bump with a new entry in MIGRATIONS whenever the tables change."""
 
 EVENTS_FTS_TABLE: Final = "ai_security_events_fts"
@@ -135,6 +135,8 @@ class DetectionRow(Base):
     frame_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     detected_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     batch_key: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """Schema version 3: the camera zone the box's bottom centre lies in, if any."""
     """The batch the detection joined; the batch's event is judged from all of them."""
 
 
@@ -160,6 +162,9 @@ class EventRow(Base):
     dismissed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     review_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Schema version 3: retention spares events flagged keep; the zones the event happened in.
+    keep: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    zones: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         Index("ix_ai_security_events_camera_started", "camera_id", "started_at"),
@@ -193,7 +198,43 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (Index("ix_ai_security_jobs_due", "state", "kind", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_ai_security_jobs_due", "state", "kind", "next_attempt_at"),
+        # Schema version 3: retention finds finished and dead jobs by age.
+        Index("ix_ai_security_jobs_state_updated", "state", "updated_at"),
+    )
+
+
+class BaselineRow(Base):
+    """Schema version 3: a camera's usual detection rate of a class in one hour of the week.
+
+    An exponentially decayed count of detections per hour (core.baseline): unusual activity is
+    activity well above it.
+    """
+
+    __tablename__ = "ai_security_baselines"
+    camera_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hour_of_week: Mapped[int] = mapped_column(Integer, primary_key=True)
+    """0 = Monday 00:00-01:00 local time, 167 = Sunday 23:00-24:00."""
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rate: Mapped[float] = mapped_column(Float)
+    """Detections per hour, decayed."""
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditRow(Base):
+    """Schema version 3: one sensitive action: who did what, with which arguments, and how."""
+
+    __tablename__ = "ai_security_audit"
+    audit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    success: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class BatchRow(Base):
@@ -333,7 +374,37 @@ def _migrate_1_to_2(conn: Connection) -> None:
     _create_event_search(conn)
 
 
-MIGRATIONS: dict[int, Migration] = {1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: Connection) -> None:
+    """Add the keep flag and zones of events, the zone of detections and the jobs' age index.
+
+    The new tables (baselines, audit) are made by create_all after the steps.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    false_ = "0" if sqlite else "false"
+    existing = set(inspect(conn).get_table_names())
+    for table, statement in (
+        (
+            "ai_security_events",
+            f"ALTER TABLE ai_security_events ADD COLUMN keep BOOLEAN DEFAULT {false_} NOT NULL",
+        ),
+        ("ai_security_events", "ALTER TABLE ai_security_events ADD COLUMN zones JSON"),
+        (
+            "ai_security_detections",
+            "ALTER TABLE ai_security_detections ADD COLUMN zone VARCHAR(64)",
+        ),
+        (
+            "ai_security_jobs",
+            "CREATE INDEX ix_ai_security_jobs_state_updated "
+            "ON ai_security_jobs (state, updated_at)",
+        ),
+    ):
+        # A table that is not there at all is created whole, new columns included, by the
+        # create_all that follows the steps.
+        if table in existing:
+            conn.execute(text(statement))
+
+
+MIGRATIONS: dict[int, Migration] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 """Step from version N to N+1, keyed by N."""
 
 
