@@ -477,6 +477,8 @@ VALID_OPTIONS: dict[str, Any] = {
     "llm_concurrency": 2,
     "rescore_minutes": 0,
     "health_interval": 30,
+    "retention_time": "04:30:00",
+    "delete_uploads": True,
 }
 
 
@@ -505,6 +507,8 @@ async def test_options_defaults_and_save(
         "llm_concurrency": 1,
         "rescore_minutes": 30,
         "health_interval": 15.0,
+        "retention_time": "03:00",
+        "delete_uploads": False,
         "database_url": "",
     }
     runtime_before = init_integration.runtime_data

@@ -28,6 +28,7 @@ from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
+    TimeSelector,
 )
 from homeassistant.requirements import RequirementsNotFound, async_process_requirements
 import probatio
@@ -286,6 +287,8 @@ def _options_schema() -> probatio.Schema:
             probatio.Required(opt.DEBOUNCE): _number(opt.DEBOUNCE, "s"),
             probatio.Required(opt.POLLING_OBSERVER): BooleanSelector(),
             probatio.Required(opt.RETENTION_DAYS): _number(opt.RETENTION_DAYS, "d"),
+            probatio.Required(opt.RETENTION_TIME): TimeSelector(),
+            probatio.Required(opt.DELETE_UPLOADS): BooleanSelector(),
             probatio.Required(opt.THRESHOLD_MEDIUM): _number(opt.THRESHOLD_MEDIUM),
             probatio.Required(opt.THRESHOLD_HIGH): _number(opt.THRESHOLD_HIGH),
             probatio.Required(opt.THRESHOLD_CRITICAL): _number(opt.THRESHOLD_CRITICAL),

@@ -199,6 +199,7 @@ def detection_from_row(row: DetectionRow, path: str) -> Detection:
         frame_height=row.frame_height,
         frame_time=row.frame_time,
         path=path,
+        zone=row.zone,
     )
 
 
@@ -221,6 +222,8 @@ def event_from_row(row: EventRow, detection_ids: tuple[int, ...] = ()) -> Securi
         reviewed=row.reviewed,
         dismissed=row.dismissed,
         review_note=row.review_note,
+        zones=tuple(row.zones or ()),
+        keep=row.keep,
     )
 
 

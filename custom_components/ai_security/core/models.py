@@ -82,6 +82,8 @@ class Detection:
     frame_time: float | None = None
     """Seconds into the clip when the frame came from a video; None for images."""
     path: str = ""
+    zone: str | None = None
+    """The camera zone the box's bottom centre lies in, if the camera has zones."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -105,3 +107,7 @@ class SecurityEvent:
     dismissed: bool = False
     """The user reviewed it and judged it a false alarm."""
     review_note: str | None = None
+    zones: tuple[str, ...] = ()
+    """The zones its detections were in (names), for prompts, rules and notifications."""
+    keep: bool = False
+    """Flagged to survive retention."""

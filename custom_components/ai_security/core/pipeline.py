@@ -767,6 +767,7 @@ class Pipeline:
                     source=event.source.value,
                     reviewed=False,
                     created_at=now,
+                    zones=list(event.zones) or None,
                 )
             )
             session.flush()
@@ -1018,4 +1019,5 @@ def _event(
         is_fast_path=request.is_fast_path,
         source=verdict.source,
         detection_ids=tuple(d.detection_id for d in detections if d.detection_id is not None),
+        zones=tuple(sorted({d.zone for d in detections if d.zone})),
     )

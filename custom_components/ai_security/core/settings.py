@@ -45,6 +45,8 @@ DETECTOR_CONCURRENCY: Final = "detector_concurrency"
 LLM_CONCURRENCY: Final = "llm_concurrency"
 RESCORE_MINUTES: Final = "rescore_minutes"
 HEALTH_INTERVAL: Final = "health_interval"
+RETENTION_TIME: Final = "retention_time"
+DELETE_UPLOADS: Final = "delete_uploads"
 
 LIMITS: Final[dict[str, Limit]] = {
     CONFIDENCE_THRESHOLD: Limit(minimum=0.05, maximum=0.99, step=0.01),
@@ -117,6 +119,20 @@ class PipelineOptions:
     """Heuristic events younger than this are judged again by the LLM once it is back; 0: never."""
     health_interval: float = 15.0
     """Seconds between health checks of the model servers (and the hub's sensor updates)."""
+    retention_time: str = "03:00"
+    """Local time of day (HH:MM) the daily clean-up runs."""
+    delete_uploads: bool = False
+    """Whether the clean-up also deletes the cameras' own uploads past retention."""
+
+    def retention_clock(self) -> tuple[int, int]:
+        """Return (hour, minute) of retention_time; raise ValueError when it is not HH:MM[:SS]."""
+        parts = self.retention_time.split(":")
+        if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
+            raise ValueError(f"not a time of day: {self.retention_time!r}")
+        hour, minute = int(parts[0]), int(parts[1])
+        if not (0 <= hour < 24 and 0 <= minute < 60):
+            raise ValueError(f"not a time of day: {self.retention_time!r}")
+        return hour, minute
 
     def problems(self) -> dict[str, str]:
         """Return an error key per option that is out of range or inconsistent; empty when valid."""
@@ -150,6 +166,10 @@ class PipelineOptions:
             errors[THRESHOLD_HIGH] = problem
         if not self.fast_path_objects:
             errors[FAST_PATH_OBJECTS] = "no_object_types"
+        try:
+            self.retention_clock()
+        except ValueError:
+            errors[RETENTION_TIME] = "invalid_time"
         return errors
 
     @classmethod
@@ -184,6 +204,8 @@ class PipelineOptions:
             llm_concurrency=int(number(LLM_CONCURRENCY, default.llm_concurrency)),
             rescore_minutes=int(number(RESCORE_MINUTES, default.rescore_minutes)),
             health_interval=number(HEALTH_INTERVAL, default.health_interval),
+            retention_time=str(options.get(RETENTION_TIME, default.retention_time)),
+            delete_uploads=bool(options.get(DELETE_UPLOADS, default.delete_uploads)),
         )
 
     def as_mapping(self) -> dict[str, object]:
@@ -204,4 +226,6 @@ class PipelineOptions:
             LLM_CONCURRENCY: self.llm_concurrency,
             RESCORE_MINUTES: self.rescore_minutes,
             HEALTH_INTERVAL: self.health_interval,
+            RETENTION_TIME: self.retention_time,
+            DELETE_UPLOADS: self.delete_uploads,
         }
