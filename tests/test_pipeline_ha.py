@@ -105,6 +105,7 @@ async def test_upload_becomes_device_and_events(
         "bbox": [10.0, 20.0, 30.0, 60.0],
         "file": str(path),
         "frame_time": None,
+        "zone": None,
     }
     (event,) = security_events
     data = dict(event.data)
@@ -121,6 +122,7 @@ async def test_upload_becomes_device_and_events(
         "summary": "Person at the door at night",
         "reasoning": "One person close to the entrance late at night.",
         "object_types": ["person"],
+        "zones": [],
         "detection_count": 1,
         "is_fast_path": False,
         "source": "llm",

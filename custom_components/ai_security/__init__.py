@@ -32,6 +32,7 @@ from .hub import AiSecurityHub
 from .media_source import async_register_view, media_root
 from .repairs import RepairTracker, async_delete_issues
 from .services import async_setup_services
+from .zone_flow import zone_maps
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -168,6 +169,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         await coordinator.async_shutdown()
         raise
     hub.start(activity, cutoff)
+    pipeline.set_zones(zone_maps(entry))
+    # Zones are subentries: adding or changing one updates the entry, and they apply at once.
+    entry.async_on_unload(entry.add_update_listener(_apply_zones))
     entry.async_on_unload(hub.stop)
     entry.async_on_unload(coordinator.repairs.clear)
     entry.runtime_data = AiSecurityRuntimeData(
@@ -188,6 +192,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def _apply_zones(_hass: HomeAssistant, entry: AiSecurityConfigEntry) -> None:
+    """Use the entry's zones as they are now (a zone was added, changed or deleted)."""
+    entry.runtime_data.pipeline.set_zones(zone_maps(entry))
+    entry.runtime_data.hub.refresh_cameras()
 
 
 def _default_database_url(hass: HomeAssistant, entry_id: str) -> str:

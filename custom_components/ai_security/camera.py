@@ -18,6 +18,7 @@ from .const import LOGGER
 from .core.annotate import AnnotateError, annotate
 from .core.models import Camera
 from .core.video import VideoError, extract_frame
+from .core.zones import draw_zones
 from .entity import AiSecurityCameraEntity, add_camera_entities, read_if_present
 from .hub import AiSecurityHub
 
@@ -85,6 +86,60 @@ class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
         return None
 
 
+ZONES = CameraEntityDescription(
+    key="zones", translation_key="zones", entity_registry_enabled_default=False
+)
+
+
+class ZonesCamera(AiSecurityCameraEntity, CameraEntity):
+    """The camera's latest picture with its zones drawn, to check the polygons against it.
+
+    Off by default: it is a tool for setting zones up, enabled while doing so.
+    """
+
+    def __init__(self, hub: AiSecurityHub, camera: Camera) -> None:
+        """Describe the camera entity."""
+        AiSecurityCameraEntity.__init__(self, hub, camera, ZONES)
+        CameraEntity.__init__(self)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the zones drawn (name, kind, priority)."""
+        pipeline = self.hub.pipeline
+        found = pipeline.zones_of(self.camera.camera_id) if pipeline is not None else None
+        return {
+            "zones": [
+                {"name": zone.name, "kind": zone.kind.value, "priority": zone.priority}
+                for zone in (found or ())
+            ]
+        }
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes | None:
+        """Return the latest upload (or event key frame) with the zones drawn on it."""
+        state = self.state_data
+        image: bytes | None = None
+        images = [d.path for d in state.last_detections if d.frame_time is None][:1]
+        if state.event_image is not None:
+            images.append(str(state.event_image))
+        for path in images:
+            image = await self.hass.async_add_executor_job(read_if_present, path)
+            if image is not None:
+                break
+        if image is None:
+            return None
+        pipeline = self.hub.pipeline
+        found = pipeline.zones_of(self.camera.camera_id) if pipeline is not None else None
+        if not found:
+            return image
+        try:
+            return await self.hass.async_add_executor_job(draw_zones, image, tuple(found))
+        except AnnotateError as err:
+            LOGGER.debug("Cannot draw the zones of %s: %s", self.camera.name, err)
+            return image
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: AiSecurityConfigEntry,
@@ -94,6 +149,9 @@ async def async_setup_entry(
     hub = entry.runtime_data.hub
     entry.async_on_unload(
         add_camera_entities(
-            hass, hub, async_add_entities, lambda camera: [LatestDetectionCamera(hub, camera)]
+            hass,
+            hub,
+            async_add_entities,
+            lambda camera: [LatestDetectionCamera(hub, camera), ZonesCamera(hub, camera)],
         )
     )

@@ -12,6 +12,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_NAME
@@ -59,6 +60,7 @@ from .core.health import (
 )
 from .core.settings import COMMON_OBJECT_TYPES, LIMITS, LlmApi, PipelineOptions
 from .core.storage import Database, DatabaseError, engine_url
+from .zone_flow import SUBENTRY_ZONE, ZoneSubentryFlow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -174,6 +176,14 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = 1
     MINOR_VERSION = 2
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Offer camera zones as subentries of the hub."""
+        return {SUBENTRY_ZONE: ZoneSubentryFlow}
 
     @staticmethod
     @callback

@@ -49,6 +49,7 @@ class SecurityEventEntity(AiSecurityCameraEntity, EventEntity):
                 "summary": event.summary,
                 "reasoning": event.reasoning,
                 "object_types": list(event.object_types),
+                "zones": list(event.zones),
                 "detection_count": event.detection_count,
                 "is_fast_path": event.is_fast_path,
                 "source": event.source.value,

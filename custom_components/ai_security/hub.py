@@ -149,13 +149,18 @@ class AiSecurityHub:
             self._flush_cancel = None
 
     @callback
+    def refresh_cameras(self) -> None:
+        """Have every camera's entities write their state now (their zones changed)."""
+        for camera_id in self.cameras:
+            self._changed(camera_id, at_once=True)
+
+    @callback
     def set_camera_root_ok(self, ok: bool) -> None:
         """Note whether the camera folder is there; the cameras' entities follow it."""
         if ok == self.camera_root_ok:
             return
         self.camera_root_ok = ok
-        for camera_id in self.cameras:
-            self._changed(camera_id, at_once=True)
+        self.refresh_cameras()
 
     @callback
     def _midnight(self, _now: datetime) -> None:
@@ -234,6 +239,7 @@ class AiSecurityHub:
                     "bbox": detection.bbox.as_list(),
                     "file": detection.path,
                     "frame_time": detection.frame_time,
+                    "zone": detection.zone,
                 },
             )
         async_dispatcher_send(
@@ -299,6 +305,7 @@ class AiSecurityHub:
             "summary": event.summary,
             "reasoning": event.reasoning,
             "object_types": list(event.object_types),
+            "zones": list(event.zones),
             "detection_count": event.detection_count,
             "started_at": event.started_at.isoformat(),
             "ended_at": event.ended_at.isoformat(),

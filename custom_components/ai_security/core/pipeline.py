@@ -80,6 +80,7 @@ from .storage import (
 )
 from .video import VideoError, extract_frame, key_frame_time, probe_video
 from .watcher import FolderWatcher, find_uploads
+from .zones import Zone, ZoneMap, describe as describe_zone
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -273,6 +274,7 @@ class Pipeline:
         self._contents_size = 0
         self._workers: list[JobWorker] = []
         self.media = DerivedMedia(config.media_root) if config.media_root else None
+        self._zones: dict[str, ZoneMap] = {}
         self._media_tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self.images_processed = 0
@@ -642,6 +644,23 @@ class Pipeline:
         now = self._clock()
         options = self.config.options
         fast_types = set(options.fast_path_objects)
+        zone_map = self._zones.get(camera_id)
+        zones = [
+            None
+            if zone_map is None
+            else _zone_name(
+                zone_map.zone_for(
+                    Detection(
+                        label=found.label,
+                        confidence=found.confidence,
+                        bbox=found.bbox,
+                        frame_width=width,
+                        frame_height=height,
+                    )
+                )
+            )
+            for found in result.detections
+        ]
 
         def store(session: Session) -> _Stored:
             if not result.detections:
@@ -649,6 +668,7 @@ class Pipeline:
             batch = add_to_batch(session, camera_id, len(result.detections), now)
             rows = [
                 {
+                    "zone": zone,
                     "media_id": media_id,
                     "camera_id": camera_id,
                     "label": found.label,
@@ -663,7 +683,7 @@ class Pipeline:
                     "detected_at": now,
                     "batch_key": batch.batch_key,
                 }
-                for found in result.detections
+                for found, zone in zip(result.detections, zones, strict=True)
             ]
             ids = session.connection().execute(_INSERT_DETECTIONS, rows).scalars().all()
             detections = [
@@ -679,8 +699,9 @@ class Pipeline:
                     frame_height=height,
                     frame_time=frame_time,
                     path=path,
+                    zone=zone,
                 )
-                for detection_id, found in zip(ids, result.detections, strict=True)
+                for detection_id, found, zone in zip(ids, result.detections, zones, strict=True)
             ]
             fast = [
                 d.detection_id or 0
@@ -730,6 +751,7 @@ class Pipeline:
             local_tz=self.config.local_tz,
             detections=tuple(detections),
             is_fast_path=bool(payload.get("fast_path")),
+            zone_descriptions=self._zone_descriptions(camera.camera_id),
         )
         try:
             verdict = await self._judge(request)
@@ -812,6 +834,7 @@ class Pipeline:
             local_tz=self.config.local_tz,
             detections=tuple(detections),
             is_fast_path=old.is_fast_path,
+            zone_descriptions=self._zone_descriptions(camera.camera_id),
         )
         try:
             verdict = await self._judge(request)
@@ -850,6 +873,18 @@ class Pipeline:
         self.callbacks.batch_changed(camera_id, is_open)
 
     # --- state for the host ---------------------------------------------------------------------
+
+    def set_zones(self, zones: Mapping[str, ZoneMap]) -> None:
+        """Use these zones (camera id -> its zones) for detections from now on."""
+        self._zones = {camera_id: found for camera_id, found in zones.items() if len(found)}
+
+    def zones_of(self, camera_id: str) -> ZoneMap | None:
+        """Return a camera's zones, if it has any."""
+        return self._zones.get(camera_id)
+
+    def _zone_descriptions(self, camera_id: str) -> dict[str, str]:
+        found = self._zones.get(camera_id)
+        return {} if found is None else {zone.name: describe_zone(zone) for zone in found}
 
     async def delete_event(self, event_id: str) -> bool:
         """Delete an event with its pictures and clip; return whether it existed.
@@ -956,6 +991,10 @@ class Pipeline:
             for kind in JobKind
             for state in JobState
         }
+
+
+def _zone_name(zone: Zone | None) -> str | None:
+    return None if zone is None else zone.name
 
 
 def _read_file(path: str) -> bytes:

@@ -11,8 +11,8 @@ listed (at most max_detections, within a character budget) and all are counted b
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
@@ -23,6 +23,10 @@ MAX_CAMERA_NAME: Final = 80
 """Characters of the camera name the prompt keeps (folder names can be long)."""
 MAX_LABEL: Final = 24
 """Characters of an object class the prompt keeps (the detector's classes are short words)."""
+MAX_ZONE: Final = 60
+"""A zone's name and kind in a detection line (users name zones)."""
+MAX_CONTEXT: Final = 200
+"""One line of context about the window (the activity baseline's verdict)."""
 MAX_CLASSES: Final = 6
 """Classes named with their counts; the rest are counted together."""
 MAX_PROMPT_CHARS: Final = 3200
@@ -54,6 +58,10 @@ class AnalysisRequest:
     local_tz: tzinfo
     detections: tuple[Detection, ...]
     is_fast_path: bool = False
+    zone_descriptions: Mapping[str, str] = field(default_factory=dict)
+    """Zone name -> how the prompt names it ("Driveway (entry point)"), for detections in one."""
+    context: tuple[str, ...] = ()
+    """Further lines about the window (how unusual the activity is for the hour)."""
 
     def __post_init__(self) -> None:
         """Refuse naive times: they would silently be read in the host's zone, not the user's."""
@@ -116,8 +124,14 @@ def frame_share(detection: Detection) -> int | None:
     return round(min(1.0, share) * 100)
 
 
-def detection_line(detection: Detection, started_at: datetime) -> str:
-    """Return one prompt line: '+12.5 s person 93% bottom-left, 12% of frame'."""
+def detection_line(
+    detection: Detection, started_at: datetime, zones: Mapping[str, str] | None = None
+) -> str:
+    """Return one prompt line: '+12.5 s person 93% in Driveway (entry point), bottom-left, ...'.
+
+    zones names the camera's zones by name (with their kind); a detection in a zone says so
+    first, as where it is matters more to the risk than where in the picture.
+    """
     if detection.detected_at is None:
         offset = "+? s"
     else:
@@ -126,6 +140,9 @@ def detection_line(detection: Detection, started_at: datetime) -> str:
     where = position(detection)
     share = frame_share(detection)
     details = [where if where is not None else "position unknown"]
+    if detection.zone:
+        named = (zones or {}).get(detection.zone, detection.zone)
+        details.insert(0, f"in {clean_text(named, MAX_ZONE)}")
     if share is not None:
         details.append(f"{share}% of frame")
     if detection.frame_time is not None:
@@ -190,6 +207,7 @@ def user_prompt(
     ]
     if request.is_fast_path:
         lines.append("Fast alert: a high-confidence detection sent at once, not a full window.")
+    lines.extend(clean_text(line, MAX_CONTEXT) for line in request.context if line)
     if not detections:
         lines.append("Detections: none")
         return "\n".join(lines)
@@ -198,7 +216,7 @@ def user_prompt(
     ranked = sorted(range(len(detections)), key=lambda i: (-detections[i].confidence, i))
     listed: list[tuple[float, int, str]] = []
     for index in ranked[:max_detections]:
-        line = detection_line(detections[index], request.started_at)
+        line = detection_line(detections[index], request.started_at, request.zone_descriptions)
         if used + len(line) + 1 > budget:
             break
         used += len(line) + 1
