@@ -1,0 +1,409 @@
+"""Each camera's usual activity per hour of the week, and how unusual a batch is against it.
+
+How the baseline learns (ALPHA, LEARNING_PERIOD and the rest are the constants below):
+
+- A slot is one hour of the local week (hour_of_week: 0 = Monday 00:00-01:00, 167 = Sunday
+  23:00-24:00); an occurrence of a slot is that hour in one particular week. Per camera, slot and
+  object class, BaselineRow.rate is an exponential moving average of the class's count per
+  occurrence: rate <- (1 - ALPHA) * rate + ALPHA * count, one step per weekly occurrence.
+- Weekly steps rather than a decay by wall-clock time: a time decay read at the start of a slot
+  has lost almost a week of weight since the slot was last seen (22 % with a 4-week time
+  constant), so a perfectly regular visitor would always look 1.3 times more frequent than usual.
+  Counting occurrences reads exactly the average until the slot's hour has passed without
+  detections.
+- Occurrences are counted in local weeks (the local hour index: local week x 168 + slot), so a
+  DST change moves no slot. Once a year a slot's hour is skipped (counted as a quiet hour) or
+  happens twice (counted as one hour); both are lost in four weeks of memory.
+- Absence costs no work: each row keeps the moment of its latest observation (updated_at), and
+  occurrences that passed since without detections are applied as zero counts, (1 - ALPHA) each,
+  when the row is next read or written. No hourly job, no rows for quiet hours.
+- Several batches in one hour add up to that occurrence's count.
+- Early on, the average is corrected for the weeks the camera has not been watched yet (as Adam
+  corrects its moments): expected = rate / (1 - (1 - ALPHA) ** n), where n is the number of the
+  slot's occurrences since the camera's first observation. Without it, a slot seen once would
+  expect a quarter of what it saw, and the regular morning visitor would be unusual for weeks.
+- The first observation of a camera is kept in a reserved row (label SINCE_LABEL, hour_of_week 0,
+  rate 0): until LEARNING_PERIOD after it the baseline is learning and judges nothing.
+
+How unusual a batch is: per class, score = (count - typical) / sqrt(typical + 1), how many
+standard deviations of a Poisson count the batch sits above the usual (the + 1 keeps one object
+where none is usual from counting as infinitely surprising), capped at MAX_SCORE. The batch's
+score is the highest of its classes; a class from UNUSUAL_SCORE up is unusual: 4 people where 0.2
+is usual score 3.5, one person where one is usual scores 0, one cat where none is usual scores 1.
+Fewer objects than usual never count: absence is not a threat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+import math
+from typing import Any, Final
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .storage import BaselineRow
+
+HOURS_PER_WEEK: Final = 168
+ALPHA: Final = 0.25
+"""Weight of each weekly occurrence of a slot. A new level is 68 % learned after four weeks
+(1 - 0.75 ** 4) and 90 % after eight; the average observation is three weeks old."""
+LEARNING_PERIOD: Final = timedelta(days=7)
+"""How long after a camera's first observation its baseline only learns (every slot seen once)."""
+SINCE_LABEL: Final = "__since__"
+"""The reserved label of a camera's first-observation row; labels starting with __ are never
+recorded as classes."""
+SINCE_SLOT: Final = 0
+"""The hour_of_week of the first-observation row (any valid slot: the label tells it apart)."""
+MAX_LABEL: Final = 64
+"""The length of BaselineRow.label."""
+STALE_AFTER: Final = timedelta(weeks=52)
+"""Rows not observed for this long hold less than 1e-6 of their rate and are pruned."""
+
+UNUSUAL_SCORE: Final = 2.0
+"""A class this many standard deviations above its usual count is unusual."""
+MAX_SCORE: Final = 10.0
+"""Scores are capped here: beyond it, more objects tell nothing more."""
+BONUS_PER_POINT: Final = 2.5
+"""Risk points per point of anomaly score, for unusual classes only (2 -> 5, 8 and more -> 20)."""
+MAX_BONUS: Final = 20
+MAX_DESCRIBED: Final = 3
+"""Unusual classes named in the prompt, most unusual first."""
+LEARNING_TEXT: Final = "learning the usual activity (first week)"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnusualClass:
+    """A class seen more often than usual at this hour."""
+
+    label: str
+    count: int
+    typical: float
+    """The usual count of the class in this hour of the week."""
+    score: float
+    """Standard deviations above typical (see the module docstring)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Anomaly:
+    """How unusual a batch is for its camera and hour of the week.
+
+    While learning nothing is judged: score 0, no unusual classes.
+    """
+
+    score: float
+    """0 = typical (or fewer objects than usual); higher = more unusual; at most MAX_SCORE."""
+    unusual: tuple[UnusualClass, ...] = ()
+    """The classes from UNUSUAL_SCORE up, most unusual first."""
+    learning: bool = False
+
+
+LEARNING: Final = Anomaly(score=0.0, learning=True)
+
+
+def hour_of_week(moment: datetime, tz: tzinfo) -> int:
+    """Return the slot of an aware moment in tz: 0 = Monday 00:00-01:00 ... 167 = Sunday 23:00.
+
+    Naive moments are refused: astimezone would read them in the host's zone, not the user's.
+    """
+    local = _local(moment, tz)
+    return local.weekday() * 24 + local.hour
+
+
+def _local(moment: datetime, tz: tzinfo) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError(f"moment must be timezone-aware, not {moment!r}")
+    return moment.astimezone(tz)
+
+
+def _local_hour(moment: datetime, tz: tzinfo) -> int:
+    """Return the local hour index: local weeks since year 1 x 168 + hour_of_week.
+
+    date.toordinal() is 1 on Monday 0001-01-01, so (ordinal - 1) // 7 counts Monday-based weeks.
+    The occurrences of slot s are the hours k * 168 + s.
+    """
+    local = _local(moment, tz)
+    week = (local.toordinal() - 1) // 7
+    return week * HOURS_PER_WEEK + local.weekday() * 24 + local.hour
+
+
+def _week_of(hour: int) -> int:
+    return hour // HOURS_PER_WEEK
+
+
+def _clean_label(label: str) -> str | None:
+    """Return the label as stored (trimmed to the column), None for reserved or empty ones."""
+    label = label.strip()[:MAX_LABEL]
+    return None if not label or label.startswith("__") else label
+
+
+def _counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """Return the positive counts by stored label (labels that clean to the same one add up)."""
+    cleaned: dict[str, int] = {}
+    for label, count in counts.items():
+        key = _clean_label(label)
+        if key is not None and count > 0:
+            cleaned[key] = cleaned.get(key, 0) + int(count)
+    return cleaned
+
+
+def _check_slot(slot: int) -> None:
+    if not 0 <= slot < HOURS_PER_WEEK:
+        raise ValueError(f"hour of week must be 0-167, not {slot}")
+
+
+def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or overwrite baseline rows in one statement (SQLite and PostgreSQL)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(BaselineRow).values(rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[BaselineRow.camera_id, BaselineRow.hour_of_week, BaselineRow.label],
+            set_={"rate": statement.excluded.rate, "updated_at": statement.excluded.updated_at},
+        )
+    )
+
+
+def record_batch(
+    session: Session,
+    camera_id: str,
+    counts: Mapping[str, int],
+    *,
+    started_at: datetime,
+    ended_at: datetime,
+    tz: tzinfo,
+    now: datetime,
+) -> None:
+    """Add a batch's counts per class to its camera's baseline (in the caller's transaction).
+
+    The batch counts in the slot it started in; a batch recorded late (a retried job) counts in
+    its own week, decayed like every week since. started_at is clamped to now, so a camera
+    clock running ahead cannot plant observations in the future; ended_at is only checked
+    (batches are short, so their start says when they happened). Call it for every batch, also
+    with no counts: the first call starts the camera's learning period. Classes absent from
+    counts are not touched: their quiet hours are applied when they are next read.
+
+    One SELECT of the slot's rows for these classes and one multi-row upsert.
+    """
+    if ended_at.utcoffset() is None:
+        raise ValueError(f"ended_at must be timezone-aware, not {ended_at!r}")
+    moment = min(started_at, now)
+    hour = _local_hour(moment, tz)
+    slot = hour % HOURS_PER_WEEK
+    week = _week_of(hour)
+    cleaned = _counts(counts)
+    existing = {
+        row.label: (row.rate, row.updated_at)
+        for row in session.execute(
+            select(BaselineRow.label, BaselineRow.rate, BaselineRow.updated_at).where(
+                BaselineRow.camera_id == camera_id,
+                or_(
+                    (BaselineRow.hour_of_week == slot) & BaselineRow.label.in_(list(cleaned)),
+                    (BaselineRow.hour_of_week == SINCE_SLOT) & (BaselineRow.label == SINCE_LABEL),
+                ),
+            )
+        )
+    }
+    rows: list[dict[str, Any]] = []
+    since = existing.get(SINCE_LABEL)
+    if since is None or moment < since[1]:
+        rows.append(_row(camera_id, SINCE_SLOT, SINCE_LABEL, 0.0, moment))
+    keep = 1.0 - ALPHA
+    for label, count in cleaned.items():
+        added = ALPHA * count
+        if label not in existing:
+            rows.append(_row(camera_id, slot, label, added, moment))
+            continue
+        rate, updated_at = existing[label]
+        last_week = _week_of(_local_hour(updated_at, tz))
+        # Bring both to the later of the two weeks: the quiet weeks between decay the older.
+        latest = max(week, last_week)
+        rate = rate * keep ** (latest - last_week) + added * keep ** (latest - week)
+        rows.append(_row(camera_id, slot, label, rate, max(updated_at, moment)))
+    if rows:
+        _upsert(session, rows)
+
+
+def _row(camera_id: str, slot: int, label: str, rate: float, at: datetime) -> dict[str, Any]:
+    return {
+        "camera_id": camera_id,
+        "hour_of_week": slot,
+        "label": label,
+        "rate": rate,
+        "updated_at": at,
+    }
+
+
+def learning_since(session: Session, camera_id: str) -> datetime | None:
+    """Return the camera's first observation, or None when it has none."""
+    row = session.get(BaselineRow, (camera_id, SINCE_SLOT, SINCE_LABEL))
+    return None if row is None else row.updated_at
+
+
+def is_learning(since: datetime | None, now: datetime) -> bool:
+    """Return whether a baseline first observed at since still learns at now."""
+    return since is None or now < since + LEARNING_PERIOD
+
+
+def expected(
+    session: Session, camera_id: str, slot: int, tz: tzinfo, now: datetime
+) -> dict[str, float]:
+    """Return the usual count per class of a camera in one hour of the week, as of now.
+
+    The weighted average of the slot's past occurrences since the camera's first observation,
+    quiet occurrences counting as zero (see the module docstring). An occurrence in progress at
+    now counts once it has had detections. Classes never seen are left out (typical 0); a camera
+    without observations has an empty baseline.
+    """
+    _check_slot(slot)
+    rows = session.execute(
+        select(BaselineRow.label, BaselineRow.rate, BaselineRow.updated_at).where(
+            BaselineRow.camera_id == camera_id,
+            or_(
+                BaselineRow.hour_of_week == slot,
+                (BaselineRow.hour_of_week == SINCE_SLOT) & (BaselineRow.label == SINCE_LABEL),
+            ),
+        )
+    ).all()
+    since = next((at for label, _rate, at in rows if label == SINCE_LABEL), None)
+    if since is None:
+        return {}
+    return _expected(
+        ((label, rate, at) for label, rate, at in rows if label != SINCE_LABEL),
+        slot=slot,
+        since=since,
+        tz=tz,
+        now=now,
+    )
+
+
+def _expected(
+    rows: Iterable[tuple[str, float, datetime]],
+    *,
+    slot: int,
+    since: datetime,
+    tz: tzinfo,
+    now: datetime,
+) -> dict[str, float]:
+    """Return the corrected, decayed averages of rows (label, rate, updated_at) of one slot."""
+    now_hour = _local_hour(now, tz)
+    # The slot's occurrences (weeks) counted: from the first one not over before since, to the
+    # last one over by now.
+    first = -((slot - _local_hour(since, tz)) // HOURS_PER_WEEK)
+    last_over = (now_hour - 1 - slot) // HOURS_PER_WEEK
+    keep = 1.0 - ALPHA
+    result: dict[str, float] = {}
+    for label, rate, updated_at in rows:
+        week = _week_of(_local_hour(updated_at, tz))
+        last = max(last_over, week)  # an occurrence in progress counts once it has a row
+        weeks = last - first + 1
+        if weeks <= 0:  # only rows written under another time zone can predate the start
+            continue
+        average = rate * keep ** (last - week) / (1.0 - keep**weeks)
+        if average > 0.0:
+            result[label] = average
+    return result
+
+
+def anomaly(counts: Mapping[str, int], expected: Mapping[str, float], *, learning: bool) -> Anomaly:
+    """Return how far counts sit above the usual counts expected (see the module docstring)."""
+    if learning:
+        return LEARNING
+    unusual: list[UnusualClass] = []
+    score = 0.0
+    for label, count in _counts(counts).items():
+        typical = max(0.0, expected.get(label, 0.0))
+        class_score = min(MAX_SCORE, max(0.0, (count - typical) / math.sqrt(typical + 1.0)))
+        class_score = round(class_score, 2)
+        score = max(score, class_score)
+        if class_score >= UNUSUAL_SCORE:
+            unusual.append(
+                UnusualClass(label=label, count=count, typical=typical, score=class_score)
+            )
+    unusual.sort(key=lambda item: (-item.score, item.label))
+    return Anomaly(score=score, unusual=tuple(unusual))
+
+
+def assess(
+    session: Session,
+    camera_id: str,
+    counts: Mapping[str, int],
+    *,
+    started_at: datetime,
+    tz: tzinfo,
+    now: datetime,
+) -> Anomaly:
+    """Return the anomaly of a batch against its camera's baseline as it was when it started.
+
+    Read before record_batch() adds the batch itself (the pipeline judges, then stores).
+    """
+    moment = min(started_at, now)
+    since = learning_since(session, camera_id)
+    if is_learning(since, moment):
+        return LEARNING
+    usual = expected(session, camera_id, hour_of_week(moment, tz), tz, moment)
+    return anomaly(counts, usual, learning=False)
+
+
+def _typical(value: float) -> str:
+    """Return '0.2', '0', '12.5': one decimal, no trailing zero."""
+    return f"{round(value, 1):g}"
+
+
+def _prompt_label(label: str) -> str:
+    """Return a label on one line without control characters (it goes into the prompt)."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in label).split())[:24] or "?"
+
+
+def describe(anomaly: Anomaly) -> str:
+    """Return the prompt's line: 'unusual: 4 person, typical 0.2 at this hour', or ''.
+
+    While learning, says so, so neither the model nor a person reads the silence as normal.
+    """
+    if anomaly.learning:
+        return LEARNING_TEXT
+    if not anomaly.unusual:
+        return ""
+    parts = [
+        f"{item.count} {_prompt_label(item.label)}, typical {_typical(item.typical)}"
+        for item in anomaly.unusual[:MAX_DESCRIBED]
+    ]
+    return f"unusual: {'; '.join(parts)} at this hour"
+
+
+def heuristic_bonus(anomaly: Anomaly, importance: Callable[[str], float] | None = None) -> int:
+    """Return risk points (0 to MAX_BONUS) the heuristic scorer adds for unusual activity.
+
+    BONUS_PER_POINT per point of score of the most unusual class, times its importance (0-1,
+    clamped; 1 for every class when None), so the scorer can keep an unusual flock of birds
+    from weighing like unusual people: pass e.g. the class's weight divided by a person's.
+    Nothing while learning or when nothing is unusual.
+    """
+    best = 0.0
+    for item in anomaly.unusual:
+        weight = 1.0 if importance is None else min(1.0, max(0.0, importance(item.label)))
+        best = max(best, BONUS_PER_POINT * item.score * weight)
+    return min(MAX_BONUS, round(best))
+
+
+def prune_baseline(session: Session, now: datetime) -> int:
+    """Delete rows not observed for STALE_AFTER (their rate is gone); return how many.
+
+    For the daily clean-up. The first-observation rows stay: the camera still is not new.
+    """
+    result = session.execute(
+        delete(BaselineRow).where(
+            BaselineRow.label != SINCE_LABEL, BaselineRow.updated_at < now - STALE_AFTER
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def forget_camera(session: Session, camera_id: str) -> int:
+    """Delete a camera's whole baseline (it starts learning again); return the rows deleted."""
+    result = session.execute(delete(BaselineRow).where(BaselineRow.camera_id == camera_id))
+    return int(result.rowcount)  # type: ignore[attr-defined]
