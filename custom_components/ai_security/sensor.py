@@ -75,6 +75,26 @@ def _risk_attributes(state: CameraState, now: datetime) -> dict[str, Any]:
     return {"event_id": event.event_id, "summary": event.summary, "source": event.source.value}
 
 
+def _anomaly(state: CameraState, _now: datetime) -> float | None:
+    """Return how unusual the latest batch was for the hour (0 = typical).
+
+    Unknown after a restart until the next event: the figure is not stored.
+    """
+    event = state.latest_event
+    return None if event is None else event.anomaly_score
+
+
+def _anomaly_attributes(state: CameraState, _now: datetime) -> dict[str, Any]:
+    event = state.latest_event
+    if event is None or event.anomaly_score is None:
+        return {}
+    return {
+        "event_id": event.event_id,
+        "unusual": event.anomaly_note,
+        "learning": event.anomaly_learning,
+    }
+
+
 def _last_objects(state: CameraState, _now: datetime) -> str | None:
     if not state.last_detections:
         return None
@@ -118,6 +138,14 @@ CAMERA_SENSORS: tuple[CameraSensorDescription, ...] = (
         translation_key="detections_today",
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=lambda state, _now: state.detections_today,
+    ),
+    CameraSensorDescription(
+        key="activity_anomaly",
+        translation_key="activity_anomaly",
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=_anomaly,
+        attributes_fn=_anomaly_attributes,
     ),
     CameraSensorDescription(
         key="last_detected_objects",

@@ -111,3 +111,8 @@ class SecurityEvent:
     """The zones its detections were in (names), for prompts, rules and notifications."""
     keep: bool = False
     """Flagged to survive retention."""
+    anomaly_score: float | None = None
+    """How unusual the batch was for the camera and hour (0 = typical); not stored."""
+    anomaly_note: str = ""
+    """The baseline's words for it ("unusual: 4 person, typical 0.2 at this hour")."""
+    anomaly_learning: bool = False

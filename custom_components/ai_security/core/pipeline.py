@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
+from .baseline import assess, describe as describe_anomaly, heuristic_bonus, record_batch
 from .batcher import Batcher, OpenBatch, add_to_batch, analyze_payload
 from .dedupe import RecentHashes
 from .derived import DerivedMedia
@@ -66,7 +67,7 @@ from .models import (
 from .monitor import HealthMonitor
 from .prompts import AnalysisRequest
 from .resilience import CircuitBreaker, CircuitOpenError, CircuitState, RetryPolicy
-from .risk import Verdict, heuristic_verdict
+from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, class_facts, heuristic_verdict
 from .settings import LlmApi, PipelineOptions
 from .storage import (
     BlockingRunner,
@@ -753,6 +754,29 @@ class Pipeline:
             is_fast_path=bool(payload.get("fast_path")),
             zone_descriptions=self._zone_descriptions(camera.camera_id),
         )
+        # How unusual this is for the hour: read before the batch itself joins the baseline.
+        counts = {fact.label: fact.at_once for fact in class_facts(detections)}
+        try:
+            anomaly = await self.db.run(
+                lambda session: assess(
+                    session,
+                    camera.camera_id,
+                    counts,
+                    started_at=request.started_at,
+                    tz=self.config.local_tz,
+                    now=self._clock(),
+                )
+            )
+        except Exception:
+            _LOGGER.exception("Cannot read the activity baseline of %s", camera.name)
+            anomaly = None
+        if anomaly is not None:
+            note = describe_anomaly(anomaly)
+            request = replace(
+                request,
+                context=(f"Activity for this hour: {note}",) if note else (),
+                anomaly_bonus=heuristic_bonus(anomaly, _importance),
+            )
         try:
             verdict = await self._judge(request)
         except LlmUnavailableError as err:
@@ -766,6 +790,13 @@ class Pipeline:
             )
             verdict = heuristic_verdict(request, self.config.options.severity)
         event = _event(camera, request, verdict, detections)
+        if anomaly is not None:
+            event = replace(
+                event,
+                anomaly_score=round(anomaly.score, 2),
+                anomaly_note=describe_anomaly(anomaly),
+                anomaly_learning=anomaly.learning,
+            )
 
         rescore = (
             verdict.source is EventSource.HEURISTIC and self.config.options.rescore_minutes > 0
@@ -803,6 +834,16 @@ class Pipeline:
                 )
             if rescore:
                 add_job(session, JobKind.RESCORE, {"event_id": event.event_id}, now)
+            if not request.is_fast_path:  # its detections come again with their batch
+                record_batch(
+                    session,
+                    camera.camera_id,
+                    counts,
+                    started_at=request.started_at,
+                    ended_at=request.ended_at,
+                    tz=self.config.local_tz,
+                    now=now,
+                )
             return event
 
         def after(stored: SecurityEvent) -> None:
@@ -991,6 +1032,11 @@ class Pipeline:
             for kind in JobKind
             for state in JobState
         }
+
+
+def _importance(label: str) -> float:
+    """Return how much an unusual count of label weighs, next to unusual people (1)."""
+    return OBJECT_WEIGHTS.get(label, UNKNOWN_WEIGHT) / OBJECT_WEIGHTS["person"]
 
 
 def _zone_name(zone: Zone | None) -> str | None:

@@ -62,6 +62,8 @@ class AnalysisRequest:
     """Zone name -> how the prompt names it ("Driveway (entry point)"), for detections in one."""
     context: tuple[str, ...] = ()
     """Further lines about the window (how unusual the activity is for the hour)."""
+    anomaly_bonus: int = 0
+    """Risk points the heuristic scorer adds for activity unusual for the hour (0-20)."""
 
     def __post_init__(self) -> None:
         """Refuse naive times: they would silently be read in the host's zone, not the user's."""

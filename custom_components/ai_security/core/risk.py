@@ -246,7 +246,7 @@ def heuristic_verdict(request: AnalysisRequest, thresholds: SeverityThresholds) 
     local = request.local_start
     night = is_night(local)
     facts = class_facts(request.detections)
-    score = max(0, min(100, round(raw_score(facts, night=night))))
+    score = max(0, min(100, round(raw_score(facts, night=night)) + request.anomaly_bonus))
     level = level_for(score, thresholds)
     camera = clean_text(request.camera_name, MAX_CAMERA_NAME)
     clock = f"{local:%H:%M}"
@@ -265,6 +265,10 @@ def heuristic_verdict(request: AnalysisRequest, thresholds: SeverityThresholds) 
             sentences.append(f"It was daytime ({clock} local time).")
     else:
         sentences.append("No objects were detected, so nothing points to a risk.")
+    if request.anomaly_bonus > 0:
+        sentences.append(
+            f"The activity is unusual for this camera at this hour (+{request.anomaly_bonus})."
+        )
     if request.is_fast_path:
         sentences.append("A high-confidence detection was judged at once (fast path).")
     sentences.append(f"Risk score {score} of 100: {level}.")
