@@ -85,6 +85,7 @@ def test_every_error_and_abort_is_translated() -> None:
         "idle_longer_than_window",
         "thresholds_not_increasing",
         "no_object_types",
+        "invalid_time",
     }
     assert option_errors <= set(STRINGS["options"]["error"])
 

@@ -746,6 +746,19 @@ async def test_actions_are_registered_with_their_descriptions(
         "analyze_now": {"config_entry_id", "camera"},
         "list_dead_jobs": {"config_entry_id"},
         "requeue_dead_letters": {"config_entry_id", "job_ids"},
+        "test_alert_rule": {
+            "config_entry_id",
+            "start",
+            "end",
+            "min_level",
+            "object_types",
+            "cameras",
+            "zones",
+            "active_from",
+            "active_to",
+            "weekdays",
+            "cooldown",
+        },
     }
     assert {name: set(spec["fields"]) for name, spec in descriptions.items()} == expected
     level = descriptions["search_events"]["fields"]["min_level"]["selector"]["select"]

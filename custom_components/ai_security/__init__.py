@@ -14,6 +14,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import dt as dt_util
 
+from .blueprint_install import async_install_blueprints
 from .const import (
     CONF_CAMERA_ROOT,
     CONF_DATABASE_URL,
@@ -65,6 +66,7 @@ type AiSecurityConfigEntry = ConfigEntry[AiSecurityRuntimeData]
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions, which work on any loaded entry."""
     async_setup_services(hass)
+    await async_install_blueprints(hass)
     # The view serving event pictures must exist before anyone browses: saved thumbnail and
     # clip URLs are requested straight after a restart.
     async_register_view(hass)

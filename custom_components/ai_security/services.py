@@ -1,4 +1,4 @@
-"""Actions: search and review events, judge or reprocess uploads now, and retry failed jobs.
+"""Actions: search and review events, judge or reprocess uploads now, retry failed jobs, try rules.
 
 Every action names its hub (config_entry_id), since several can be set up. Bad input is a
 translated ServiceValidationError naming what is wrong; a database that cannot answer is a
@@ -31,6 +31,7 @@ from .const import DOMAIN
 from .core.events import EventQuery, EventQueryError, review_event, search_events
 from .core.models import Camera, RiskLevel, SecurityEvent
 from .core.pipeline import ReprocessError
+from .core.rules import DEFAULT_COOLDOWN_MINUTES, AlertRule, RuleError, RuleReplay
 
 if TYPE_CHECKING:
     from . import AiSecurityConfigEntry
@@ -41,6 +42,7 @@ SERVICE_SEARCH_EVENTS: Final = "search_events"
 SERVICE_REVIEW_EVENT: Final = "review_event"
 SERVICE_REPROCESS_FILE: Final = "reprocess_file"
 SERVICE_ANALYZE_NOW: Final = "analyze_now"
+SERVICE_TEST_ALERT_RULE: Final = "test_alert_rule"
 
 ATTR_JOB_IDS: Final = "job_ids"
 ATTR_TEXT: Final = "text"
@@ -56,6 +58,12 @@ ATTR_PAGE_SIZE: Final = "page_size"
 ATTR_EVENT_ID: Final = "event_id"
 ATTR_NOTE: Final = "note"
 ATTR_PATH: Final = "path"
+ATTR_OBJECT_TYPES: Final = "object_types"
+ATTR_ZONES: Final = "zones"
+ATTR_ACTIVE_FROM: Final = "active_from"
+ATTR_ACTIVE_TO: Final = "active_to"
+ATTR_WEEKDAYS: Final = "weekdays"
+ATTR_COOLDOWN: Final = "cooldown"
 
 ENTRY_SCHEMA = probatio.Schema({probatio.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
 REQUEUE_SCHEMA = ENTRY_SCHEMA.extend(
@@ -86,6 +94,24 @@ REVIEW_SCHEMA = ENTRY_SCHEMA.extend(
 )
 REPROCESS_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_PATH): cv.string})
 ANALYZE_NOW_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_CAMERA): cv.string})
+# The cooldown's range and the time range's order are checked by AlertRule and EventQuery,
+# whose errors say what is wrong.
+TEST_ALERT_RULE_SCHEMA = ENTRY_SCHEMA.extend(
+    {
+        probatio.Required(ATTR_START): cv.datetime,
+        probatio.Optional(ATTR_END): cv.datetime,
+        probatio.Optional(ATTR_MIN_LEVEL, default=RiskLevel.LOW): probatio.Coerce(RiskLevel),
+        probatio.Optional(ATTR_OBJECT_TYPES, default=list): probatio.All(
+            cv.ensure_list, [cv.string]
+        ),
+        probatio.Optional(ATTR_CAMERAS, default=list): probatio.All(cv.ensure_list, [cv.string]),
+        probatio.Optional(ATTR_ZONES, default=list): probatio.All(cv.ensure_list, [cv.string]),
+        probatio.Optional(ATTR_ACTIVE_FROM): cv.time,
+        probatio.Optional(ATTR_ACTIVE_TO): cv.time,
+        probatio.Optional(ATTR_WEEKDAYS, default=list): cv.weekdays,
+        probatio.Optional(ATTR_COOLDOWN, default=DEFAULT_COOLDOWN_MINUTES): probatio.Coerce(float),
+    }
+)
 
 
 def _entry(call: ServiceCall) -> AiSecurityConfigEntry:
@@ -106,7 +132,7 @@ def _camera_id(entry: AiSecurityConfigEntry, camera_id: str) -> str:
     return camera_id
 
 
-def _invalid(err: EventQueryError | ReprocessError) -> ServiceValidationError:
+def _invalid(err: EventQueryError | ReprocessError | RuleError) -> ServiceValidationError:
     """Return the translated error for a request the library refused (its key names why)."""
     return ServiceValidationError(
         translation_domain=DOMAIN,
@@ -244,6 +270,53 @@ async def _analyze_now(call: ServiceCall) -> None:
         )
 
 
+async def _test_alert_rule(call: ServiceCall) -> ServiceResponse:
+    """Replay an alert rule over the stored events of a time range (local time unless zoned).
+
+    The events that would have been sent come oldest first, with the cooldown applied per
+    camera, and the counts of events matched, suppressed by the cooldown and looked at.
+    """
+    entry = _entry(call)
+    camera_ids = tuple(
+        dict.fromkeys(_camera_id(entry, camera) for camera in call.data[ATTR_CAMERAS])
+    )
+    start = dt_util.as_utc(call.data[ATTR_START])
+    end = dt_util.as_utc(call.data.get(ATTR_END) or dt_util.utcnow())
+    try:
+        rule = AlertRule(
+            min_level=call.data[ATTR_MIN_LEVEL],
+            object_types=tuple(call.data[ATTR_OBJECT_TYPES]),
+            camera_ids=camera_ids,
+            zones=tuple(call.data[ATTR_ZONES]),
+            active_from=call.data.get(ATTR_ACTIVE_FROM),
+            active_to=call.data.get(ATTR_ACTIVE_TO),
+            weekdays=tuple(call.data[ATTR_WEEKDAYS]),
+            cooldown_minutes=call.data[ATTR_COOLDOWN],
+        )
+        replay = RuleReplay(rule, dt_util.get_default_time_zone(), start, end)
+    except (RuleError, EventQueryError) as err:
+        raise _invalid(err) from err
+    more = True
+    while more:
+        more = await _run(entry, replay.read_page)
+    result = replay.result()
+    return {
+        "fired": [
+            {
+                "event_id": event.event_id,
+                "camera_id": event.camera_id,
+                "started_at": dt_util.as_utc(event.started_at).isoformat(),
+                "risk_level": event.risk_level.value,
+                "summary": event.summary,
+            }
+            for event in result.fired
+        ],
+        "suppressed_by_cooldown": result.suppressed_by_cooldown,
+        "matched": result.matched,
+        "evaluated": result.evaluated,
+    }
+
+
 async def _list_dead_jobs(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call)
     try:
@@ -294,6 +367,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     hass.services.async_register(
         DOMAIN, SERVICE_ANALYZE_NOW, _analyze_now, schema=ANALYZE_NOW_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_TEST_ALERT_RULE,
+        _test_alert_rule,
+        schema=TEST_ALERT_RULE_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )
     async_register_admin_service(
         hass,

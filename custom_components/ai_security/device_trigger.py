@@ -1,0 +1,141 @@
+"""Device triggers of a camera: a security event at or above a level, a person, any event.
+
+Each is an event trigger on the integration's bus events (`ai_security_event`,
+`ai_security_detection`) filtered on the camera's device id, so an automation made from the
+device page gets the same trigger data as one listening to the bus event itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from homeassistant.components.device_automation import DEVICE_TRIGGER_BASE_SCHEMA
+from homeassistant.components.homeassistant.triggers import event as event_trigger
+from homeassistant.const import (
+    ATTR_DEVICE_ID,
+    CONF_DEVICE_ID,
+    CONF_DOMAIN,
+    CONF_EVENT_DATA,
+    CONF_PLATFORM,
+    CONF_TYPE,
+)
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
+from homeassistant.helpers.typing import ConfigType
+import probatio
+
+from .const import DOMAIN
+from .core.events import levels_at_least
+from .core.models import RiskLevel
+from .hub import EVENT_DETECTION, EVENT_SECURITY
+
+TRIGGER_SECURITY_EVENT: Final = "security_event"
+TRIGGER_PERSON_DETECTED: Final = "person_detected"
+TRIGGER_ANY_EVENT: Final = "any_event"
+TRIGGER_TYPES: Final = (TRIGGER_SECURITY_EVENT, TRIGGER_PERSON_DETECTED, TRIGGER_ANY_EVENT)
+CONF_LEVEL: Final = "level"
+
+LEVELS: Final = [level.value for level in RiskLevel]
+
+
+def _level_when_needed(config: ConfigType) -> ConfigType:
+    """Require the level of a security_event trigger (the others have none)."""
+    if config[CONF_TYPE] == TRIGGER_SECURITY_EVENT and CONF_LEVEL not in config:
+        raise probatio.Invalid(f"a {TRIGGER_SECURITY_EVENT} trigger needs a {CONF_LEVEL}")
+    return config
+
+
+TRIGGER_SCHEMA: Final = probatio.All(
+    DEVICE_TRIGGER_BASE_SCHEMA.extend(
+        {
+            probatio.Required(CONF_TYPE): probatio.In(TRIGGER_TYPES),
+            probatio.Optional(CONF_LEVEL): probatio.In(LEVELS),
+        }
+    ),
+    _level_when_needed,
+)
+
+LEVEL_CAPABILITIES: Final = probatio.Schema(
+    {probatio.Required(CONF_LEVEL, default=RiskLevel.HIGH.value): probatio.In(LEVELS)}
+)
+
+
+@callback
+def _is_camera(device: dr.DeviceEntry) -> bool:
+    """Return whether a device is one of this integration's cameras (not a hub)."""
+    return any(
+        domain == DOMAIN and identifier not in device.config_entries
+        for domain, identifier in device.identifiers
+    )
+
+
+async def async_get_triggers(hass: HomeAssistant, device_id: str) -> list[dict[str, Any]]:
+    """Return the triggers of a camera device (a hub's device has none)."""
+    device = dr.async_get(hass).async_get(device_id, include_child_devices=False)
+    if device is None or not _is_camera(device):
+        return []
+    return [
+        {
+            CONF_PLATFORM: "device",
+            CONF_DOMAIN: DOMAIN,
+            CONF_DEVICE_ID: device_id,
+            CONF_TYPE: trigger_type,
+        }
+        for trigger_type in TRIGGER_TYPES
+    ]
+
+
+async def async_get_trigger_capabilities(
+    hass: HomeAssistant, config: ConfigType
+) -> dict[str, probatio.Schema]:
+    """Return the level field of the security_event trigger."""
+    if config[CONF_TYPE] == TRIGGER_SECURITY_EVENT:
+        return {"extra_fields": LEVEL_CAPABILITIES}
+    return {}
+
+
+async def async_attach_trigger(
+    hass: HomeAssistant,
+    config: ConfigType,
+    action: TriggerActionType,
+    trigger_info: TriggerInfo,
+) -> CALLBACK_TYPE:
+    """Listen for the camera's bus events of the trigger's kind.
+
+    A level is matched by one event trigger per level at or above it (low < medium < high <
+    critical), so every trigger filters on exact event data.
+    """
+    device_id: str = config[CONF_DEVICE_ID]
+    trigger_type: str = config[CONF_TYPE]
+    filters: list[tuple[str, dict[str, Any]]]
+    if trigger_type == TRIGGER_PERSON_DETECTED:
+        filters = [(EVENT_DETECTION, {ATTR_DEVICE_ID: device_id, "class": "person"})]
+    elif trigger_type == TRIGGER_SECURITY_EVENT:
+        filters = [
+            (EVENT_SECURITY, {ATTR_DEVICE_ID: device_id, "risk_level": level.value})
+            for level in levels_at_least(RiskLevel(config[CONF_LEVEL]))
+        ]
+    else:
+        filters = [(EVENT_SECURITY, {ATTR_DEVICE_ID: device_id})]
+    removes = []
+    for event_type, event_data in filters:
+        event_config = event_trigger.TRIGGER_SCHEMA(
+            {
+                CONF_PLATFORM: "event",
+                event_trigger.CONF_EVENT_TYPE: event_type,
+                CONF_EVENT_DATA: event_data,
+            }
+        )
+        removes.append(
+            await event_trigger.async_attach_trigger(
+                hass, event_config, action, trigger_info, platform_type="device"
+            )
+        )
+
+    @callback
+    def remove() -> None:
+        for remove_one in removes:
+            remove_one()
+
+    return remove
