@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 import os
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+)
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
-from homeassistant.core import CoreState, Event, HomeAssistant
+from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import dt as dt_util
 
@@ -171,9 +176,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         await coordinator.async_shutdown()
         raise
     hub.start(activity, cutoff)
-    pipeline.set_zones(zone_maps(entry))
-    # Zones are subentries: adding or changing one updates the entry, and they apply at once.
-    entry.async_on_unload(entry.add_update_listener(_apply_zones))
+    _follow_zones(hass, entry, pipeline, hub)
     entry.async_on_unload(hub.stop)
     entry.async_on_unload(coordinator.repairs.clear)
     entry.runtime_data = AiSecurityRuntimeData(
@@ -196,10 +199,26 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     return True
 
 
-async def _apply_zones(_hass: HomeAssistant, entry: AiSecurityConfigEntry) -> None:
-    """Use the entry's zones as they are now (a zone was added, changed or deleted)."""
-    entry.runtime_data.pipeline.set_zones(zone_maps(entry))
-    entry.runtime_data.hub.refresh_cameras()
+def _follow_zones(
+    hass: HomeAssistant, entry: AiSecurityConfigEntry, pipeline: Pipeline, hub: AiSecurityHub
+) -> None:
+    """Use the entry's zones now and whenever they change, without a reload.
+
+    Zones are subentries: adding, changing or deleting one updates the entry, which is
+    announced on the config-entry signal. (An update listener would clash with the options
+    flow's reload.)
+    """
+    pipeline.set_zones(zone_maps(entry))
+
+    @callback
+    def _entry_changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
+        if change is ConfigEntryChange.UPDATED and changed.entry_id == entry.entry_id:
+            pipeline.set_zones(zone_maps(entry))
+            hub.refresh_cameras()
+
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _entry_changed)
+    )
 
 
 def _default_database_url(hass: HomeAssistant, entry_id: str) -> str:

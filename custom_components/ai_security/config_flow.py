@@ -36,6 +36,7 @@ import probatio
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .audit import async_record_change
 from .const import (
     CONF_CAMERA_ROOT,
     CONF_DATABASE_URL,
@@ -231,6 +232,9 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
                     await self.async_set_unique_id(data[CONF_CAMERA_ROOT])
                     if data[CONF_CAMERA_ROOT] != entry.unique_id:
                         self._abort_if_unique_id_configured()
+                    await async_record_change(
+                        self.hass, entry, action="reconfigured", before=entry.data, after=data
+                    )
                     return self.async_update_reload_and_abort(
                         entry,
                         unique_id=data[CONF_CAMERA_ROOT],
@@ -348,9 +352,15 @@ class AiSecurityOptionsFlow(OptionsFlowWithReload):
             if database_url and (problem := await _check_database(self.hass, database_url)):
                 errors[CONF_DATABASE_URL] = problem
             if not errors:
-                return self.async_create_entry(
-                    data={**options.as_mapping(), CONF_DATABASE_URL: database_url}
+                saved = {**options.as_mapping(), CONF_DATABASE_URL: database_url}
+                await async_record_change(
+                    self.hass,
+                    self.config_entry,
+                    action="options_changed",
+                    before=self.config_entry.options,
+                    after=saved,
                 )
+                return self.async_create_entry(data=saved)
         current = user_input or {
             **PipelineOptions.from_mapping(dict(self.config_entry.options)).as_mapping(),
             CONF_DATABASE_URL: self.config_entry.options.get(CONF_DATABASE_URL, ""),

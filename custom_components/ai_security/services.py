@@ -27,7 +27,9 @@ from homeassistant.util import dt as dt_util
 import probatio
 from sqlalchemy.orm import Session
 
+from .audit import audited
 from .const import DOMAIN
+from .core.audit import audit_log
 from .core.events import EventQuery, EventQueryError, review_event, search_events
 from .core.models import Camera, RiskLevel, SecurityEvent
 from .core.pipeline import ReprocessError
@@ -43,6 +45,7 @@ SERVICE_REVIEW_EVENT: Final = "review_event"
 SERVICE_REPROCESS_FILE: Final = "reprocess_file"
 SERVICE_ANALYZE_NOW: Final = "analyze_now"
 SERVICE_TEST_ALERT_RULE: Final = "test_alert_rule"
+SERVICE_GET_AUDIT_LOG: Final = "get_audit_log"
 
 ATTR_JOB_IDS: Final = "job_ids"
 ATTR_TEXT: Final = "text"
@@ -64,8 +67,19 @@ ATTR_ACTIVE_FROM: Final = "active_from"
 ATTR_ACTIVE_TO: Final = "active_to"
 ATTR_WEEKDAYS: Final = "weekdays"
 ATTR_COOLDOWN: Final = "cooldown"
+ATTR_ACTION: Final = "action"
+ATTR_SINCE: Final = "since"
 
 ENTRY_SCHEMA = probatio.Schema({probatio.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
+AUDIT_LOG_SCHEMA = ENTRY_SCHEMA.extend(
+    {
+        # Ranges are checked by the library, so they come back as readable messages.
+        probatio.Optional(ATTR_PAGE, default=1): probatio.Coerce(int),
+        probatio.Optional(ATTR_PAGE_SIZE, default=50): probatio.Coerce(int),
+        probatio.Optional(ATTR_ACTION): cv.string,
+        probatio.Optional(ATTR_SINCE): cv.datetime,
+    }
+)
 REQUEUE_SCHEMA = ENTRY_SCHEMA.extend(
     {probatio.Optional(ATTR_JOB_IDS): probatio.All(cv.ensure_list, [cv.positive_int])}
 )
@@ -348,30 +362,51 @@ async def _requeue_dead_letters(call: ServiceCall) -> ServiceResponse:
     return {"requeued": count}
 
 
+async def _get_audit_log(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call)
+    page: int = call.data[ATTR_PAGE]
+    size: int = call.data[ATTR_PAGE_SIZE]
+    action: str | None = call.data.get(ATTR_ACTION)
+    since = _utc(call.data.get(ATTR_SINCE))
+    found = await _run(
+        entry,
+        lambda session: audit_log(session, page=page, page_size=size, action=action, since=since),
+    )
+    return {
+        "total": found.total,
+        "page": found.page,
+        "page_size": found.page_size,
+        "records": [item.as_dict() for item in found.records],
+    }
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions (once, for every entry)."""
     hass.services.async_register(
         DOMAIN,
         SERVICE_SEARCH_EVENTS,
-        _search_events,
+        audited(SERVICE_SEARCH_EVENTS, _search_events),
         schema=SEARCH_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
     hass.services.async_register(
         DOMAIN,
         SERVICE_REVIEW_EVENT,
-        _review_event,
+        audited(SERVICE_REVIEW_EVENT, _review_event),
         schema=REVIEW_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
-        DOMAIN, SERVICE_ANALYZE_NOW, _analyze_now, schema=ANALYZE_NOW_SCHEMA
+        DOMAIN,
+        SERVICE_ANALYZE_NOW,
+        audited(SERVICE_ANALYZE_NOW, _analyze_now),
+        schema=ANALYZE_NOW_SCHEMA,
     )
     hass.services.async_register(
         DOMAIN,
         SERVICE_TEST_ALERT_RULE,
-        _test_alert_rule,
+        audited(SERVICE_TEST_ALERT_RULE, _test_alert_rule),
         schema=TEST_ALERT_RULE_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
@@ -379,7 +414,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass,
         DOMAIN,
         SERVICE_REPROCESS_FILE,
-        _reprocess_file,
+        audited(SERVICE_REPROCESS_FILE, _reprocess_file),
         schema=REPROCESS_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
@@ -387,15 +422,23 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass,
         DOMAIN,
         SERVICE_LIST_DEAD_JOBS,
-        _list_dead_jobs,
+        audited(SERVICE_LIST_DEAD_JOBS, _list_dead_jobs),
         schema=ENTRY_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
     async_register_admin_service(
         hass,
         DOMAIN,
+        SERVICE_GET_AUDIT_LOG,
+        audited(SERVICE_GET_AUDIT_LOG, _get_audit_log),
+        schema=AUDIT_LOG_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
         SERVICE_REQUEUE_DEAD_LETTERS,
-        _requeue_dead_letters,
+        audited(SERVICE_REQUEUE_DEAD_LETTERS, _requeue_dead_letters),
         schema=REQUEUE_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )

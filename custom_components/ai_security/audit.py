@@ -1,0 +1,138 @@
+"""The audit trail in Home Assistant: who called which action, changed which setting, and how.
+
+Every action of the integration is recorded with the calling user (from the call's context), its
+arguments (paths and credentials redacted by core.audit) and a short form of its result; option
+and reconfigure changes, and each daily clean-up, are recorded too. Recording never makes the
+recorded thing fail: a database that cannot take the record is logged and passed over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.const import ATTR_CONFIG_ENTRY_ID
+from homeassistant.core import Context, HomeAssistant, ServiceCall, ServiceResponse
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN, LOGGER
+from .core.audit import AuditRecord, record as record_audit
+
+if TYPE_CHECKING:
+    from . import AiSecurityConfigEntry
+
+type ActionHandler = Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse | None]]
+
+
+def _short(result: Any) -> Any:
+    """Return what of an action's result is worth keeping: lists as their length.
+
+    A search returns up to 500 events; the trail needs to know that it ran and how much it
+    returned, not a second copy of the events.
+    """
+    if isinstance(result, Mapping):
+        return {
+            key: len(value) if isinstance(value, list | tuple) else value
+            for key, value in result.items()
+        }
+    return result
+
+
+async def async_record(
+    hass: HomeAssistant,
+    entry: AiSecurityConfigEntry,
+    *,
+    action: str,
+    context: Context | None,
+    arguments: Mapping[str, Any],
+    result: Any = None,
+    error: str | None = None,
+) -> None:
+    """Store one audit record in the entry's database (logged, never raised, when it fails)."""
+    user_id = context.user_id if context is not None else None
+    user_name = None
+    if user_id is not None and (user := await hass.auth.async_get_user(user_id)) is not None:
+        user_name = user.name
+    item = AuditRecord(
+        at=dt_util.utcnow(),
+        user_id=user_id,
+        user_name=user_name,
+        action=action,
+        arguments=dict(arguments),
+        result=_short(result),
+        success=error is None,
+        error=error,
+    )
+    try:
+        await entry.runtime_data.pipeline.db.run(lambda session: record_audit(session, item))
+    except Exception:  # noqa: BLE001 - the audited thing happened; its record is secondary
+        LOGGER.exception("Could not record %s in the audit trail", action)
+
+
+async def async_record_change(
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    *,
+    action: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
+    """Record which settings a flow changed (old and new value), if the entry is running.
+
+    Flows carry no user, so the record names none; an entry that is not running has no
+    database to write to, and its change is only logged.
+    """
+    changed = {
+        key: {"from": before.get(key), "to": after.get(key)}
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    }
+    if entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+        LOGGER.info("%s of %s (not running, not in the audit trail)", action, entry.title)
+        return
+    loaded: AiSecurityConfigEntry = entry
+    await async_record(hass, loaded, action=action, context=None, arguments=changed)
+
+
+def audited(action: str, handler: ActionHandler) -> ActionHandler:
+    """Wrap an action's handler so that each call is recorded, whether it succeeds or not."""
+
+    async def _audited(call: ServiceCall) -> ServiceResponse | None:
+        entry = _loaded_entry(call)
+        arguments = dict(call.data)
+        try:
+            result = await handler(call)
+        except Exception as err:
+            if entry is not None:
+                await async_record(
+                    call.hass,
+                    entry,
+                    action=action,
+                    context=call.context,
+                    arguments=arguments,
+                    error=str(err) or type(err).__name__,
+                )
+            raise
+        if entry is not None:
+            await async_record(
+                call.hass,
+                entry,
+                action=action,
+                context=call.context,
+                arguments=arguments,
+                result=result,
+            )
+        return result
+
+    return _audited
+
+
+def _loaded_entry(call: ServiceCall) -> AiSecurityConfigEntry | None:
+    """Return the loaded entry the call names, whose database takes the record, if any."""
+    entry_id = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    entry = call.hass.config_entries.async_get_entry(entry_id) if entry_id else None
+    if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+        return None
+    loaded: AiSecurityConfigEntry = entry
+    return loaded
