@@ -20,6 +20,7 @@ from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import dt as dt_util
 
 from .blueprint_install import async_install_blueprints
+from .cleanup import DailyCleanup
 from .const import (
     CONF_CAMERA_ROOT,
     CONF_DATABASE_URL,
@@ -63,6 +64,7 @@ class AiSecurityRuntimeData:
     hub: AiSecurityHub
     pipeline: Pipeline
     coordinator: AiSecurityCoordinator
+    cleanup: DailyCleanup
 
 
 type AiSecurityConfigEntry = ConfigEntry[AiSecurityRuntimeData]
@@ -188,7 +190,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         hub=hub,
         pipeline=pipeline,
         coordinator=coordinator,
+        cleanup=DailyCleanup(hass, entry),
     )
+    _schedule_cleanup(entry, hub, options)
 
     async def _stop(_event: Event) -> None:
         # Home Assistant does not unload entries when it stops: close the database cleanly then.
@@ -197,6 +201,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def _schedule_cleanup(
+    entry: AiSecurityConfigEntry, hub: AiSecurityHub, options: PipelineOptions
+) -> None:
+    """Run the daily clean-up at the option's time; the hub's sensor shows its figures."""
+    hub.cleanup = entry.runtime_data.cleanup
+    hub.cleanup.start(*options.retention_clock())
+    entry.async_on_unload(hub.cleanup.stop)
 
 
 def _follow_zones(

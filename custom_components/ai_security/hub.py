@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
@@ -23,6 +23,10 @@ from .const import DOMAIN
 from .core.eventmedia import EventMedia
 from .core.models import Camera, Detection, SecurityEvent
 from .core.pipeline import Pipeline, PipelineCallbacks
+from .core.retention import RetentionStats
+
+if TYPE_CHECKING:
+    from .cleanup import DailyCleanup
 from .core.stats import CameraActivity
 
 EVENT_SECURITY: Final = f"{DOMAIN}_event"
@@ -83,6 +87,8 @@ class AiSecurityHub:
         self.device_ids: dict[str, str] = {}
         self.hub_device_id: str | None = None
         self.cameras: dict[str, CameraState] = {}
+        self.cleanup: DailyCleanup | None = None
+        """The entry's daily clean-up, once set up."""
         self.camera_root_ok = True
         """False while the camera folder is missing: camera entities are then unavailable."""
         self.events_today = 0
@@ -147,6 +153,11 @@ class AiSecurityHub:
         if self._flush_cancel is not None:
             self._flush_cancel()
             self._flush_cancel = None
+
+    @property
+    def last_cleanup(self) -> RetentionStats | None:
+        """Return the figures of the latest daily clean-up since the start, if any."""
+        return None if self.cleanup is None else self.cleanup.last
 
     @callback
     def refresh_cameras(self) -> None:

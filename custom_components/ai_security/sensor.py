@@ -217,6 +217,7 @@ class HubSensorDescription(SensorEntityDescription):
     """A hub sensor: its value from the latest refresh, and what must be up for it to count."""
 
     value_fn: Callable[[HubData, AiSecurityHub], Any]
+    attributes_fn: Callable[[AiSecurityHub], dict[str, Any]] | None = None
     source: ServiceKind | None = None
     """The service whose figures it shows: unavailable while that service is unhealthy."""
 
@@ -233,7 +234,25 @@ def _latency(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _last_cleanup(hub: AiSecurityHub) -> Any:
+    stats = hub.last_cleanup
+    return None if stats is None else stats.finished_at
+
+
+def _cleanup_attributes(hub: AiSecurityHub) -> dict[str, Any]:
+    stats = hub.last_cleanup
+    return {} if stats is None else stats.as_dict()
+
+
 HUB_SENSORS: tuple[HubSensorDescription, ...] = (
+    HubSensorDescription(
+        key="last_cleanup",
+        translation_key="last_cleanup",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda _data, hub: _last_cleanup(hub),
+        attributes_fn=_cleanup_attributes,
+    ),
     HubSensorDescription(
         key="detection_queue",
         translation_key="detection_queue",
@@ -368,6 +387,12 @@ class HubSensor(AiSecurityHubEntity, SensorEntity):
     def native_value(self) -> Any:
         """Return the value from the latest refresh."""
         return self.entity_description.value_fn(self.coordinator.data, self.coordinator.hub)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Return the details some hub sensors carry (the clean-up's figures)."""
+        attributes = self.entity_description.attributes_fn
+        return None if attributes is None else attributes(self.coordinator.hub)
 
 
 async def async_setup_entry(

@@ -183,6 +183,10 @@ class EventDetectionRow(Base):
         ForeignKey(DetectionRow.detection_id), primary_key=True
     )
 
+    # Schema version 3: deleting a detection checks its links (the foreign key), and the
+    # clean-up asks which detections no event needs; without it each is a scan of all links.
+    __table_args__ = (Index("ix_ai_security_event_detections_detection", "detection_id"),)
+
 
 class JobRow(Base):
     """A unit of durable work (detect an upload, analyze a batch) and its retry state."""
@@ -375,7 +379,7 @@ def _migrate_1_to_2(conn: Connection) -> None:
 
 
 def _migrate_2_to_3(conn: Connection) -> None:
-    """Add the keep flag and zones of events, the zone of detections and the jobs' age index.
+    """Add the keep flag and zones of events, the zone of detections, and two indexes.
 
     The new tables (baselines, audit) are made by create_all after the steps.
     """
@@ -396,6 +400,11 @@ def _migrate_2_to_3(conn: Connection) -> None:
             "ai_security_jobs",
             "CREATE INDEX ix_ai_security_jobs_state_updated "
             "ON ai_security_jobs (state, updated_at)",
+        ),
+        (
+            "ai_security_event_detections",
+            "CREATE INDEX ix_ai_security_event_detections_detection "
+            "ON ai_security_event_detections (detection_id)",
         ),
     ):
         # A table that is not there at all is created whole, new columns included, by the
