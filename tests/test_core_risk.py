@@ -16,11 +16,15 @@ from custom_components.ai_security.core.models import (
 )
 from custom_components.ai_security.core.prompts import AnalysisRequest
 from custom_components.ai_security.core.risk import (
+    LEVEL_COLORS,
+    LEVEL_ORDER,
     OBJECT_WEIGHTS,
+    at_least,
     describe_objects,
     heuristic_verdict,
     is_night,
     level_for,
+    level_rank,
     plural,
 )
 from custom_components.ai_security.core.settings import SeverityThresholds
@@ -248,3 +252,20 @@ def test_plural_and_object_descriptions() -> None:
     assert plural("bus", 2) == "2 buses"
     assert plural("car", 2) == "2 cars"
     assert describe_objects([]) == "nothing detected"
+
+
+def test_level_order_comparisons_and_colours() -> None:
+    """Levels compare from low to critical; each has its own colour for the UI."""
+    assert [level_rank(level) for level in LEVEL_ORDER] == [0, 1, 2, 3]
+    assert at_least(RiskLevel.CRITICAL, RiskLevel.HIGH)
+    assert at_least(RiskLevel.HIGH, RiskLevel.HIGH)
+    assert not at_least(RiskLevel.MEDIUM, RiskLevel.HIGH)
+    assert set(LEVEL_COLORS) == set(RiskLevel)
+    assert len(set(LEVEL_COLORS.values())) == 4
+    assert all(colour.startswith("#") and len(colour) == 7 for colour in LEVEL_COLORS.values())
+
+
+def test_changed_thresholds_apply_to_the_next_verdict() -> None:
+    """The same score reads as another level once the thresholds change."""
+    assert level_for(50, SeverityThresholds()) is RiskLevel.MEDIUM
+    assert level_for(50, SeverityThresholds(medium=20, high=40, critical=90)) is RiskLevel.HIGH

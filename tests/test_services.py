@@ -164,6 +164,8 @@ async def test_search_finds_the_pipelines_event(
         "reviewed": False,
         "dismissed": False,
         "review_note": None,
+        "keep": False,
+        "zones": [],
     }
     assert found["started_at"].endswith("+00:00")
 
@@ -410,6 +412,16 @@ async def test_review_and_dismiss_an_event(
     assert await call(hass, "review_event", base, response=False) is None
     (listed,) = (await search(hass, entry, reviewed=True))["events"]
     assert listed["event_id"] == event_id
+    # Kept past retention, then let go again; not giving keep leaves it as it is.
+    kept = await call(hass, "review_event", {**base, "keep": True})
+    assert isinstance(kept, dict)
+    assert kept["keep"] is True
+    again = await call(hass, "review_event", base)
+    assert isinstance(again, dict)
+    assert again["keep"] is True
+    released = await call(hass, "review_event", {**base, "keep": False})
+    assert isinstance(released, dict)
+    assert released["keep"] is False
 
 
 async def test_review_of_a_missing_event_is_refused(
@@ -741,7 +753,7 @@ async def test_actions_are_registered_with_their_descriptions(
             "page",
             "page_size",
         },
-        "review_event": {"config_entry_id", "event_id", "reviewed", "dismissed", "note"},
+        "review_event": {"config_entry_id", "event_id", "reviewed", "dismissed", "note", "keep"},
         "reprocess_file": {"config_entry_id", "path"},
         "analyze_now": {"config_entry_id", "camera"},
         "list_dead_jobs": {"config_entry_id"},

@@ -68,6 +68,7 @@ ATTR_ACTIVE_TO: Final = "active_to"
 ATTR_WEEKDAYS: Final = "weekdays"
 ATTR_COOLDOWN: Final = "cooldown"
 ATTR_ACTION: Final = "action"
+ATTR_KEEP: Final = "keep"
 ATTR_SINCE: Final = "since"
 
 ENTRY_SCHEMA = probatio.Schema({probatio.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
@@ -104,6 +105,7 @@ REVIEW_SCHEMA = ENTRY_SCHEMA.extend(
         probatio.Optional(ATTR_REVIEWED, default=True): cv.boolean,
         probatio.Optional(ATTR_DISMISSED, default=False): cv.boolean,
         probatio.Optional(ATTR_NOTE): cv.string,
+        probatio.Optional(ATTR_KEEP): cv.boolean,
     }
 )
 REPROCESS_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_PATH): cv.string})
@@ -191,6 +193,8 @@ def _event_data(event: SecurityEvent, cameras: Mapping[str, Camera]) -> dict[str
         "reviewed": event.reviewed,
         "dismissed": event.dismissed,
         "review_note": event.review_note,
+        "keep": event.keep,
+        "zones": list(event.zones),
     }
 
 
@@ -241,11 +245,18 @@ async def _review_event(call: ServiceCall) -> ServiceResponse:
     reviewed: bool = call.data[ATTR_REVIEWED]
     dismissed: bool = call.data[ATTR_DISMISSED]
     note: str | None = call.data.get(ATTR_NOTE)
+    keep: bool | None = call.data.get(ATTR_KEEP)
     now = dt_util.utcnow()
     event = await _run(
         entry,
         lambda session: review_event(
-            session, event_id, reviewed=reviewed, dismissed=dismissed, note=note, now=now
+            session,
+            event_id,
+            reviewed=reviewed,
+            dismissed=dismissed,
+            note=note,
+            now=now,
+            keep=keep,
         ),
         failure="database_write_failed",
     )

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 from sqlalchemy.orm import Session
 
 from .models import BoundingBox, Detection, EventSource, RiskLevel, SecurityEvent
+from .risk import LEVEL_ORDER, at_least
 from .storage import (
     EVENTS_FTS_TABLE,
     EVENTS_SEARCH_TABLE,
@@ -44,9 +45,6 @@ MAX_NOTE_LENGTH: Final = 1000
 _WORD = re.compile(r"[^\W_]+")
 """A word of a search: a run of Unicode letters and digits. Everything else only separates words,
 so nothing a user types reaches FTS5 or tsquery syntax."""
-
-_LEVELS: Final = tuple(RiskLevel)
-"""The levels from least to most worrying (the enum's order)."""
 
 # SQLite's search tables, as light table clauses (not ORM models: create_all must not make them).
 _FTS = table(EVENTS_FTS_TABLE, column("rowid", Integer))
@@ -182,7 +180,7 @@ def tsquery(words: tuple[str, ...]) -> str:
 
 def levels_at_least(level: RiskLevel) -> tuple[RiskLevel, ...]:
     """Return level and every level more worrying than it (risk_level is stored as text)."""
-    return _LEVELS[_LEVELS.index(level) :]
+    return tuple(other for other in LEVEL_ORDER if at_least(other, level))
 
 
 def detection_from_row(row: DetectionRow, path: str) -> Detection:
@@ -350,11 +348,13 @@ def review_event(
     dismissed: bool = False,
     note: str | None = None,
     now: datetime,
+    keep: bool | None = None,
 ) -> SecurityEvent | None:
     """Record a person's review of an event; return it as stored, or None when it does not exist.
 
     note None keeps the note the event has; an empty (or blank) note removes it. reviewed_at
-    is now when reviewed, and cleared when a review is taken back.
+    is now when reviewed, and cleared when a review is taken back. keep (None: unchanged) flags
+    the event to survive the daily clean-up.
     """
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise EventQueryError(
@@ -371,6 +371,8 @@ def review_event(
     row.reviewed_at = now if reviewed else None
     if note is not None:
         row.review_note = note.strip() or None
+    if keep is not None:
+        row.keep = keep
     session.flush()
     return get_event(session, event_id)
 

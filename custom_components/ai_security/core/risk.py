@@ -128,6 +128,35 @@ class Verdict:
     """The level the LLM named when it disagreed with the derived one, else None."""
 
 
+LEVEL_ORDER: Final[tuple[RiskLevel, ...]] = (
+    RiskLevel.LOW,
+    RiskLevel.MEDIUM,
+    RiskLevel.HIGH,
+    RiskLevel.CRITICAL,
+)
+"""The levels from least to most worrying."""
+
+LEVEL_COLORS: Final[Mapping[RiskLevel, str]] = MappingProxyType(
+    {
+        RiskLevel.LOW: "#43A047",
+        RiskLevel.MEDIUM: "#FFB800",
+        RiskLevel.HIGH: "#F97316",
+        RiskLevel.CRITICAL: "#E74856",
+    }
+)
+"""One colour per level for cards and badges: green, amber, orange, red (as traffic lights)."""
+
+
+def level_rank(level: RiskLevel) -> int:
+    """Return the level's place from 0 (low) to 3 (critical), for comparing levels."""
+    return LEVEL_ORDER.index(level)
+
+
+def at_least(level: RiskLevel, minimum: RiskLevel) -> bool:
+    """Return whether level is minimum or more worrying (rules and filters ask this)."""
+    return level_rank(level) >= level_rank(minimum)
+
+
 def level_for(score: int, thresholds: SeverityThresholds) -> RiskLevel:
     """Return the level a score falls in: below medium is low, from critical up is critical.
 
