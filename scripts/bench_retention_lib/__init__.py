@@ -1,0 +1,1 @@
+"""The retention benchmark (run it with scripts/bench_retention; it never runs in CI)."""
