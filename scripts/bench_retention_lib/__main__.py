@@ -34,7 +34,11 @@ from sqlalchemy.orm import Session
 
 from custom_components.ai_security.core.derived import DerivedMedia
 from custom_components.ai_security.core.jobs import JobKind, add_job
-from custom_components.ai_security.core.retention import RetentionStats, run_retention
+from custom_components.ai_security.core.retention import (
+    DEFAULT_CHUNK,
+    RetentionStats,
+    run_retention,
+)
 from custom_components.ai_security.core.storage import (
     AuditRow,
     CameraRow,
@@ -459,7 +463,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--uploads-per-event", type=int, default=3, help="(3)")
     parser.add_argument("--cameras", type=int, default=8, help="(8)")
     parser.add_argument("--keep-fraction", type=float, default=0.01, help="events kept (0.01)")
-    parser.add_argument("--chunk", type=int, default=2000, help="rows a transaction (2000)")
+    parser.add_argument(
+        "--chunk", type=int, default=DEFAULT_CHUNK, help=f"rows a transaction ({DEFAULT_CHUNK})"
+    )
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between chunks (0)")
     parser.add_argument(
         "--upload-every", type=int, default=15, help="write one upload file in N (15; 0: none)"
