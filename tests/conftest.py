@@ -20,7 +20,7 @@ from custom_components.ai_security.const import (
 )
 
 from .programs import PostgresServer, start_postgres
-from .servers import ModelServer
+from .servers import LlmStub, ModelServer
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +41,15 @@ async def detector(socket_enabled: None) -> AsyncIterator[ModelServer]:
 async def llm(socket_enabled: None) -> AsyncIterator[ModelServer]:
     """Return an LLM server answering GET /health (llama.cpp) and GET /v1/models (OpenAI)."""
     server = ModelServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def llm_stub(socket_enabled: None) -> AsyncIterator[LlmStub]:
+    """Return an LLM server that answers every completion with one fixed verdict."""
+    server = LlmStub()
     await server.start()
     yield server
     await server.stop()

@@ -15,7 +15,7 @@ from custom_components.ai_security.const import DOMAIN
 
 from .detector_server import DetectorServer
 from .test_metadata import STRINGS
-from .test_pipeline_ha import detector_server, entry, llm_stub  # noqa: F401
+from .test_pipeline_ha import detector_server, entry  # noqa: F401
 from .test_services import add_camera, call, refused, set_up, stored_event
 
 # Friday 27 November 2026, 22:00 UTC is 23:00 in Paris.

@@ -8,7 +8,7 @@ from homeassistant.exceptions import ServiceValidationError, Unauthorized
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .test_pipeline_ha import detector_server, entry, llm_stub  # noqa: F401
+from .test_pipeline_ha import detector_server, entry  # noqa: F401
 from .test_services import call, set_up
 
 

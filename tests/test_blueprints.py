@@ -48,7 +48,7 @@ from .detector_server import DetectorServer, Reply, detections
 from .pipeline_helpers import jpeg, wait_for_jobs, write
 from .servers import ModelServer
 from .test_entities import entity_id
-from .test_pipeline_ha import detector_server, entry, llm_stub  # noqa: F401
+from .test_pipeline_ha import detector_server, entry  # noqa: F401
 
 NOTIFY = "ai_security/notify_security_event.yaml"
 RESTART = "ai_security/restart_model_server.yaml"

@@ -20,7 +20,7 @@ from custom_components.ai_security.const import DOMAIN
 from custom_components.ai_security.core.storage import DetectionRow, EventRow, MediaRow
 
 from .pipeline_helpers import jpeg, wait_until, write
-from .test_pipeline_ha import detector_server, entry, llm_stub  # noqa: F401
+from .test_pipeline_ha import detector_server, entry  # noqa: F401
 from .test_services import call, set_up
 
 

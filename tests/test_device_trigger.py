@@ -26,7 +26,7 @@ from .detector_server import DetectorServer, Reply, detection, detections
 from .pipeline_helpers import jpeg, wait_until, write
 from .test_blueprints import add_front_door
 from .test_metadata import STRINGS
-from .test_pipeline_ha import detector_server, entry, llm_stub  # noqa: F401
+from .test_pipeline_ha import detector_server, entry  # noqa: F401
 
 
 def camera_device(hass: HomeAssistant, config_entry: MockConfigEntry) -> str:

@@ -26,16 +26,13 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.ai_security.const import (
-    CONF_CAMERA_ROOT,
-    CONF_DETECTOR_URLS,
-    CONF_LLM_API,
-    CONF_LLM_URL,
     DOMAIN,
 )
 from custom_components.ai_security.core.events import get_event
 from custom_components.ai_security.core.monitor import ServiceKind, endpoint_key
 
 from .detector_server import DetectorServer, Reply, detection, detections
+from .hub_helpers import hub_entry
 from .pipeline_helpers import jpeg, wait_until, write
 from .programs import require_program
 from .servers import LlmStub
@@ -65,33 +62,10 @@ async def detector_server(socket_enabled: None) -> AsyncIterator[DetectorServer]
 
 
 @pytest.fixture
-async def llm_stub(socket_enabled: None) -> AsyncIterator[LlmStub]:
-    server = LlmStub()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 def entry(
     hass: HomeAssistant, camera_root: Path, detector_server: DetectorServer, llm_stub: LlmStub
 ) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home",
-        unique_id=str(camera_root),
-        data={
-            CONF_CAMERA_ROOT: str(camera_root),
-            CONF_DETECTOR_URLS: [detector_server.url],
-            CONF_LLM_URL: llm_stub.url,
-            CONF_LLM_API: "openai",
-        },
-        options={"batch_window": 1.5, "batch_idle_timeout": 0.5, "debounce": 0.1},
-        version=1,
-        minor_version=2,
-    )
-    entry.add_to_hass(hass)
-    return entry
+    return hub_entry(hass, camera_root, detector_server.url, llm_stub.url)
 
 
 def entity_id(hass: HomeAssistant, entry: MockConfigEntry, domain: str, key: str) -> str:

@@ -43,9 +43,10 @@ from custom_components.ai_security.media_source import (
 )
 
 from .detector_server import DetectorServer
+from .hub_helpers import hub_entry
 from .pipeline_helpers import jpeg, wait_until, write
 from .servers import LlmStub, ModelServer
-from .test_entities import detector_server, llm_stub  # noqa: F401
+from .test_entities import detector_server  # noqa: F401
 
 PREFIX = f"media-source://{DOMAIN}"
 # 14:05 UTC on 1 March is 06:05 in the test time zone (US/Pacific, UTC-8): the same local day.
@@ -58,25 +59,10 @@ def pipeline_entry(
     hass: HomeAssistant,
     camera_root: Path,
     detector_server: DetectorServer,  # noqa: F811
-    llm_stub: LlmStub,  # noqa: F811
+    llm_stub: LlmStub,
 ) -> MockConfigEntry:
     """Return an entry whose servers detect a person and judge it, with short batches."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home",
-        unique_id=str(camera_root),
-        data={
-            CONF_CAMERA_ROOT: str(camera_root),
-            CONF_DETECTOR_URLS: [detector_server.url],
-            CONF_LLM_URL: llm_stub.url,
-            CONF_LLM_API: "openai",
-        },
-        options={"batch_window": 1.5, "batch_idle_timeout": 0.5, "debounce": 0.1},
-        version=1,
-        minor_version=2,
-    )
-    entry.add_to_hass(hass)
-    return entry
+    return hub_entry(hass, camera_root, detector_server.url, llm_stub.url)
 
 
 @pytest.fixture(autouse=True)

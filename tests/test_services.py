@@ -27,7 +27,7 @@ from .detector_server import DetectorServer, Reply, detection, detections
 from .pipeline_helpers import jpeg, wait_until, write
 from .servers import LlmStub
 from .test_metadata import INTEGRATION, STRINGS
-from .test_pipeline_ha import detector_server, entry, llm_stub  # noqa: F401
+from .test_pipeline_ha import detector_server, entry  # noqa: F401
 
 SUMMARY = "Person at the door at night"
 """What LlmStub answers, so what the pipeline's events say."""
@@ -466,7 +466,7 @@ async def test_summary_with_markup_is_returned_as_text(
     hass: HomeAssistant,
     entry: MockConfigEntry,  # noqa: F811
     camera_root: Path,
-    llm_stub: LlmStub,  # noqa: F811
+    llm_stub: LlmStub,
 ) -> None:
     """HTML and markdown the LLM wrote come back verbatim, neither escaped nor stripped."""
     summary = '<img src=x onerror="alert(1)"> **Bold** _x_ [door](javascript:alert(1)) &amp; <'

@@ -16,14 +16,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.ai_security.const import (
-    CONF_CAMERA_ROOT,
-    CONF_DETECTOR_URLS,
-    CONF_LLM_API,
-    CONF_LLM_URL,
     DOMAIN,
 )
 
 from .detector_server import DetectorServer, Reply, detection, detections
+from .hub_helpers import hub_entry
 from .pipeline_helpers import jpeg, wait_until, write
 from .servers import LlmStub
 
@@ -41,33 +38,11 @@ async def detector_server(socket_enabled: None) -> AsyncIterator[DetectorServer]
 
 
 @pytest.fixture
-async def llm_stub(socket_enabled: None) -> AsyncIterator[LlmStub]:
-    server = LlmStub()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def entry(
     hass: HomeAssistant, camera_root: Path, detector_server: DetectorServer, llm_stub: LlmStub
 ) -> MockConfigEntry:
     """Return a loaded entry that knows the camera "Drive" (one upload made it)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home",
-        unique_id=str(camera_root),
-        data={
-            CONF_CAMERA_ROOT: str(camera_root),
-            CONF_DETECTOR_URLS: [detector_server.url],
-            CONF_LLM_URL: llm_stub.url,
-            CONF_LLM_API: "llama_cpp",
-        },
-        options={"batch_window": 1.5, "batch_idle_timeout": 0.5, "debounce": 0.1},
-        version=1,
-        minor_version=2,
-    )
-    entry.add_to_hass(hass)
+    entry = hub_entry(hass, camera_root, detector_server.url, llm_stub.url, llm_api="llama_cpp")
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     events = async_capture_events(hass, "ai_security_event")

@@ -1,0 +1,48 @@
+"""The config entry the Home Assistant tests set up: the integration on in-test servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ai_security.const import (
+    CONF_CAMERA_ROOT,
+    CONF_DETECTOR_URLS,
+    CONF_LLM_API,
+    CONF_LLM_URL,
+    DOMAIN,
+)
+
+FAST_OPTIONS: dict[str, Any] = {"batch_window": 1.5, "batch_idle_timeout": 0.5, "debounce": 0.1}
+"""Short windows so tests do not wait 90 s (the options flow allows 10 s at least)."""
+
+
+def hub_entry(
+    hass: HomeAssistant,
+    camera_root: Path,
+    detector_url: str,
+    llm_url: str,
+    *,
+    llm_api: str = "openai",
+    options: dict[str, Any] | None = None,
+) -> MockConfigEntry:
+    """Return an entry as the config flow makes it, added to hass (not set up)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home",
+        unique_id=str(camera_root),
+        data={
+            CONF_CAMERA_ROOT: str(camera_root),
+            CONF_DETECTOR_URLS: [detector_url],
+            CONF_LLM_URL: llm_url,
+            CONF_LLM_API: llm_api,
+        },
+        options=FAST_OPTIONS if options is None else options,
+        version=1,
+        minor_version=2,
+    )
+    entry.add_to_hass(hass)
+    return entry
