@@ -35,10 +35,12 @@ from .core.pipeline import Pipeline, PipelineConfig
 from .core.settings import LlmApi, PipelineOptions
 from .core.stats import camera_activity
 from .core.storage import DatabaseError
+from .frontend import async_register_card
 from .hub import AiSecurityHub
 from .media_source import async_register_view, media_root
 from .repairs import RepairTracker, async_delete_issues
 from .services import async_setup_services
+from .websocket import async_register_commands
 from .zone_flow import zone_maps
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -71,12 +73,17 @@ type AiSecurityConfigEntry = ConfigEntry[AiSecurityRuntimeData]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's actions, which work on any loaded entry."""
+    """Register the actions, the media view, the card's commands and the card itself.
+
+    They work on any loaded entry, so they exist once, before the first entry loads.
+    """
     async_setup_services(hass)
     await async_install_blueprints(hass)
     # The view serving event pictures must exist before anyone browses: saved thumbnail and
     # clip URLs are requested straight after a restart.
     async_register_view(hass)
+    async_register_commands(hass)
+    await async_register_card(hass)
     return True
 
 

@@ -10,6 +10,7 @@ authenticated view that only reads the entry's derived-media folder, through Der
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 import re
@@ -107,6 +108,28 @@ def _summary_title(text: str) -> str:
     if len(plain) <= TITLE_SUMMARY_LENGTH:
         return plain
     return plain[: TITLE_SUMMARY_LENGTH - 1].rstrip() + "…"
+
+
+async def async_event_media_urls(
+    hass: HomeAssistant, entry_id: str, events: Sequence[SecurityEvent]
+) -> dict[str, tuple[str | None, str | None]]:
+    """Return each event's signed key-frame and clip URLs (None for a file that is missing).
+
+    For the dashboard card, whose <img> and <video> cannot send a token: the URLs are signed
+    for the user asking, like the media browser's. One executor job checks every file.
+    """
+    media = DerivedMedia(media_root(hass, entry_id))
+
+    def files() -> list[tuple[str, _EventFiles]]:
+        return [(event.event_id, _event_files(media, event)) for event in events]
+
+    urls: dict[str, tuple[str | None, str | None]] = {}
+    for event_id, found in await hass.async_add_executor_job(files):
+        urls[event_id] = (
+            async_sign_media_url(hass, entry_id, found.key_frame[0]) if found.key_frame else None,
+            async_sign_media_url(hass, entry_id, found.clip[0]) if found.clip else None,
+        )
+    return urls
 
 
 def _event_files(media: DerivedMedia, event: SecurityEvent) -> _EventFiles:

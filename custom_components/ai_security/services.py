@@ -34,6 +34,7 @@ from .core.events import EventQuery, EventQueryError, review_event, search_event
 from .core.models import Camera, RiskLevel, SecurityEvent
 from .core.pipeline import ReprocessError
 from .core.rules import DEFAULT_COOLDOWN_MINUTES, AlertRule, RuleError, RuleReplay
+from .media_source import async_event_media_urls
 
 if TYPE_CHECKING:
     from . import AiSecurityConfigEntry
@@ -170,12 +171,22 @@ def _utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else dt_util.as_utc(moment)
 
 
-def _event_data(event: SecurityEvent, cameras: Mapping[str, Camera]) -> dict[str, Any]:
+def _event_data(
+    event: SecurityEvent,
+    cameras: Mapping[str, Camera],
+    urls: Mapping[str, tuple[str | None, str | None]] | None = None,
+) -> dict[str, Any]:
     """Return an event as an action's response: plain JSON, times in ISO 8601 UTC.
 
     Summary, reasoning and note are the stored text, as they are: a client shows them as text.
+    With urls (search results), image_url and clip_url are the event's signed media URLs, for a
+    dashboard to show without a token of its own; they expire like the media browser's.
     """
     camera = cameras.get(event.camera_id)
+    media: dict[str, Any] = {}
+    if urls is not None:
+        image_url, clip_url = urls.get(event.event_id, (None, None))
+        media = {"image_url": image_url, "clip_url": clip_url}
     return {
         "event_id": event.event_id,
         "camera_id": event.camera_id,
@@ -195,6 +206,7 @@ def _event_data(event: SecurityEvent, cameras: Mapping[str, Camera]) -> dict[str
         "review_note": event.review_note,
         "keep": event.keep,
         "zones": list(event.zones),
+        **media,
     }
 
 
@@ -231,11 +243,12 @@ async def _search_events(call: ServiceCall) -> ServiceResponse:
     except EventQueryError as err:
         raise _invalid(err) from err
     page = await _run(entry, lambda session: search_events(session, query))
+    urls = await async_event_media_urls(call.hass, entry.entry_id, page.events)
     return {
         "total": page.total,
         "page": page.page,
         "page_size": page.page_size,
-        "events": [_event_data(event, cameras) for event in page.events],
+        "events": [_event_data(event, cameras, urls) for event in page.events],
     }
 
 
