@@ -24,7 +24,9 @@ LAB_INCLUDE=python3.14,python3.14-venv,ca-certificates
 # python3-torch and python3-transformers (the venv sees them: it is made with
 # --system-site-packages) run the reference detection server's rtdetr backend on the CPU, and
 # libopenblas0 makes torch's CPU kernels about 14 times faster than the reference BLAS.
-LAB_APT_PACKAGES="ffmpeg llama.cpp-tools python3-gguf postgresql tzdata gcc g++ python3.14-dev libturbojpeg0 python3-torch python3-transformers libopenblas0"
+# chromium (with fonts-dejavu-core for its text) is the browser that the dashboard card's tests
+# drive through Playwright.
+LAB_APT_PACKAGES="ffmpeg llama.cpp-tools python3-gguf postgresql tzdata gcc g++ python3.14-dev libturbojpeg0 python3-torch python3-transformers libopenblas0 chromium fonts-dejavu-core"
 LAB_PYTHON_MIN=3.14.2
 
 if [[ -n ${AI_SECURITY_CACHE:-} ]]; then
