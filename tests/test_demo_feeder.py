@@ -1,0 +1,83 @@
+"""The demo's camera feeder: real uploads that the reference detector's HOG backend finds people in.
+
+The demo is only worth something if what the feeder writes becomes detections and events, so
+the test runs the feeder as the demo does (a process) and runs the real HOG detector over its
+snapshots; its clips must be real H.264 that ffprobe reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+from PIL import Image
+
+from scripts.detection_server.backends import HogBackend
+from scripts.detection_server.images import decode_image
+
+from .programs import require_program
+from .reference_detector import REPO
+
+
+def feed(root: Path, *options: str) -> list[Path]:
+    """Run the feeder with options; return the files it left under root (dotfiles included)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.demo.feeder", "--root", str(root), "--seed", "1", *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "feeder: wrote" in done.stderr
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def test_one_round_is_a_person_per_camera_that_hog_finds(tmp_path: Path) -> None:
+    """--once: one 1280x720 JPEG per camera, in dated folders, each with a person HOG finds."""
+    files = feed(tmp_path, "--once")
+    assert [path.relative_to(tmp_path).parts[0] for path in files] == [
+        "Driveway",
+        "Front Door",
+        "Garden",
+    ]
+    hog = HogBackend()
+    hog.load()
+    for path in files:
+        assert not path.name.startswith(".")
+        assert path.suffix == ".jpg"
+        assert len(path.relative_to(tmp_path).parts) == 3  # camera / YYYY-MM-DD / file
+        image = decode_image(path.read_bytes())
+        assert image.size == (1280, 720)
+        (found,) = hog.detect([hog.prepare(image)], 0.5)
+        assert any(item.label == "person" for item in found), path
+
+
+def test_clips_are_real_video_and_uploads_leave_no_temporary_files(tmp_path: Path) -> None:
+    """A clip every second upload: H.264 MP4s of 3 s that ffprobe reads; no .tmp files stay."""
+    ffprobe = require_program("ffprobe")
+    files = feed(
+        tmp_path, "--cameras", "Porch", "--count", "4", "--interval", "0.01", "--clip-every", "2"
+    )
+    assert not [path for path in files if path.name.startswith(".")]
+    clips = [path for path in files if path.suffix == ".mp4"]
+    snapshots = [path for path in files if path.suffix == ".jpg"]
+    assert len(clips) == 2
+    assert len(snapshots) == 2
+    for clip in clips:
+        probe = subprocess.run(
+            [ffprobe, "-v", "error", "-show_streams", "-show_format", "-of", "json", str(clip)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        info = json.loads(probe.stdout)
+        (video,) = info["streams"]
+        assert (video["codec_name"], video["width"], video["height"]) == ("h264", 1280, 720)
+        assert abs(float(info["format"]["duration"]) - 3.0) < 0.5
+    for snapshot in snapshots:
+        with Image.open(snapshot) as image:
+            assert image.size == (1280, 720)
