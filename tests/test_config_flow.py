@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_NAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
@@ -84,6 +84,43 @@ async def test_user_flow_creates_entry(
     # By the flow, by the setup that follows it, and by the hub's first health check.
     assert detector.requests == ["/health", "/health", "/health"]
     assert llm.requests == [route, route, route]
+
+
+async def test_without_an_llm_server_events_are_scored_by_the_heuristic(
+    hass: HomeAssistant,
+    camera_root: Path,
+    detector: ModelServer,
+    llm: ModelServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An LLM URL left empty (or blank) is a choice: no LLM is asked, and the log says so."""
+    flow_id = await start_user_flow(hass)
+    fields = user_input(camera_root, detector, llm)
+    del fields[CONF_LLM_URL]
+    result = await hass.config_entries.flow.async_configure(flow_id, fields)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_LLM_URL] == ""
+    await hass.async_block_till_done()
+    assert result["result"].state is ConfigEntryState.LOADED
+    assert llm.requests == []
+    assert "has no LLM server set: its events are scored by the built-in heuristic" in caplog.text
+
+    # Reconfigured with a blank URL: still no LLM, still nothing asked of one.
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_RECONFIGURE, "entry_id": result["result"].entry_id},
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(camera_root, detector, llm, **{CONF_LLM_URL: "   "})
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    assert entry.data[CONF_LLM_URL] == ""
+    assert entry.state is ConfigEntryState.LOADED
+    assert llm.requests == []
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_relative_camera_root_is_inside_config_folder(

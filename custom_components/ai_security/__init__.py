@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import os
 
+from aiohttp import ClientSession
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
     ConfigEntry,
@@ -28,6 +29,7 @@ from .const import (
     CONF_LLM_API,
     CONF_LLM_URL,
     DOMAIN,
+    LOGGER,
 )
 from .coordinator import AiSecurityCoordinator
 from .core.health import probe_all, redact_url
@@ -102,22 +104,14 @@ async def async_migrate_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry)
     return True
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -> bool:
-    """Start the hub once its folder is there and both model servers answer; retry otherwise."""
-    camera_root: str = entry.data[CONF_CAMERA_ROOT]
-    if not await hass.async_add_executor_job(os.path.isdir, camera_root):
-        RepairTracker(hass, entry).camera_root(ok=False)
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="camera_root_missing",
-            translation_placeholders={"path": camera_root},
-        )
-
-    detector_urls: list[str] = list(entry.data[CONF_DETECTOR_URLS])
-    llm_url: str = entry.data[CONF_LLM_URL]
-    llm_api = LlmApi(entry.data[CONF_LLM_API])
-    options = PipelineOptions.from_mapping(dict(entry.options))
-    session = async_get_clientsession(hass)
+async def _check_servers(
+    session: ClientSession,
+    title: str,
+    detector_urls: list[str],
+    llm_url: str,
+    llm_api: LlmApi,
+) -> None:
+    """Raise ConfigEntryNotReady unless a detector and the LLM (when one is set) answer."""
     detector_errors, llm_error = await probe_all(session, detector_urls, llm_url, llm_api)
     if all(error is not None for error in detector_errors):
         # With several detectors, one that answers is enough: the others are retried by their
@@ -136,7 +130,31 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             translation_key="llm_unreachable",
             translation_placeholders={"url": redact_url(llm_url), "error": str(llm_error)},
         ) from llm_error
+    if not llm_url:
+        LOGGER.warning(
+            "%s has no LLM server set: its events are scored by the built-in heuristic (the "
+            "detected objects, their number, the time of day and the zones) instead of by an LLM",
+            title,
+        )
 
+
+async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -> bool:
+    """Start the hub once its folder is there and both model servers answer; retry otherwise."""
+    camera_root: str = entry.data[CONF_CAMERA_ROOT]
+    if not await hass.async_add_executor_job(os.path.isdir, camera_root):
+        RepairTracker(hass, entry).camera_root(ok=False)
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="camera_root_missing",
+            translation_placeholders={"path": camera_root},
+        )
+
+    detector_urls: list[str] = list(entry.data[CONF_DETECTOR_URLS])
+    llm_url: str = entry.data[CONF_LLM_URL]
+    llm_api = LlmApi(entry.data[CONF_LLM_API])
+    options = PipelineOptions.from_mapping(dict(entry.options))
+    session = async_get_clientsession(hass)
+    await _check_servers(session, entry.title, detector_urls, llm_url, llm_api)
     hub = AiSecurityHub(hass, entry.entry_id, entry.title)
     hub.register_hub_device()
     database_url = str(entry.options.get(CONF_DATABASE_URL) or "")

@@ -105,8 +105,10 @@ async def _validate_connection(
         data[CONF_DETECTOR_URLS] = _detector_urls(user_input[CONF_DETECTOR_URLS])
     except InvalidUrlError:
         errors[CONF_DETECTOR_URLS] = "invalid_url"
+    # No LLM server (the field left empty) is a choice: events are scored by the heuristic.
+    llm_url = str(user_input.get(CONF_LLM_URL) or "").strip()
     try:
-        data[CONF_LLM_URL] = normalize_url(user_input[CONF_LLM_URL])
+        data[CONF_LLM_URL] = normalize_url(llm_url) if llm_url else ""
     except InvalidUrlError:
         errors[CONF_LLM_URL] = "invalid_url"
 
@@ -115,7 +117,7 @@ async def _validate_connection(
         (CONF_DETECTOR_URLS, probe_detector(session, url))
         for url in data.get(CONF_DETECTOR_URLS, [])
     ]
-    if CONF_LLM_URL in data:
+    if data.get(CONF_LLM_URL):
         probes.append(
             (CONF_LLM_URL, probe_llm(session, data[CONF_LLM_URL], LlmApi(data[CONF_LLM_API])))
         )
@@ -158,9 +160,9 @@ def _connection_schema() -> probatio.Schema:
             probatio.Required(CONF_DETECTOR_URLS, default=[DEFAULT_DETECTOR_URL]): TextSelector(
                 TextSelectorConfig(type=TextSelectorType.URL, multiple=True)
             ),
-            probatio.Required(CONF_LLM_URL, default=DEFAULT_LLM_URL): TextSelector(
-                TextSelectorConfig(type=TextSelectorType.URL)
-            ),
+            probatio.Optional(
+                CONF_LLM_URL, description={"suggested_value": DEFAULT_LLM_URL}
+            ): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
             probatio.Required(CONF_LLM_API, default=LlmApi.LLAMA_CPP.value): SelectSelector(
                 SelectSelectorConfig(
                     options=[api.value for api in LlmApi],

@@ -404,7 +404,12 @@ async def async_setup_entry(
     data = entry.runtime_data
     hub = data.hub
     coordinator = data.coordinator
-    hub_sensors = [HubSensor(coordinator, description) for description in HUB_SENSORS]
+    hub_sensors = [
+        HubSensor(coordinator, description)
+        for description in HUB_SENSORS
+        # Without an LLM server (heuristic scoring only) there is no LLM latency to show.
+        if description.source is not ServiceKind.LLM or data.llm_url
+    ]
     if coordinator.data is not None and coordinator.data.gpu is not None:
         # Only a host or detector that reports a GPU gets GPU sensors.
         hub_sensors.extend(HubSensor(coordinator, description) for description in GPU_SENSORS)

@@ -110,13 +110,21 @@ async def probe_llm(
     return payload
 
 
+async def _nothing() -> None:
+    """Stand in for a probe that is not needed."""
+
+
 async def probe_all(
     session: aiohttp.ClientSession, detector_urls: Sequence[str], llm_url: str, llm_api: LlmApi
 ) -> tuple[list[ServiceUnavailableError | None], ServiceUnavailableError | None]:
-    """Probe every server at once; return each detector's error and the LLM's (None when up)."""
+    """Probe every server at once; return each detector's error and the LLM's (None when up).
+
+    An empty llm_url means no LLM server is set (events are scored by the heuristic): nothing to
+    probe, so no error.
+    """
     results = await asyncio.gather(
         *(probe_detector(session, url) for url in detector_urls),
-        probe_llm(session, llm_url, llm_api),
+        probe_llm(session, llm_url, llm_api) if llm_url else _nothing(),
         return_exceptions=True,
     )
     errors: list[ServiceUnavailableError | None] = []

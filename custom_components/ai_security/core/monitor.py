@@ -137,7 +137,10 @@ class HealthMonitor:
         llm_breaker: CircuitBreaker,
         probe_timeout: float = HEALTH_PROBE_TIMEOUT,
     ) -> None:
-        """Watch the detector endpoints (URL -> breaker) and the LLM, sharing their breakers."""
+        """Watch the detector endpoints (URL -> breaker) and the LLM, sharing their breakers.
+
+        An empty llm_url means no LLM server is set: there is no LLM endpoint to watch.
+        """
         self._session = session
         self._detectors = dict(detector_breakers)
         self._by_redacted = {redact_url(url): url for url in self._detectors}
@@ -148,7 +151,7 @@ class HealthMonitor:
         self.detector_latency = LatencyWindow()
         self.llm_latency = LatencyWindow()
         self._endpoint_latency: dict[str, LatencyWindow] = {
-            url: LatencyWindow() for url in [*self._detectors, llm_url]
+            url: LatencyWindow() for url in [*self._detectors, *([llm_url] if llm_url else [])]
         }
 
     def record_detector(self, endpoint: str, milliseconds: float) -> None:
@@ -161,7 +164,8 @@ class HealthMonitor:
     def record_llm(self, milliseconds: float) -> None:
         """Record an LLM request's latency."""
         self.llm_latency.add(milliseconds)
-        self._endpoint_latency[self._llm_url].add(milliseconds)
+        if (window := self._endpoint_latency.get(self._llm_url)) is not None:
+            window.add(milliseconds)
 
     async def check(self) -> HealthReport:
         """Probe every endpoint at once and return what was found.
@@ -176,7 +180,11 @@ class HealthMonitor:
                 self._check_one(ServiceKind.DETECTOR, url, self._detectors[url])
                 for url in detector_urls
             ),
-            self._check_one(ServiceKind.LLM, self._llm_url, self._llm_breaker),
+            *(
+                [self._check_one(ServiceKind.LLM, self._llm_url, self._llm_breaker)]
+                if self._llm_url
+                else []
+            ),
         )
         gpu = next(
             (
@@ -240,9 +248,15 @@ class HealthMonitor:
                 (endpoint_key(ServiceKind.DETECTOR, url), ServiceKind.DETECTOR, redact_url(url))
                 for url in self._detectors
             ),
-            (
-                endpoint_key(ServiceKind.LLM, self._llm_url),
-                ServiceKind.LLM,
-                redact_url(self._llm_url),
+            *(
+                [
+                    (
+                        endpoint_key(ServiceKind.LLM, self._llm_url),
+                        ServiceKind.LLM,
+                        redact_url(self._llm_url),
+                    )
+                ]
+                if self._llm_url
+                else []
             ),
         ]

@@ -110,6 +110,7 @@ class PipelineConfig:
     database_url: str
     detector_urls: tuple[str, ...]
     llm_url: str
+    """Empty when no LLM server is set: then every event is scored by the heuristic."""
     llm_api: LlmApi
     options: PipelineOptions
     local_tz: tzinfo
@@ -231,16 +232,21 @@ class Pipeline:
             failure_threshold=config.breaker_failures,
             reset_timeout=config.breaker_reset,
         )
-        self.analyzer = Analyzer(
-            session,
-            config.llm_url,
-            config.llm_api,
-            thresholds=options.severity,
-            time_limit=config.llm_time_limit,
-            breaker=self.llm_breaker,
-            summary_max=config.summary_max,
-            reasoning_max=config.reasoning_max,
-            extra_params=config.llm_extra_params,
+        # No LLM server set (an empty URL): every event is scored by the heuristic.
+        self.analyzer = (
+            None
+            if not config.llm_url
+            else Analyzer(
+                session,
+                config.llm_url,
+                config.llm_api,
+                thresholds=options.severity,
+                time_limit=config.llm_time_limit,
+                breaker=self.llm_breaker,
+                summary_max=config.summary_max,
+                reasoning_max=config.reasoning_max,
+                extra_params=config.llm_extra_params,
+            )
         )
         self.health = HealthMonitor(
             session,
@@ -302,8 +308,9 @@ class Pipeline:
             self._workers = [
                 self._worker(JobKind.DETECT, self._detect, options.detector_concurrency),
                 self._worker(JobKind.ANALYZE, self._analyze, options.llm_concurrency),
-                self._worker(JobKind.RESCORE, self._rescore, 1),
             ]
+            if self.analyzer is not None:
+                self._workers.append(self._worker(JobKind.RESCORE, self._rescore, 1))
             for worker in self._workers:
                 worker.start()
             self._started = True
@@ -566,6 +573,8 @@ class Pipeline:
 
     async def _judge(self, request: AnalysisRequest) -> Verdict:
         """Ask the LLM for a verdict, timing the requests it answers (the latency sensors)."""
+        if self.analyzer is None:
+            raise LlmUnavailableError("no LLM server is set: scored by the heuristic")
         started = time.perf_counter()
         verdict = await self.analyzer.analyze(request)
         self.health.record_llm((time.perf_counter() - started) * 1000.0)
@@ -799,7 +808,9 @@ class Pipeline:
             )
 
         rescore = (
-            verdict.source is EventSource.HEURISTIC and self.config.options.rescore_minutes > 0
+            verdict.source is EventSource.HEURISTIC
+            and self.config.options.rescore_minutes > 0
+            and self.analyzer is not None
         )
 
         def store(session: Session) -> SecurityEvent:
