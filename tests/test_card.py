@@ -126,6 +126,8 @@ async def test_search_gives_signed_media_urls(
 ) -> None:
     """Each event found has an image URL that loads without a token; a forged one does not."""
     data = await set_up_with_event(hass, entry, camera_root)
+    # The event's pictures are made after it is announced.
+    await entry.runtime_data.pipeline.wait_for_media()
     response = await hass.services.async_call(
         DOMAIN,
         "search_events",

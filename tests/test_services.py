@@ -144,6 +144,7 @@ async def test_search_finds_the_pipelines_event(
     await set_up(hass, entry)
     announced = await upload_event(hass, camera_root, "Porch/a.jpg", 1, events)
 
+    await entry.runtime_data.pipeline.wait_for_media()  # its pictures follow the event
     response = await search(hass, entry, text="DOOR nig")
     assert (response["total"], response["page"], response["page_size"]) == (1, 1, 50)
     (found,) = response["events"]

@@ -1,0 +1,122 @@
+"""The live demo (scripts/develop's scripts.demo.run) from nothing, as a newcomer starts it.
+
+A process runs the demo on a fresh configuration folder with free ports: the detection server,
+Home Assistant, the onboarding, the config flow, the dashboard and the feeder. The test logs in
+with the demo's printed credentials and waits until the feeder's uploads are events scored by
+the heuristic (no LLM model given); then Ctrl-C must stop every process the demo started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+import random
+import signal
+import sys
+
+import aiohttp
+import pytest
+
+from scripts.demo import hass_api
+from scripts.demo.run import DASHBOARD, PASSWORD, USERNAME
+
+from .live_hass import CONFIGURATION, REPO
+
+pytestmark = pytest.mark.slow
+
+
+async def test_demo_sets_everything_up_and_ctrl_c_stops_it(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """Events appear within a minute of the first start; SIGINT ends the demo and its children."""
+    config = tmp_path / "config"
+    config.mkdir()
+    port, detector_port = random.sample(range(20000, 60000), 2)
+    (config / "configuration.yaml").write_text(
+        CONFIGURATION.format(cameras=config / "cameras", port=port)
+    )
+    log = (tmp_path / "demo.log").open("wb")
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.demo.run",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--detector-port",
+        str(detector_port),
+        "--interval",
+        "2",
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            await hass_api.wait_until_up(http, base_url, 300)
+            # Set up through the APIs by the demo: wait until its user can log in.
+            session = None
+            for _attempt in range(240):
+                assert demo.returncode is None, (tmp_path / "demo.log").read_text()
+                try:
+                    session = await hass_api.log_in(
+                        http, base_url, username=USERNAME, password=PASSWORD
+                    )
+                    if await hass_api.entries(http, session):
+                        break
+                except hass_api.SetupError, aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.5)
+            assert session is not None
+            (entry,) = await hass_api.entries(http, session)
+            ws, connection = await hass_api.websocket(http, session)
+            try:
+                events: list[dict[str, object]] = []
+                for _attempt in range(240):
+                    cameras = (await ws.command({"type": "ai_security/cameras"}))["cameras"]
+                    found = await ws.command(
+                        {
+                            "type": "execute_script",
+                            "sequence": [
+                                {
+                                    "action": "ai_security.search_events",
+                                    "data": {"config_entry_id": entry["entry_id"]},
+                                    "response_variable": "found",
+                                },
+                                {"stop": "done", "response_variable": "found"},
+                            ],
+                        }
+                    )
+                    events = found["response"]["events"]
+                    if len(cameras) == 3 and events:
+                        break
+                    await asyncio.sleep(0.5)
+                assert sorted(camera["name"] for camera in cameras) == [
+                    "Driveway",
+                    "Front Door",
+                    "Garden",
+                ]
+                assert events, "no event within two minutes"
+                assert {event["source"] for event in events} == {"heuristic"}
+                dashboards = await ws.command({"type": "lovelace/dashboards/list"})
+                assert DASHBOARD in [item["url_path"] for item in dashboards]
+                saved = await ws.command({"type": "lovelace/config", "url_path": DASHBOARD})
+                assert saved["views"][0]["cards"][0]["type"] == "custom:ai-security-card"
+            finally:
+                await connection.close()
+    finally:
+        if demo.returncode is None:
+            demo.send_signal(signal.SIGINT)
+        status = await asyncio.wait_for(demo.wait(), 90)
+        log.close()
+    text = (tmp_path / "demo.log").read_text()
+    assert status == 0, text
+    assert "no LLM model given" in text
+    assert f"log in as {USERNAME!r} with {PASSWORD!r}" in text
+    # Every child is gone: nothing answers on the demo's ports any more.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        for url in (f"{base_url}/api/", f"http://127.0.0.1:{detector_port}/health"):
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await http.get(url)
