@@ -61,8 +61,13 @@ async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
 
 
 async def onboarding_done(http: aiohttp.ClientSession, base_url: str) -> bool:
-    """Return whether the owner account exists already (onboarding's first step is done)."""
+    """Return whether the owner account exists already (onboarding's first step is done).
+
+    Once every step is done Home Assistant removes the onboarding routes (HTTP 404).
+    """
     async with http.get(f"{base_url}/api/onboarding") as response:
+        if response.status == 404:
+            return True
         steps = await _json(response, "GET /api/onboarding")
     return any(step["step"] == "user" and step["done"] for step in steps)
 
