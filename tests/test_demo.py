@@ -9,6 +9,8 @@ the heuristic (no LLM model given); then Ctrl-C must stop every process the demo
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from pathlib import Path
 import random
 import signal
@@ -21,6 +23,8 @@ from scripts.demo import hass_api
 from scripts.demo.run import DASHBOARD, PASSWORD, USERNAME
 
 from .live_hass import CONFIGURATION, REPO
+from .llama import write_tiny_gguf
+from .programs import require_program
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +148,44 @@ async def test_demo_sets_everything_up_and_ctrl_c_stops_it(
     assert "adding the AI Security integration" not in text
     entries = (config / ".storage" / "core.config_entries").read_text()
     assert entries.count('"domain":"ai_security"') + entries.count('"domain": "ai_security"') == 1
+
+
+async def test_demo_with_a_model_starts_llama_server_and_uses_it(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """AI_SECURITY_LLM_MODEL: the demo starts llama-server on it and sets the hub up with it."""
+    require_program("llama-server")
+    model = write_tiny_gguf(tmp_path / "tiny.gguf")
+    config = tmp_path / "config"
+    config.mkdir()
+    port, detector_port, llm_port = random.sample(range(20000, 60000), 3)
+    (config / "configuration.yaml").write_text(
+        CONFIGURATION.format(cameras=config / "cameras", port=port)
+    )
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.demo.run",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--detector-port",
+        str(detector_port),
+        "--llm-port",
+        str(llm_port),
+        "--exit-after-setup",
+        "1",
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "AI_SECURITY_LLM_MODEL": str(model)},
+    )
+    output, _ = await asyncio.wait_for(demo.communicate(), 300)
+    text = output.decode()
+    assert demo.returncode == 0, text
+    assert f"llama-server with {model} on http://127.0.0.1:{llm_port}" in text
+    assert "no LLM model given" not in text
+    entries = json.loads((config / ".storage" / "core.config_entries").read_text())
+    (entry,) = [item for item in entries["data"]["entries"] if item["domain"] == "ai_security"]
+    assert entry["data"]["llm_url"] == f"http://127.0.0.1:{llm_port}"
