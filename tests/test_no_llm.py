@@ -7,13 +7,16 @@ stay unavailable forever, and queue no re-scoring for an LLM that will never com
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from sqlalchemy import select
 
+from custom_components.ai_security.const import DOMAIN
 from custom_components.ai_security.core.monitor import ServiceKind
 from custom_components.ai_security.core.storage import JobRow
 
@@ -59,3 +62,14 @@ async def test_events_are_scored_by_the_heuristic_without_llm_entities(
 
     jobs = await pipeline.db.run(lambda session: session.scalars(select(JobRow.kind)).all())
     assert "rescore" not in jobs
+
+    # No LLM is not an unreachable LLM: no repair issue, however long the hub runs.
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator.data is not None
+    now = dt_util.utcnow()
+    for minutes in (0, 10, 60):
+        coordinator.repairs.update(
+            coordinator.data, camera_root_ok=True, now=now + timedelta(minutes=minutes)
+        )
+    issues = ir.async_get(hass).issues
+    assert not [key for key in issues if key[0] == DOMAIN and "llm" in key[1]]

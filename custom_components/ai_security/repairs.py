@@ -172,7 +172,9 @@ class RepairTracker:
 
     @callback
     def _service(self, data: HubData, kind: ServiceKind, key: str, now: datetime) -> None:
-        if data.health.status_of(kind) is not ServiceStatus.UNHEALTHY:
+        watched = any(endpoint.kind is kind for endpoint in data.health.endpoints)
+        # A service with no endpoint (no LLM server set) cannot be unreachable.
+        if not watched or data.health.status_of(kind) is not ServiceStatus.UNHEALTHY:
             self._unreachable_since.pop(kind, None)
             self._set(key, False)
             return
