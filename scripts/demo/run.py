@@ -298,7 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the demo."""
     parser = argparse.ArgumentParser(prog="scripts/develop", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=REPO / "config")
-    parser.add_argument("--port", type=int, default=8123, help="Home Assistant's port")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8123,
+        help="the port Home Assistant listens on, as its configuration sets it (default 8123)",
+    )
     parser.add_argument("--detector-port", type=int, default=8090)
     parser.add_argument("--llm-port", type=int, default=8080)
     parser.add_argument("--interval", type=float, default=6.0, help="seconds between uploads")
