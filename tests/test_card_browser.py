@@ -103,14 +103,7 @@ async def test_card_shows_a_new_event_in_a_real_browser(
                 session,
                 url_path=DASHBOARD,
                 title="Security",
-                config={
-                    "views": [
-                        {
-                            "title": "Security",
-                            "cards": [{"type": "custom:ai-security-card", "events": 5}],
-                        }
-                    ]
-                },
+                config=hass_api.CARD_DASHBOARD,
             )
             await _wait_for_camera(http, session)
 

@@ -19,6 +19,12 @@ import aiohttp
 DOMAIN = "ai_security"
 
 
+CARD_DASHBOARD: dict[str, Any] = {
+    "views": [{"title": "Security", "cards": [{"type": "custom:ai-security-card", "events": 5}]}]
+}
+"""A dashboard holding the integration's card: the demo's, and the browser test's."""
+
+
 class SetupError(Exception):
     """Home Assistant refused a setup step; the message says which and why."""
 

@@ -147,14 +147,7 @@ async def set_up_home_assistant(
         session,
         url_path=DASHBOARD,
         title="Security",
-        config={
-            "views": [
-                {
-                    "title": "Security",
-                    "cards": [{"type": "custom:ai-security-card", "events": 5}],
-                }
-            ]
-        },
+        config=hass_api.CARD_DASHBOARD,
     )
 
 
