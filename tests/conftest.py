@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+import logging
 from pathlib import Path
 import uuid
 
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import frame
 import psycopg
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -21,6 +23,55 @@ from custom_components.ai_security.const import (
 
 from .programs import PostgresServer, start_postgres
 from .servers import LlmStub, ModelServer
+
+FRAME_REPORT = f"Detected that custom integration '{DOMAIN}' "
+"""How Home Assistant's frame helper starts a report of this integration misusing an API."""
+
+
+class FrameReports(logging.Handler):
+    """Collect the frame helper's reports about this integration, to fail the test on them.
+
+    Home Assistant reports a deprecated or wrong call from a custom integration only as a log
+    warning ("Detected that custom integration 'ai_security' calls ..."), until the release
+    where the call stops working. Failing the test turns that into a failure today.
+    """
+
+    def __init__(self) -> None:
+        """Start with no reports."""
+        super().__init__()
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep a report about this integration; ignore everything else."""
+        if (message := record.getMessage()).startswith(FRAME_REPORT):
+            self.reports.append(message)
+
+    def check(self) -> None:
+        """Fail the test when anything was reported."""
+        if self.reports:
+            pytest.fail(
+                "Home Assistant reported the integration's use of its API:\n"
+                + "\n".join(self.reports),
+                pytrace=False,
+            )
+
+
+@pytest.fixture(autouse=True)
+def fail_on_frame_reports() -> Iterator[FrameReports]:
+    """Fail any test during which Home Assistant reports this integration misusing its API.
+
+    Defined before the fixtures that bring Home Assistant up, so it outlives them and also
+    sees what unloading reports. The frame helper reports each place once per run; the
+    harness forgets them after each test, so every offending test fails, not only the first.
+    """
+    reports = FrameReports()
+    logger = logging.getLogger(frame.__name__)
+    logger.addHandler(reports)
+    try:
+        yield reports
+    finally:
+        logger.removeHandler(reports)
+    reports.check()
 
 
 @pytest.fixture(autouse=True)

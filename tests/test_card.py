@@ -13,8 +13,9 @@ import re
 from typing import Any
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, WebSocketGenerator
 from yarl import URL
@@ -22,6 +23,7 @@ from yarl import URL
 from custom_components.ai_security.const import DOMAIN
 from custom_components.ai_security.frontend import CARD_FILE, CARD_FOLDER, URL_BASE
 
+from .conftest import FrameReports
 from .pipeline_helpers import jpeg, wait_until, write
 from .test_pipeline_ha import detector_server, entry  # noqa: F401
 
@@ -151,3 +153,24 @@ async def test_search_gives_signed_media_urls(
     forged = re.sub(r"authSig=[^&]+", "authSig=forged", image_url)
     assert (await client.get(forged)).status == 401
     assert (await client.get(image_url.split("?")[0])).status == 401
+
+
+@pytest.mark.parametrize("integration_frame_path", ["custom_components/ai_security"])
+async def test_a_deprecated_call_fails_the_test(
+    hass: HomeAssistant,
+    mock_integration_frame: Any,
+    fail_on_frame_reports: FrameReports,
+) -> None:
+    """The harness's check catches Home Assistant's report of a deprecated call.
+
+    The call is the one ai_security/cameras made before (device_registry.async_get_device,
+    which stops working in 2027.8), made as if from the integration's own code.
+    """
+    dr.async_get(hass).async_get_device(identifiers={(DOMAIN, "front_door")})
+    (report,) = fail_on_frame_reports.reports
+    assert report.startswith("Detected that custom integration 'ai_security' calls")
+    assert "async_get_device" in report
+    with pytest.raises(pytest.fail.Exception, match="async_get_device"):
+        fail_on_frame_reports.check()
+    # Caught on purpose here: this test passes only because the check did its job.
+    fail_on_frame_reports.reports.clear()

@@ -54,8 +54,8 @@ def ws_cameras(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str,
         for camera_id, state in sorted(
             hub.cameras.items(), key=lambda item: item[1].camera.name.casefold()
         ):
-            device = devices.async_get_device(
-                identifiers={(DOMAIN, f"{entry.entry_id}_{camera_id}")}
+            device = devices.async_get_device_by_identifier(
+                (DOMAIN, f"{entry.entry_id}_{camera_id}"), entry.entry_id
             )
             found: dict[str, str | None] = {}
             for name, (platform, key) in CAMERA_ENTITIES.items():
