@@ -2,8 +2,11 @@
 
 The card itself runs in a browser (tests/test_card_browser.py); here a real Home Assistant
 checks the server side: the card is served and registered with the frontend under a versioned
-URL, ai_security/cameras names each camera's entities, and search_events gives each event signed
-URLs that load without a token and stop loading when tampered with.
+URL, ai_security/cameras names each camera's entities, and ai_security/search_events answers
+like the search_events action, with signed URLs that load without a token and stop loading when
+tampered with, refuses bad input with the action's translated errors, and audits nothing. The
+harness's check that fails a test on Home Assistant's reports of a deprecated call is shown
+to catch one here, where the card's command used to make such a call.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from custom_components.ai_security.frontend import CARD_FILE, CARD_FOLDER, URL_B
 
 from .conftest import FrameReports
 from .pipeline_helpers import jpeg, wait_until, write
+from .test_metadata import STRINGS
 from .test_pipeline_ha import detector_server, entry  # noqa: F401
+from .test_services import call
 
 
 async def set_up_with_event(
@@ -120,39 +125,85 @@ async def test_cameras_command_names_each_cameras_entities(
     assert reply["result"]["cameras"][0]["entities"]["activity"] is None
 
 
-async def test_search_gives_signed_media_urls(
+async def test_search_command_answers_like_the_action_with_signed_media_urls(
     hass: HomeAssistant,
     entry: MockConfigEntry,  # noqa: F811
     camera_root: Path,
     hass_client_no_auth: ClientSessionGenerator,
+    hass_ws_client: WebSocketGenerator,
 ) -> None:
-    """Each event found has an image URL that loads without a token; a forged one does not."""
+    """The card's read gives the action's answer; its image URL loads without a token."""
     data = await set_up_with_event(hass, entry, camera_root)
     # The event's pictures are made after it is announced.
     await entry.runtime_data.pipeline.wait_for_media()
-    response = await hass.services.async_call(
-        DOMAIN,
-        "search_events",
-        {"config_entry_id": entry.entry_id},
-        blocking=True,
-        return_response=True,
-    )
-    assert isinstance(response, dict)
-    (event,) = response["events"]
+    query = {"config_entry_id": entry.entry_id, "cameras": ["front_door"], "page_size": 5}
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id({"type": f"{DOMAIN}/search_events", **query})
+    reply = await client.receive_json()
+    assert reply["success"], reply
+    found = reply["result"]
+    (event,) = found["events"]
+    assert (found["total"], found["page"], found["page_size"]) == (1, 1, 5)
     assert event["event_id"] == data["event_id"]
     assert event["clip_url"] is None  # a still image makes no clip
     image_url = event["image_url"]
     assert image_url.startswith(f"/api/{DOMAIN}/media/{entry.entry_id}/")
     assert "authSig=" in image_url
+    # The same answer as the action's, field for field (the signatures differ in time).
+    action = await call(hass, "search_events", query)
+    assert isinstance(action, dict)
+    unsigned = {key: value for key, value in event.items() if not key.endswith("_url")}
+    (expected,) = action["events"]
+    assert unsigned == {key: value for key, value in expected.items() if not key.endswith("_url")}
+    assert set(event) == set(expected)
 
-    client = await hass_client_no_auth()
-    loaded = await client.get(image_url)
+    http = await hass_client_no_auth()
+    loaded = await http.get(image_url)
     assert loaded.status == 200
     assert loaded.headers["Content-Type"] == "image/jpeg"
     assert (await loaded.read())[:2] == b"\xff\xd8"
     forged = re.sub(r"authSig=[^&]+", "authSig=forged", image_url)
-    assert (await client.get(forged)).status == 401
-    assert (await client.get(image_url.split("?")[0])).status == 401
+    assert (await http.get(forged)).status == 401
+    assert (await http.get(image_url.split("?")[0])).status == 401
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "key"),
+    [
+        ({"page_size": 0}, "service_validation_error", "invalid_page_size"),
+        ({"cameras": ["garage"]}, "service_validation_error", "unknown_camera"),
+        ({"start": "2026-05-02T10:00:00", "end": "2026-05-01T10:00:00"}, None, None),
+        ({"min_level": "apocalyptic"}, "invalid_format", None),
+        ({"config_entry_id": "not-an-entry"}, "service_validation_error", None),
+    ],
+)
+async def test_search_command_refuses_bad_input_like_the_action(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    hass_ws_client: WebSocketGenerator,
+    fields: dict[str, Any],
+    code: str | None,
+    key: str | None,
+) -> None:
+    """Bad fields get the action's own checks and translated messages, as errors, not results."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id(
+        {"type": f"{DOMAIN}/search_events", "config_entry_id": entry.entry_id, **fields}
+    )
+    reply = await client.receive_json()
+    assert not reply["success"], reply
+    error = reply["error"]
+    assert error["message"]
+    if code is None:  # a reversed range: the library's check, translated
+        assert error["code"] == "service_validation_error"
+        assert error["translation_key"] in STRINGS["exceptions"]
+        return
+    assert error["code"] == code
+    if key is not None:
+        assert (error["translation_domain"], error["translation_key"]) == (DOMAIN, key)
+        assert error["message"] != key  # the English text, not the bare key
 
 
 @pytest.mark.parametrize("integration_frame_path", ["custom_components/ai_security"])

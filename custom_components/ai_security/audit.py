@@ -1,9 +1,13 @@
 """The audit trail in Home Assistant: who called which action, changed which setting, and how.
 
-Every action of the integration is recorded with the calling user (from the call's context), its
-arguments (paths and credentials redacted by core.audit) and a short form of its result; option
-and reconfigure changes, and each daily clean-up, are recorded too. Recording never makes the
-recorded thing fail: a database that cannot take the record is logged and passed over.
+Reads are not audited, changes are. Every action that changes something (reviewing an event,
+judging or reprocessing uploads, requeueing jobs) is recorded with the calling user (from the
+call's context), its arguments (paths and credentials redacted by core.audit) and a short form
+of its result; option and reconfigure changes, and each daily clean-up, are recorded too.
+Searches, rule replays and listings, including the card's reads over the websocket, are not:
+a dashboard reads every camera's events every minute, and rows of who looked would bury the
+rows of who changed what. Recording never makes the recorded thing fail: a database that
+cannot take the record is logged and passed over.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ type ActionHandler = Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse
 def _short(result: Any) -> Any:
     """Return what of an action's result is worth keeping: lists as their length.
 
-    A search returns up to 500 events; the trail needs to know that it ran and how much it
-    returned, not a second copy of the events.
+    A result may hold many items (say, the jobs requeued); the trail needs to know that the
+    action ran and how much it touched, not a second copy of what it returned.
     """
     if isinstance(result, Mapping):
         return {
@@ -96,7 +100,7 @@ async def async_record_change(
 
 
 def audited(action: str, handler: ActionHandler) -> ActionHandler:
-    """Wrap an action's handler so that each call is recorded, whether it succeeds or not."""
+    """Wrap a changing action's handler so that each call is recorded, succeeded or not."""
 
     async def _audited(call: ServiceCall) -> ServiceResponse | None:
         entry = _loaded_entry(call)

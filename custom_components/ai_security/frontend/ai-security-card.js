@@ -9,12 +9,13 @@
  * - `hass.callWS({type: "ai_security/cameras"})` -> `{cameras: [{config_entry_id, hub_name,
  *   camera_id, name, device_id, entities: {latest_detection, risk_level, risk_score,
  *   last_event, activity}}]}` (entity ids or null).
- * - `hass.callWS({type: "call_service", domain: "ai_security", service: "search_events",
- *   service_data: {config_entry_id, cameras: [camera_id], page_size}, return_response: true})`
- *   -> `{response: {total, page, page_size, events: [...]}}`. Each event carries `event_id`,
- *   `started_at` (ISO UTC), `risk_level`, `risk_score`, `summary`, `reasoning`,
- *   `object_types`, `zones`, and signed relative `image_url` / `clip_url` that expire, which
- *   is why events are re-fetched periodically rather than cached.
+ * - `hass.callWS({type: "ai_security/search_events", config_entry_id, cameras: [camera_id],
+ *   page_size})` -> `{total, page, page_size, events: [...]}`, the `search_events` action's
+ *   answer, read without calling the action: reads are not audited, and a card polling every
+ *   minute must not fill the audit trail. Each event carries `event_id`, `started_at` (ISO
+ *   UTC), `risk_level`, `risk_score`, `summary`, `reasoning`, `object_types`, `zones`, and
+ *   signed relative `image_url` / `clip_url` that expire, which is why events are re-fetched
+ *   periodically rather than cached.
  * - Live state from `hass.states`: the `latest_detection` camera's `entity_picture` (falling
  *   back to the `last_event` image entity's), and the `risk_level` / `risk_score` sensors.
  *
@@ -649,18 +650,13 @@ class AiSecurityCard extends HTMLElement {
     const pageSize = this._config.events;
     try {
       const result = await this._hass.callWS({
-        type: "call_service",
-        domain: "ai_security",
-        service: "search_events",
-        service_data: {
-          config_entry_id: cam.info.config_entry_id,
-          cameras: [cam.info.camera_id],
-          page_size: pageSize,
-        },
-        return_response: true,
+        type: "ai_security/search_events",
+        config_entry_id: cam.info.config_entry_id,
+        cameras: [cam.info.camera_id],
+        page_size: pageSize,
       });
-      const events = result?.response?.events;
-      if (!Array.isArray(events)) throw new Error("Unexpected reply to search_events");
+      const events = result?.events;
+      if (!Array.isArray(events)) throw new Error("Unexpected reply to ai_security/search_events");
       cam.events = events.filter((ev) => ev && typeof ev === "object");
       cam.pageSize = pageSize;
       cam.error = "";
