@@ -19,6 +19,7 @@ import sys
 import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
+FRAME_REPORT = "Detected that custom integration 'ai_security'"
 
 CONFIGURATION = """\
 homeassistant:
@@ -66,6 +67,19 @@ class LiveHomeAssistant:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+    def frame_reports(self) -> list[str]:
+        """Return the log's reports of this integration using an API in a way that will break.
+
+        Home Assistant's frame helper logs them ("Detected that custom integration
+        'ai_security' calls ..."); in the test process the harness fails on them, here the
+        browser test asks.
+        """
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if FRAME_REPORT in line]
 
     def _prepare(self) -> None:
         self.cameras.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ async def test_card_is_served_and_registered_with_a_versioned_url(
     assert response.status == 200
     body = await response.read()
     assert body == (CARD_FOLDER / CARD_FILE).read_bytes()
-    assert b'customElements.define("ai-security-card"' in body
+    assert b'registry.define("ai-security-card", AiSecurityCard)' in body
     # Only the card's folder is served, not the integration's code beside it.
     for path in (f"{URL_BASE}/%2e%2e/manifest.json", f"{URL_BASE}/..%2fmanifest.json"):
         response = await client.get(URL(path, encoded=True))

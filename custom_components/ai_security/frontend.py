@@ -4,6 +4,12 @@ The card is one plain JavaScript file (frontend/ai-security-card.js; no build st
 served from a static path and registered with the frontend as an extra module, under a URL that
 carries a hash of the file: browsers cache it for good, and a new version of the card is a new
 URL, so nobody has to clear a cache after an update.
+
+An extra module is imported by the page beside the frontend's own bundles, not after them, so
+it may run before Home Assistant's app has set up the page's custom element registry; the card
+registers itself again once the app has started (see the end of the card's file). A Lovelace
+resource would load after the app, but only in dashboards whose resources a user may edit, and
+it would write to the user's configuration.
 """
 
 from __future__ import annotations

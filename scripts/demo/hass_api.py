@@ -215,6 +215,27 @@ async def websocket(http: aiohttp.ClientSession, session: Session) -> tuple[Webs
     return Websocket(connection), connection
 
 
+async def audit_log(
+    http: aiohttp.ClientSession, session: Session, entry_id: str, *, page_size: int = 50
+) -> dict[str, Any]:
+    """Return the newest page of a hub's audit trail (the get_audit_log action; admins only)."""
+    ws, connection = await websocket(http, session)
+    try:
+        result = await ws.command(
+            {
+                "type": "call_service",
+                "domain": DOMAIN,
+                "service": "get_audit_log",
+                "service_data": {"config_entry_id": entry_id, "page_size": page_size},
+                "return_response": True,
+            }
+        )
+    finally:
+        await connection.close()
+    response: dict[str, Any] = result["response"]
+    return response
+
+
 async def keep_http_config(http: aiohttp.ClientSession, session: Session) -> bool:
     """Confirm a pending HTTP configuration (from configuration.yaml), as its dialog asks.
 

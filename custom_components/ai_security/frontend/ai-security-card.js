@@ -1016,13 +1016,33 @@ class AiSecurityCardEditor extends HTMLElement {
   }
 }
 
-// Literal names (not the constants) so the served file can be recognised by a plain search.
-if (!customElements.get("ai-security-card")) {
-  customElements.define("ai-security-card", AiSecurityCard);
+/**
+ * Define the card and its editor in the page's current custom element registry, unless there.
+ *
+ * Called twice, because this module races Home Assistant's app on every fresh page load: the
+ * frontend imports extra modules beside its own `core` and `app` bundles, all at once, and
+ * whichever file arrives first runs first. The app starts by installing the scoped custom
+ * element registry polyfill, which puts a new, empty registry in `window.customElements`. A
+ * definition made before that lands in the browser's own registry, which the new one does not
+ * consult: Lovelace's `customElements.get` then finds no card and its `whenDefined` never
+ * resolves, so the dashboard showed "Configuration error" for good (about every second fresh
+ * load). The app defines `home-assistant` through the new registry, which passes definitions
+ * on to the browser's own; so waiting for it on the registry seen now also works when the
+ * swap is still to come, and the second call defines the card in the registry the app uses.
+ */
+function defineElements() {
+  const registry = window.customElements;
+  // Literal names (not the constants) so the served file can be recognised by a plain search.
+  if (!registry.get("ai-security-card")) {
+    registry.define("ai-security-card", AiSecurityCard);
+  }
+  if (!registry.get("ai-security-card-editor")) {
+    registry.define("ai-security-card-editor", AiSecurityCardEditor);
+  }
 }
-if (!customElements.get("ai-security-card-editor")) {
-  customElements.define("ai-security-card-editor", AiSecurityCardEditor);
-}
+
+defineElements();
+window.customElements.whenDefined("home-assistant").then(defineElements);
 
 window.customCards = window.customCards || [];
 if (!window.customCards.some((card) => card.type === CARD_TYPE)) {
