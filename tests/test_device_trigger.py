@@ -1,4 +1,8 @@
-"""Device triggers of a camera: listed on its device, translated, and fired by real events."""
+"""Device triggers of a camera: listed on its device, translated, and fired by real events.
+
+"Person detected" works whether or not the per-detection bus event is on (it is off by default,
+to keep the recorder small): it listens to the hub's per-device signal.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.setup import async_setup_component
 import probatio
 import pytest
@@ -21,12 +26,32 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.ai_security import device_trigger
 from custom_components.ai_security.const import DOMAIN
+from custom_components.ai_security.hub import SIGNAL_DEVICE_DETECTIONS
 
 from .detector_server import DetectorServer, Reply, detection, detections
+from .hub_helpers import FAST_OPTIONS, hub_entry
 from .pipeline_helpers import jpeg, wait_until, write
+from .servers import LlmStub
 from .test_blueprints import add_front_door
 from .test_metadata import STRINGS
-from .test_pipeline_ha import detector_server, entry  # noqa: F401
+from .test_pipeline_ha import detector_server  # noqa: F401
+
+
+@pytest.fixture
+def entry(
+    hass: HomeAssistant,
+    camera_root: Path,
+    detector_server: DetectorServer,  # noqa: F811
+    llm_stub: LlmStub,
+) -> MockConfigEntry:
+    """Return a hub with the per-detection bus event off, as by default."""
+    return hub_entry(
+        hass,
+        camera_root,
+        detector_server.url,
+        llm_stub.url,
+        options={**FAST_OPTIONS, "detection_events": False},
+    )
 
 
 def camera_device(hass: HomeAssistant, config_entry: MockConfigEntry) -> str:
@@ -66,7 +91,7 @@ def test_a_security_event_trigger_needs_a_known_level() -> None:
 
 async def test_triggers_are_listed_on_camera_devices_only(
     hass: HomeAssistant,
-    entry: MockConfigEntry,  # noqa: F811
+    entry: MockConfigEntry,
     camera_root: Path,
     detector_server: DetectorServer,  # noqa: F811
 ) -> None:
@@ -128,6 +153,8 @@ async def set_up_automations(hass: HomeAssistant, device_id: str) -> list[Servic
                                 "platform": "{{ trigger.platform }}",
                                 "event_type": "{{ trigger.event.event_type }}",
                                 "level": "{{ trigger.event.data.risk_level }}",
+                                "camera": "{{ trigger.event.data.camera_id }}",
+                                "entry_id": "{{ trigger.event.data.entry_id }}",
                             },
                         }
                     ],
@@ -142,19 +169,25 @@ async def set_up_automations(hass: HomeAssistant, device_id: str) -> list[Servic
 
 async def test_a_real_upload_fires_the_cameras_triggers(
     hass: HomeAssistant,
-    entry: MockConfigEntry,  # noqa: F811
+    entry: MockConfigEntry,
     camera_root: Path,
     detector_server: DetectorServer,  # noqa: F811
 ) -> None:
-    """A person judged high risk fires "person", "high or above" and "any", not "critical"."""
+    """A person judged high risk fires "person", "high or above" and "any", not "critical".
+
+    The per-detection bus event is off: none is fired, and "person" fires all the same, with the
+    trigger data an event trigger on it would give.
+    """
     await add_front_door(hass, entry, camera_root, detector_server)
     calls = await set_up_automations(hass, camera_device(hass, entry))
     events = async_capture_events(hass, "ai_security_event")
+    on_the_bus = async_capture_events(hass, "ai_security_detection")
     detector_server.answer(Reply(body=detections(detection("person", 0.8, [10, 20, 30, 60]))))
     await hass.async_add_executor_job(write, camera_root / "Front Door" / "a.jpg", jpeg(2))
     await wait_until(lambda: len(events) == 1, seconds=20, what="the event")
     await hass.async_block_till_done()
     assert events[0].data["risk_level"] == "high"
+    assert events[0].data["entry_id"] == entry.entry_id
     fired = sorted((call.data["name"], call.data["event_type"]) for call in calls)
     assert fired == [
         ("any", "ai_security_event"),
@@ -162,11 +195,44 @@ async def test_a_real_upload_fires_the_cameras_triggers(
         ("person", "ai_security_detection"),
     ]
     assert {call.data["platform"] for call in calls} == {"device"}
+    (person,) = [call for call in calls if call.data["name"] == "person"]
+    assert person.data["camera"] == "front_door"
+    assert person.data["entry_id"] == entry.entry_id
+    assert on_the_bus == []
+
+
+async def test_detection_events_on_the_bus_when_turned_on(
+    hass: HomeAssistant,
+    camera_root: Path,
+    detector_server: DetectorServer,  # noqa: F811
+    llm_stub: LlmStub,
+) -> None:
+    """With the option on, each detection is also a bus event; "person" still fires once."""
+    entry = hub_entry(
+        hass,
+        camera_root,
+        detector_server.url,
+        llm_stub.url,
+        options={**FAST_OPTIONS, "detection_events": True},
+    )
+    await add_front_door(hass, entry, camera_root, detector_server)
+    calls = await set_up_automations(hass, camera_device(hass, entry))
+    on_the_bus = async_capture_events(hass, "ai_security_detection")
+    events = async_capture_events(hass, "ai_security_event")
+    detector_server.answer(Reply(body=detections(detection("person", 0.8, [10, 20, 30, 60]))))
+    await hass.async_add_executor_job(write, camera_root / "Front Door" / "b.jpg", jpeg(3))
+    await wait_until(lambda: len(events) == 1, seconds=20, what="the event")
+    await hass.async_block_till_done()
+    (found,) = on_the_bus
+    assert found.data["entry_id"] == entry.entry_id
+    assert (found.data["camera_id"], found.data["class"]) == ("front_door", "person")
+    assert found.data["device_id"] == camera_device(hass, entry)
+    assert [call.data["name"] for call in calls if call.data["name"] == "person"] == ["person"]
 
 
 async def test_levels_are_matched_at_or_above_and_other_devices_ignored(
     hass: HomeAssistant,
-    entry: MockConfigEntry,  # noqa: F811
+    entry: MockConfigEntry,
     camera_root: Path,
     detector_server: DetectorServer,  # noqa: F811
 ) -> None:
@@ -180,9 +246,13 @@ async def test_levels_are_matched_at_or_above_and_other_devices_ignored(
             "ai_security_event", {"device_id": device_id, "risk_level": level, "camera_id": "x"}
         )
     hass.bus.async_fire("ai_security_event", {"device_id": "other", "risk_level": "critical"})
-    hass.bus.async_fire("ai_security_detection", {"device_id": device_id, "class": "car"})
-    hass.bus.async_fire("ai_security_detection", {"device_id": "other", "class": "person"})
-    hass.bus.async_fire("ai_security_detection", {"device_id": device_id, "class": "person"})
+    # Detections reach the trigger through the hub's signal for the camera's device only.
+    signal = SIGNAL_DEVICE_DETECTIONS.format
+    async_dispatcher_send(hass, signal(device_id), [{"device_id": device_id, "class": "car"}])
+    async_dispatcher_send(hass, signal("other"), [{"device_id": "other", "class": "person"}])
+    async_dispatcher_send(
+        hass, signal(device_id), [{"device_id": device_id, "class": "person", "camera_id": "x"}]
+    )
     await hass.async_block_till_done()
     fired = sorted((call.data["name"], call.data["level"]) for call in calls)
     assert fired == [
@@ -195,9 +265,13 @@ async def test_levels_are_matched_at_or_above_and_other_devices_ignored(
         ("high_or_above", "high"),
         ("person", ""),
     ]
+    (person,) = [call for call in calls if call.data["name"] == "person"]
+    assert person.data["event_type"] == "ai_security_detection"
+    assert person.data["camera"] == "x"
 
     # Turning the automations off detaches every listener, one per level included.
     await hass.services.async_call("automation", "turn_off", {"entity_id": "all"}, blocking=True)
     hass.bus.async_fire("ai_security_event", {"device_id": device_id, "risk_level": "critical"})
+    async_dispatcher_send(hass, signal(device_id), [{"device_id": device_id, "class": "person"}])
     await hass.async_block_till_done()
     assert len(calls) == len(fired)

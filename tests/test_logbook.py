@@ -108,7 +108,7 @@ async def test_incomplete_or_unknown_events(
 async def test_camera_of_several_hubs(
     hass: HomeAssistant, init_integration: MockConfigEntry, entity_registry: er.EntityRegistry
 ) -> None:
-    """Two hubs with a camera of the same id: the event's device tells them apart."""
+    """Two hubs with a camera of the same id: the event's entry id (or device) tells them apart."""
     add_camera(init_integration, "front_door", "Front Door")
     await hass.async_block_till_done()
     other = MockConfigEntry(domain=DOMAIN, title="Other")
@@ -125,9 +125,15 @@ async def test_camera_of_several_hubs(
     assert security_event_entity(hass, "front_door", device_id) == ours
     assert security_event_entity(hass, "front_door", "another-device") is None
     assert security_event_entity(hass, "front_door", None) is None  # ambiguous
+    # Events carry their hub's entry id: that alone tells the hubs apart.
+    assert security_event_entity(hass, "front_door", None, init_integration.entry_id) == ours
+    assert security_event_entity(hass, "front_door", None, other.entry_id) == twin.entity_id
+    described = describe(hass, "ai_security_event", {**EVENT, "entry_id": other.entry_id})
+    assert described["entity_id"] == twin.entity_id
     entity_registry.async_remove(twin.entity_id)
     assert security_event_entity(hass, "front_door", None) == ours
     assert security_event_entity(hass, "front_door", "another-device") == ours
+    assert security_event_entity(hass, "front_door", None, other.entry_id) is None
 
 
 async def test_in_the_logbook(

@@ -1,8 +1,10 @@
 """Device triggers of a camera: a security event at or above a level, a person, any event.
 
-Each is an event trigger on the integration's bus events (`ai_security_event`,
-`ai_security_detection`) filtered on the camera's device id, so an automation made from the
-device page gets the same trigger data as one listening to the bus event itself.
+The security event triggers are event triggers on `ai_security_event`, filtered on the camera's
+device id. "Person detected" listens to the hub's per-device detection signal instead of the
+`ai_security_detection` bus event, which is off unless the user turns it on (it would fill the
+recorder). Either way an automation made from the device page gets the same trigger data as one
+listening to the bus event itself: `trigger.event.event_type` and `trigger.event.data`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from homeassistant.const import (
     CONF_PLATFORM,
     CONF_TYPE,
 )
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Event, HassJob, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
 from homeassistant.helpers.typing import ConfigType
 import probatio
@@ -28,7 +31,7 @@ import probatio
 from .const import DOMAIN
 from .core.events import levels_at_least
 from .core.models import RiskLevel
-from .hub import EVENT_DETECTION, EVENT_SECURITY
+from .hub import EVENT_DETECTION, EVENT_SECURITY, SIGNAL_DEVICE_DETECTIONS
 
 TRIGGER_SECURITY_EVENT: Final = "security_event"
 TRIGGER_PERSON_DETECTED: Final = "person_detected"
@@ -65,7 +68,7 @@ LEVEL_CAPABILITIES: Final = probatio.Schema(
 def _is_camera(device: dr.DeviceEntry) -> bool:
     """Return whether a device is one of this integration's cameras (not a hub)."""
     return any(
-        domain == DOMAIN and identifier not in device.config_entries
+        domain == DOMAIN and identifier != device.config_entry_id
         for domain, identifier in device.identifiers
     )
 
@@ -101,17 +104,17 @@ async def async_attach_trigger(
     action: TriggerActionType,
     trigger_info: TriggerInfo,
 ) -> CALLBACK_TYPE:
-    """Listen for the camera's bus events of the trigger's kind.
+    """Listen for the camera's events of the trigger's kind.
 
     A level is matched by one event trigger per level at or above it (low < medium < high <
     critical), so every trigger filters on exact event data.
     """
     device_id: str = config[CONF_DEVICE_ID]
     trigger_type: str = config[CONF_TYPE]
-    filters: list[tuple[str, dict[str, Any]]]
     if trigger_type == TRIGGER_PERSON_DETECTED:
-        filters = [(EVENT_DETECTION, {ATTR_DEVICE_ID: device_id, "class": "person"})]
-    elif trigger_type == TRIGGER_SECURITY_EVENT:
+        return _attach_person_detected(hass, device_id, action, trigger_info)
+    filters: list[tuple[str, dict[str, Any]]]
+    if trigger_type == TRIGGER_SECURITY_EVENT:
         filters = [
             (EVENT_SECURITY, {ATTR_DEVICE_ID: device_id, "risk_level": level.value})
             for level in levels_at_least(RiskLevel(config[CONF_LEVEL]))
@@ -139,3 +142,38 @@ async def async_attach_trigger(
             remove_one()
 
     return remove
+
+
+@callback
+def _attach_person_detected(
+    hass: HomeAssistant, device_id: str, action: TriggerActionType, trigger_info: TriggerInfo
+) -> CALLBACK_TYPE:
+    """Run action for each person the camera detects, from the hub's signal, not the bus.
+
+    The trigger data is what an event trigger on ai_security_detection would give (the same
+    event type and data, as an Event that is not fired), so automations read it the same way.
+    """
+    job = HassJob(action, f"{DOMAIN} person detected trigger {trigger_info}")
+    trigger_data = trigger_info["trigger_data"]
+
+    @callback
+    def _detected(payloads: list[dict[str, Any]]) -> None:
+        for payload in payloads:
+            if payload.get("class") != "person":
+                continue
+            event = Event(EVENT_DETECTION, payload)
+            hass.loop.call_soon(
+                hass.async_run_hass_job,
+                job,
+                {
+                    "trigger": {
+                        **trigger_data,
+                        "platform": "device",
+                        "event": event,
+                        "description": f"person detected by {payload.get('camera_name')}",
+                    }
+                },
+                event.context,
+            )
+
+    return async_dispatcher_connect(hass, SIGNAL_DEVICE_DETECTIONS.format(device_id), _detected)

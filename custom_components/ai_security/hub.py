@@ -2,15 +2,19 @@
 
 The pipeline (core/) knows nothing of Home Assistant; this module turns what it reports into what
 users automate on: an `ai_security_event` per security event, an `ai_security_detection` per
-detected object, a device per camera, and dispatcher signals the entity platforms listen to.
+detected object (when the user turned that option on), a device per camera, and dispatcher signals
+the entity platforms and device triggers listen to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+import os
 from pathlib import Path
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -19,7 +23,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_call_later, async_track_time_change
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import DOMAIN, LOGGER
 from .core.eventmedia import EventMedia
 from .core.models import Camera, Detection, SecurityEvent
 from .core.pipeline import Pipeline, PipelineCallbacks
@@ -38,12 +42,17 @@ SIGNAL_EVENT: Final = f"{DOMAIN}_event_{{}}"
 SIGNAL_EVENT_RESCORED: Final = f"{DOMAIN}_event_rescored_{{}}"
 """Sent (camera, event) when the LLM re-judged an event the heuristic had scored."""
 SIGNAL_DETECTIONS: Final = f"{DOMAIN}_detections_{{}}"
+SIGNAL_DEVICE_DETECTIONS: Final = f"{DOMAIN}_device_detections_{{}}"
+"""Sent (list of detection data, as in the ai_security_detection event) per camera device id,
+whether or not the bus event is on: the "person detected" device trigger listens to it."""
 SIGNAL_BATCH: Final = f"{DOMAIN}_batch_{{}}"
 SIGNAL_CAMERA_STATE: Final = f"{DOMAIN}_camera_state_{{}}_{{}}"
 """Sent (entry id, camera id) when a camera's entities should write their state."""
 
 RISK_HOLD: Final = timedelta(minutes=10)
 """How long after an event ended the risk sensors keep showing it (then: clear, score 0)."""
+
+_LETTER_OR_DIGIT: Final = re.compile(r"[^\W_]")
 
 STATE_FLUSH_DELAY: Final = 1.0
 """Seconds detection counters are gathered before entities write them: a busy camera then
@@ -75,6 +84,24 @@ class CameraState:
         return event
 
 
+def readable_camera(camera: Camera) -> Camera:
+    """Return the camera with a name entity ids can be made from.
+
+    The name is the folder's. A folder named without any letter or digit ("!!!") would give its
+    device a name Home Assistant cannot slugify, and its entities ids such as
+    `sensor.unknown_risk_score`; such a camera is named after its id instead ("Camera 1a2b3c"),
+    which is as stable as the id.
+    """
+    if _LETTER_OR_DIGIT.search(camera.name):
+        return camera
+    return replace(camera, name=camera.camera_id.replace("_", " ").capitalize())
+
+
+def _folders_present(root: str, folders: Sequence[str]) -> list[bool]:
+    """Return whether each camera folder is there (blocking: run it in the executor)."""
+    return [os.path.isdir(os.path.join(root, folder)) for folder in folders]
+
+
 class AiSecurityHub:
     """One config entry's pipeline as Home Assistant sees it."""
 
@@ -98,6 +125,9 @@ class AiSecurityHub:
         self._early_detections: list[tuple[str, int, datetime]] | None = []
         """What the pipeline announced before start(): (camera, detections, when)."""
         self._early_events: list[datetime] | None = []
+        self._unconfirmed: list[Camera] | None = []
+        """Cameras announced before start() that have no device; see _camera_added."""
+        self._confirming: asyncio.Task[None] | None = None
 
     @callback
     def start(self, activity: dict[str, CameraActivity], cutoff: datetime) -> None:
@@ -118,31 +148,63 @@ class AiSecurityHub:
             state = self.cameras.get(camera_id)
             if state is None:
                 continue  # detections of a camera whose folder row is gone: nothing to show
-            state.detections_today += stored.detections_since
-            if stored.last_detections and not state.last_detections:
-                state.last_detections = stored.last_detections
-                state.last_detection_at = stored.last_detections[-1].detected_at
-            current = state.latest_event
-            if stored.latest_event is None or (
-                current is not None and current.started_at >= stored.latest_event.started_at
-            ):
-                continue  # an event announced meanwhile is newer
-            state.latest_event = stored.latest_event
-            if self.pipeline is not None:
-                media = self.pipeline.media
-                if media is not None:
-                    event = stored.latest_event
-                    state.event_image = media.key_frame_path(
-                        camera_id, event.event_id, event.started_at
-                    )
-                    state.event_image_at = event.ended_at
-                    state.event_image_event_id = event.event_id
+            self._restore(state, stored)
         self.events_today = sum(stored.events_since for stored in activity.values()) + sum(
             1 for at in early_events or () if at >= cutoff
         )
         self._unsubscribe.append(
             async_track_time_change(self.hass, self._midnight, hour=0, minute=0, second=0)
         )
+        unconfirmed, self._unconfirmed = self._unconfirmed, None
+        if unconfirmed:
+            self._confirming = self.hass.async_create_task(
+                self._confirm(unconfirmed, activity), f"{DOMAIN} camera folders", eager_start=False
+            )
+
+    def _restore(self, state: CameraState, stored: CameraActivity) -> None:
+        """Add what the database holds of today to a camera's state."""
+        camera_id = state.camera.camera_id
+        state.detections_today += stored.detections_since
+        if stored.last_detections and not state.last_detections:
+            state.last_detections = stored.last_detections
+            state.last_detection_at = stored.last_detections[-1].detected_at
+        current = state.latest_event
+        if stored.latest_event is None or (
+            current is not None and current.started_at >= stored.latest_event.started_at
+        ):
+            return  # an event announced meanwhile is newer
+        state.latest_event = stored.latest_event
+        if self.pipeline is not None:
+            media = self.pipeline.media
+            if media is not None:
+                event = stored.latest_event
+                state.event_image = media.key_frame_path(
+                    camera_id, event.event_id, event.started_at
+                )
+                state.event_image_at = event.ended_at
+                state.event_image_event_id = event.event_id
+
+    async def _confirm(self, cameras: list[Camera], activity: dict[str, CameraActivity]) -> None:
+        """Give the cameras announced without a device theirs if their folder is there.
+
+        One whose folder is gone is a camera whose device the user removed: the pipeline forgets
+        it again, until an upload in its folder brings it back.
+        """
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        present = await self.hass.async_add_executor_job(
+            _folders_present, pipeline.config.camera_root, [camera.folder for camera in cameras]
+        )
+        for camera, here in zip(cameras, present, strict=True):
+            if not here:
+                LOGGER.debug("Camera %s stays removed: its folder is gone", camera.camera_id)
+                pipeline.forget_camera(camera.camera_id)
+                continue
+            self._add_camera(camera)
+            if (stored := activity.get(camera.camera_id)) is not None:
+                self._restore(self.cameras[camera.camera_id], stored)
+                self._changed(camera.camera_id, at_once=True)
 
     @callback
     def stop(self) -> None:
@@ -153,6 +215,9 @@ class AiSecurityHub:
         if self._flush_cancel is not None:
             self._flush_cancel()
             self._flush_cancel = None
+        if self._confirming is not None:
+            self._confirming.cancel()
+            self._confirming = None
 
     @property
     def last_cleanup(self) -> RetentionStats | None:
@@ -222,11 +287,35 @@ class AiSecurityHub:
         )
         self.hub_device_id = device.id
 
+    def _identifier(self, camera_id: str) -> tuple[str, str]:
+        """Return the device registry identifier of a camera of this hub."""
+        return (DOMAIN, f"{self.entry_id}_{camera_id}")
+
     @callback
     def _camera_added(self, camera: Camera) -> None:
+        """Give a camera its device and entities.
+
+        Before start() the pipeline announces the cameras of its database. One of those without
+        a device had it removed by the user (only allowed once its folder is gone): whether its
+        folder is back is found out in the executor by start(), not here on the loop.
+        """
+        camera = readable_camera(camera)
+        if (
+            self._unconfirmed is not None
+            and dr.async_get(self.hass).async_get_device_by_identifier(
+                self._identifier(camera.camera_id), self.entry_id
+            )
+            is None
+        ):
+            self._unconfirmed.append(camera)
+            return
+        self._add_camera(camera)
+
+    @callback
+    def _add_camera(self, camera: Camera) -> None:
         device = dr.async_get(self.hass).async_get_or_create(
             config_entry_id=self.entry_id,
-            identifiers={(DOMAIN, f"{self.entry_id}_{camera.camera_id}")},
+            identifiers={self._identifier(camera.camera_id)},
             name=camera.name,
             manufacturer="AI Security",
             model="Upload folder",
@@ -236,23 +325,64 @@ class AiSecurityHub:
         self.cameras.setdefault(camera.camera_id, CameraState(camera=camera))
         async_dispatcher_send(self.hass, SIGNAL_CAMERA_ADDED.format(self.entry_id), camera)
 
+    def camera_of_device(self, device: dr.DeviceEntry) -> str | None:
+        """Return the camera id of one of this hub's camera devices; None for any other device."""
+        prefix = f"{self.entry_id}_"
+        for domain, identifier in device.identifiers:
+            if domain == DOMAIN and identifier.startswith(prefix):
+                return identifier.removeprefix(prefix)
+        return None
+
+    async def async_remove_camera_device(self, device: dr.DeviceEntry) -> bool:
+        """Forget a camera whose device the user deletes; refuse while its folder is there.
+
+        A camera whose folder still exists is still watched (its next upload would bring the
+        device straight back), and the hub's own device is not a camera. A removed camera stays
+        in the database with its history; it comes back with the next upload in its folder.
+        """
+        camera_id = self.camera_of_device(device)
+        if camera_id is None:
+            return False
+        pipeline = self.pipeline
+        camera = None if pipeline is None else pipeline.cameras.get(camera_id)
+        if pipeline is not None and camera is not None:
+            present = await self.hass.async_add_executor_job(
+                _folders_present, pipeline.config.camera_root, [camera.folder]
+            )
+            if present[0]:
+                return False
+            pipeline.forget_camera(camera_id)
+        self.cameras.pop(camera_id, None)
+        self.device_ids.pop(camera_id, None)
+        self._dirty.discard(camera_id)
+        return True
+
     @callback
     def _detections(self, camera: Camera, detections: list[Detection]) -> None:
-        for detection in detections:
-            self.hass.bus.async_fire(
-                EVENT_DETECTION,
-                {
-                    "camera_id": camera.camera_id,
-                    "camera_name": camera.name,
-                    "device_id": self.device_ids.get(camera.camera_id),
-                    "class": detection.label,
-                    "confidence": round(detection.confidence, 4),
-                    "bbox": detection.bbox.as_list(),
-                    "file": detection.path,
-                    "frame_time": detection.frame_time,
-                    "zone": detection.zone,
-                },
-            )
+        device_id = self.device_ids.get(camera.camera_id)
+        camera_name = readable_camera(camera).name
+        payloads = [
+            {
+                "entry_id": self.entry_id,
+                "camera_id": camera.camera_id,
+                "camera_name": camera_name,
+                "device_id": device_id,
+                "class": detection.label,
+                "confidence": round(detection.confidence, 4),
+                "bbox": detection.bbox.as_list(),
+                "file": detection.path,
+                "frame_time": detection.frame_time,
+                "zone": detection.zone,
+            }
+            for detection in detections
+        ]
+        # Every bus event is a row in the recorder's database: a busy camera's detections are
+        # on the bus only when the user asked for them.
+        if self.pipeline is not None and self.pipeline.config.options.detection_events:
+            for payload in payloads:
+                self.hass.bus.async_fire(EVENT_DETECTION, payload)
+        if device_id is not None and payloads:
+            async_dispatcher_send(self.hass, SIGNAL_DEVICE_DETECTIONS.format(device_id), payloads)
         async_dispatcher_send(
             self.hass, SIGNAL_DETECTIONS.format(self.entry_id), camera, detections
         )
@@ -305,11 +435,15 @@ class AiSecurityHub:
         async_dispatcher_send(self.hass, SIGNAL_EVENT_RESCORED.format(self.entry_id), camera, new)
 
     def event_data(self, camera: Camera, event: SecurityEvent) -> dict[str, Any]:
-        """Return the data of the ai_security_event bus event (times in ISO 8601, UTC)."""
+        """Return the data of the ai_security_event bus event (times in ISO 8601, UTC).
+
+        entry_id tells hubs apart: two hubs may each have a camera called front_door.
+        """
         return {
+            "entry_id": self.entry_id,
             "event_id": event.event_id,
             "camera_id": camera.camera_id,
-            "camera_name": camera.name,
+            "camera_name": readable_camera(camera).name,
             "device_id": self.device_ids.get(camera.camera_id),
             "risk_score": event.risk_score,
             "risk_level": event.risk_level.value,

@@ -51,20 +51,29 @@ def _describe(hass: HomeAssistant, data: Mapping[str, Any], prefix: str) -> dict
     described = {LOGBOOK_ENTRY_NAME: DEFAULT_NAME, LOGBOOK_ENTRY_MESSAGE: message}
     camera_id = data.get("camera_id")
     if isinstance(camera_id, str) and camera_id:
-        entity_id = security_event_entity(hass, camera_id, data.get("device_id"))
+        entity_id = security_event_entity(
+            hass, camera_id, data.get("device_id"), data.get("entry_id")
+        )
         if entity_id is not None:
             described[LOGBOOK_ENTRY_ENTITY_ID] = entity_id
     return described
 
 
 @callback
-def security_event_entity(hass: HomeAssistant, camera_id: str, device_id: object) -> str | None:
+def security_event_entity(
+    hass: HomeAssistant, camera_id: str, device_id: object, entry_id: object = None
+) -> str | None:
     """Return the event entity of camera_id, or None when it cannot be told for sure.
 
-    The bus event names the camera but not its hub: each hub's entity of that camera is looked up,
-    and when several hubs have a camera of that id, the one on the event's device is taken.
+    The bus event names the camera and its hub (entry_id). Events recorded before they carried
+    entry_id name only the camera: each hub's entity of that camera is looked up then, and when
+    several hubs have a camera of that id, the one on the event's device is taken.
     """
     registry = er.async_get(hass)
+    if isinstance(entry_id, str) and entry_id:
+        return registry.async_get_entity_id(
+            Platform.EVENT, DOMAIN, f"{entry_id}_{camera_id}_{SECURITY_EVENT_KEY}"
+        )
     found: list[str] = []
     for entry in hass.config_entries.async_entries(DOMAIN):
         entity_id = registry.async_get_entity_id(

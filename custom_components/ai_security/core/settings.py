@@ -47,6 +47,7 @@ RESCORE_MINUTES: Final = "rescore_minutes"
 HEALTH_INTERVAL: Final = "health_interval"
 RETENTION_TIME: Final = "retention_time"
 DELETE_UPLOADS: Final = "delete_uploads"
+DETECTION_EVENTS: Final = "detection_events"
 
 LIMITS: Final[dict[str, Limit]] = {
     CONFIDENCE_THRESHOLD: Limit(minimum=0.05, maximum=0.99, step=0.01),
@@ -123,6 +124,12 @@ class PipelineOptions:
     """Local time of day (HH:MM) the daily clean-up runs."""
     delete_uploads: bool = False
     """Whether the clean-up also deletes the cameras' own uploads past retention."""
+    detection_events: bool = False
+    """Whether every detected object is also fired as an `ai_security_detection` bus event.
+
+    Off by default: Home Assistant's recorder stores every bus event, and a busy camera detects
+    thousands of objects a day. Entities and device triggers do not need the bus event.
+    """
 
     def retention_clock(self) -> tuple[int, int]:
         """Return (hour, minute) of retention_time; raise ValueError when it is not HH:MM[:SS]."""
@@ -206,6 +213,7 @@ class PipelineOptions:
             health_interval=number(HEALTH_INTERVAL, default.health_interval),
             retention_time=str(options.get(RETENTION_TIME, default.retention_time)),
             delete_uploads=bool(options.get(DELETE_UPLOADS, default.delete_uploads)),
+            detection_events=bool(options.get(DETECTION_EVENTS, default.detection_events)),
         )
 
     def as_mapping(self) -> dict[str, object]:
@@ -228,4 +236,5 @@ class PipelineOptions:
             HEALTH_INTERVAL: self.health_interval,
             RETENTION_TIME: self.retention_time,
             DELETE_UPLOADS: self.delete_uploads,
+            DETECTION_EVENTS: self.detection_events,
         }
