@@ -200,6 +200,11 @@ async def test_hub_health_status_events_and_recovery(
     state = hass.states.get(connectivity)
     assert state.state == STATE_OFF
     assert "HTTP 500" in state.attributes["last_error"]
+    # The circuit agrees with the state: a failed check is "open" at once, although the
+    # breaker itself opens only after more failures in a row (its own state: diagnostics).
+    assert (state.attributes["status"], state.attributes["circuit"]) == ("unhealthy", "open")
+    breaker = entry.runtime_data.pipeline.detector.breakers[detector_server.url]
+    assert breaker.state.value == "closed"
     assert hass.states.get(latency).state == STATE_UNAVAILABLE
     (down,) = statuses
     assert down.data["service"] == "detector"
@@ -209,8 +214,11 @@ async def test_hub_health_status_events_and_recovery(
     detector_server.health_status = 200
     await coordinator.async_refresh()
     await hass.async_block_till_done()
-    assert hass.states.get(connectivity).state == STATE_ON
+    state = hass.states.get(connectivity)
+    assert state.state == STATE_ON
+    assert state.attributes["circuit"] == "closed"
     assert [e.data["status"] for e in statuses] == ["unhealthy", "healthy"]
+    assert {e.data["entry_id"] for e in statuses} == {entry.entry_id}
 
 
 async def test_gpu_sensors_from_the_detector_report(

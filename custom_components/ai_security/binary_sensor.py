@@ -9,14 +9,21 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import AiSecurityConfigEntry
 from .coordinator import AiSecurityCoordinator
-from .core.monitor import ServiceKind, ServiceStatus
-from .entity import AiSecurityCameraEntity, AiSecurityHubEntity, add_camera_entities
+from .core.monitor import EndpointHealth, ServiceKind, ServiceStatus
+from .core.resilience import CircuitState
+from .entity import (
+    AiSecurityCameraEntity,
+    AiSecurityHubEntity,
+    add_camera_entities,
+    remove_stale_hub_entities,
+    stale_endpoint,
+)
 
 PARALLEL_UPDATES = 0
 
@@ -34,6 +41,20 @@ class ActivitySensor(AiSecurityCameraEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Return whether a batch is open."""
         return self.state_data.active
+
+
+def shown_circuit(endpoint: EndpointHealth) -> CircuitState:
+    """Return the circuit as the connectivity sensor shows it, in step with its state.
+
+    The sensor is off as soon as a health check fails (that is when the status turns unhealthy,
+    ai_security_service_status fires and an outage starts counting), while the breaker itself
+    opens only after several failures in a row. Shown raw, the attribute would then read
+    "closed" on a disconnected server; it reads "open" instead, as the hub treats the server as
+    down. The breaker's own state and failure count are in the diagnostics.
+    """
+    if endpoint.status is ServiceStatus.UNHEALTHY:
+        return CircuitState.OPEN
+    return endpoint.circuit
 
 
 class ConnectivitySensor(AiSecurityHubEntity, BinarySensorEntity):
@@ -66,7 +87,7 @@ class ConnectivitySensor(AiSecurityHubEntity, BinarySensorEntity):
         return {
             "url": endpoint.url,
             "status": endpoint.status.value,
-            "circuit": endpoint.circuit.value,
+            "circuit": shown_circuit(endpoint).value,
             "last_error": endpoint.last_error,
             "latency_ms": None if endpoint.latency_ms is None else round(endpoint.latency_ms, 1),
         }
@@ -77,11 +98,21 @@ async def async_setup_entry(
     entry: AiSecurityConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a connectivity sensor per endpoint and an activity sensor per camera."""
+    """Add a connectivity sensor per endpoint and an activity sensor per camera.
+
+    The sensors of endpoints that are no longer configured (reconfigure removed their URL) are
+    deleted from the entity registry first.
+    """
     data = entry.runtime_data
+    endpoints = data.pipeline.health.endpoints()
+    remove_stale_hub_entities(
+        hass,
+        entry.entry_id,
+        Platform.BINARY_SENSOR,
+        stale_endpoint({key for key, _kind, _url in endpoints}),
+    )
     async_add_entities(
-        ConnectivitySensor(data.coordinator, key, kind, url)
-        for key, kind, url in data.pipeline.health.endpoints()
+        ConnectivitySensor(data.coordinator, key, kind, url) for key, kind, url in endpoints
     )
     entry.async_on_unload(
         add_camera_entities(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+import re
+from typing import Final
 
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
@@ -15,6 +18,9 @@ from .const import DOMAIN
 from .coordinator import AiSecurityCoordinator
 from .core.models import Camera
 from .hub import SIGNAL_CAMERA_ADDED, SIGNAL_CAMERA_STATE, AiSecurityHub, CameraState
+
+ENDPOINT_KEY: Final = re.compile(r"(detector|llm)_[0-9a-f]{12}")
+"""The key of a model server endpoint's entities (core.monitor.endpoint_key)."""
 
 
 def read_if_present(path: str) -> bytes | None:
@@ -105,3 +111,30 @@ def add_camera_entities(
         add_entities(make(camera))
 
     return async_dispatcher_connect(hass, SIGNAL_CAMERA_ADDED.format(hub.entry_id), _added)
+
+
+@callback
+def remove_stale_hub_entities(
+    hass: HomeAssistant, entry_id: str, platform: str, stale: Callable[[str], bool]
+) -> None:
+    """Delete the registry entries of the hub's platform entities whose key stale() picks.
+
+    Home Assistant keeps an entity's registry entry after the integration stops adding it, shown
+    as unavailable for good. A model server removed by reconfigure would leave its entities
+    behind that way; setup removes them instead, as the stale-devices rule asks.
+    """
+    registry = er.async_get(hass)
+    prefix = f"{entry_id}_"
+    for entity in er.async_entries_for_config_entry(registry, entry_id):
+        if (
+            entity.domain == platform
+            and entity.platform == DOMAIN
+            and entity.unique_id.startswith(prefix)
+            and stale(entity.unique_id.removeprefix(prefix))
+        ):
+            registry.async_remove(entity.entity_id)
+
+
+def stale_endpoint(current: Collection[str]) -> Callable[[str], bool]:
+    """Return a test for keys of endpoint entities whose endpoint is not among current."""
+    return lambda key: ENDPOINT_KEY.fullmatch(key) is not None and key not in current

@@ -21,6 +21,7 @@ from homeassistant.components.sensor import (
 from homeassistant.const import (
     PERCENTAGE,
     EntityCategory,
+    Platform,
     UnitOfInformation,
     UnitOfPower,
     UnitOfTemperature,
@@ -36,7 +37,12 @@ from .coordinator import AiSecurityCoordinator, HubData
 from .core.gpu import GpuReading
 from .core.models import Camera, RiskLevel
 from .core.monitor import ServiceKind, ServiceStatus
-from .entity import AiSecurityCameraEntity, AiSecurityHubEntity, add_camera_entities
+from .entity import (
+    AiSecurityCameraEntity,
+    AiSecurityHubEntity,
+    add_camera_entities,
+    remove_stale_hub_entities,
+)
 from .hub import RISK_HOLD, AiSecurityHub, CameraState
 
 PARALLEL_UPDATES = 0
@@ -410,6 +416,12 @@ async def async_setup_entry(
         # Without an LLM server (heuristic scoring only) there is no LLM latency to show.
         if description.source is not ServiceKind.LLM or data.llm_url
     ]
+    # A reconfigure that removed the LLM server leaves no LLM latency sensor behind.
+    added = {sensor.entity_description.key for sensor in hub_sensors}
+    served = {d.key for d in HUB_SENSORS if d.source is not None}
+    remove_stale_hub_entities(
+        hass, entry.entry_id, Platform.SENSOR, lambda key: key in served and key not in added
+    )
     if coordinator.data is not None and coordinator.data.gpu is not None:
         # Only a host or detector that reports a GPU gets GPU sensors.
         hub_sensors.extend(HubSensor(coordinator, description) for description in GPU_SENSORS)
