@@ -189,3 +189,53 @@ async def test_demo_with_a_model_starts_llama_server_and_uses_it(
     entries = json.loads((config / ".storage" / "core.config_entries").read_text())
     (entry,) = [item for item in entries["data"]["entries"] if item["domain"] == "ai_security"]
     assert entry["data"]["llm_url"] == f"http://127.0.0.1:{llm_port}"
+
+
+async def test_demo_moves_home_assistant_to_loopback(tmp_path: Path, socket_enabled: None) -> None:
+    """A configuration whose Home Assistant listens on every interface is moved to 127.0.0.1.
+
+    Home Assistant reads configuration.yaml's http: section once, so a configuration folder made
+    before it said server_host keeps listening everywhere; the demo, whose login is published,
+    sets 127.0.0.1 through Home Assistant's API, starts it again on it and keeps it.
+    """
+    config = tmp_path / "config"
+    config.mkdir()
+    port, detector_port = random.sample(range(20000, 60000), 2)
+    everywhere = CONFIGURATION.replace("  server_host: 127.0.0.1\n", "")
+    assert "server_host" not in everywhere
+    (config / "configuration.yaml").write_text(
+        everywhere.format(cameras=config / "cameras", port=port)
+    )
+    arguments = [
+        sys.executable,
+        "-m",
+        "scripts.demo.run",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--detector-port",
+        str(detector_port),
+        "--exit-after-setup",
+        "1",
+    ]
+
+    async def demo() -> str:
+        process = await asyncio.create_subprocess_exec(
+            *arguments, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 600)
+        text = output.decode()
+        assert process.returncode == 0, text
+        return text
+
+    text = await demo()
+    assert "moving it to 127.0.0.1" in text
+    assert "listens on 127.0.0.1 only now" in text
+    stored = json.loads((config / ".storage" / "http").read_text())["data"]
+    assert stored["stable"]["server_host"] == ["127.0.0.1"]
+    assert stored["stable"]["server_port"] == port
+    assert stored["pending"] is None
+
+    text = await demo()  # started again: it stays on 127.0.0.1 without a restart
+    assert "moving it to" not in text

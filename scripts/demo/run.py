@@ -13,14 +13,21 @@ Starts, in this order, and stops in reverse on Ctrl-C (or SIGTERM):
 
 Each process's output goes to a log file in config/demo/, so the terminal shows only what a
 person needs: where to go, how to log in, and what is running.
+
+Home Assistant listens on 127.0.0.1 only: the demo's login is published. configuration.yaml says
+so, and a configuration folder whose Home Assistant stored another HTTP configuration before
+(it reads configuration.yaml's http: section only once) is moved to 127.0.0.1 through Home
+Assistant's own API.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
+import ipaddress
 import os
 from pathlib import Path
 import shutil
@@ -36,6 +43,9 @@ REPO = Path(__file__).resolve().parents[2]
 USERNAME = "demo"
 PASSWORD = "ai-security-demo"  # noqa: S105 - the demo's published login, printed at start
 DASHBOARD = "ai-security"
+LOOPBACK = "127.0.0.1"
+_HTTP_META = ("created_at", "error", "error_message")
+"""Keys of Home Assistant's stored HTTP configuration that are not settings."""
 
 
 def _say(message: str) -> None:
@@ -111,8 +121,11 @@ async def set_up_home_assistant(
     cameras: Path,
     detector_url: str,
     llm_url: str,
-) -> None:
-    """Onboard, add the integration and the dashboard, unless an earlier start did."""
+) -> hass_api.Session | None:
+    """Onboard, add the integration and the dashboard, unless an earlier start did.
+
+    Return the demo user's session, or None when Home Assistant was set up with another user.
+    """
     if await hass_api.onboarding_done(http, base_url):
         try:
             session = await hass_api.log_in(http, base_url, username=USERNAME, password=PASSWORD)
@@ -121,7 +134,7 @@ async def set_up_home_assistant(
                 "Home Assistant was set up before with another user: the demo leaves it as it "
                 "is (delete config/.storage to start the demo afresh)"
             )
-            return
+            return None
     else:
         _say(f"first start: onboarding with the user {USERNAME!r}")
         session = await hass_api.onboard(
@@ -149,6 +162,72 @@ async def set_up_home_assistant(
         title="Security",
         config=hass_api.CARD_DASHBOARD,
     )
+    return session
+
+
+def active_http_config(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return the HTTP configuration Home Assistant runs with, from http/config's answer."""
+    slot = str(state.get("active_config_type") or "default")
+    config = state.get(slot if slot in ("stable", "pending") else "default")
+    return config if isinstance(config, Mapping) else {}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def listens_beyond_loopback(config: Mapping[str, Any]) -> bool:
+    """Return whether an HTTP configuration binds more than loopback (none named: all)."""
+    hosts = config.get("server_host") or []
+    return not hosts or not all(_is_loopback(str(host)) for host in hosts)
+
+
+async def _http_state(http: aiohttp.ClientSession, session: hass_api.Session) -> Any:
+    ws, connection = await hass_api.websocket(http, session)
+    try:
+        return await ws.command({"type": "http/config"})
+    finally:
+        await connection.close()
+
+
+async def move_to_loopback(http: aiohttp.ClientSession, session: hass_api.Session) -> bool:
+    """Have Home Assistant listen on 127.0.0.1 only if it listens on more; True if it must restart.
+
+    Setting the HTTP configuration through Home Assistant's API makes Home Assistant stop with
+    its restart exit code (100), to run the new configuration as a trial; start it again, then
+    keep the trial as the http: section of configuration.yaml is kept (keep_http_config).
+    """
+    config = active_http_config(await _http_state(http, session))
+    if not listens_beyond_loopback(config):
+        return False
+    hosts = ", ".join(config.get("server_host") or ["every interface"])
+    _say(
+        f"Home Assistant listens on {hosts} and the demo's login is published: moving it to "
+        f"{LOOPBACK}"
+    )
+    settings = {key: value for key, value in config.items() if key not in _HTTP_META}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 600
+    while True:
+        ws, connection = await hass_api.websocket(http, session)
+        try:
+            await ws.command(
+                {"type": "http/config/configure", "config": {**settings, "server_host": [LOOPBACK]}}
+            )
+        except hass_api.SetupError as err:
+            # Refused (not_running) until Home Assistant has finished starting.
+            if "not_running" not in str(err) or loop.time() > deadline:
+                raise
+        else:
+            return True
+        finally:
+            await connection.close()
+        await asyncio.sleep(1)
 
 
 async def start_detector(http: aiohttp.ClientSession, port: int, logs: Path) -> Child:
@@ -197,6 +276,39 @@ async def start_llm(http: aiohttp.ClientSession, model: str, port: int, logs: Pa
     return llm
 
 
+async def start_home_assistant(
+    http: aiohttp.ClientSession,
+    args: argparse.Namespace,
+    children: list[Child],
+    *,
+    base_url: str,
+    detector_url: str,
+    llm_url: str,
+) -> None:
+    """Start Home Assistant (appended to children) and set it up, on 127.0.0.1 only."""
+    config = args.config.resolve()
+    command = [sys.executable, "-m", "homeassistant", "--config", str(config), *args.hass_args]
+    env = {"AI_SECURITY_CAMERA_ROOT": str(config / "cameras")}
+    home = await start("home-assistant", command, config / "demo", **env)
+    children.append(home)
+    _say("Home Assistant is starting (the very first start takes a few minutes)")
+    await hass_api.wait_until_up(http, base_url, 900)
+    session = await set_up_home_assistant(
+        http, base_url, cameras=config / "cameras", detector_url=detector_url, llm_url=llm_url
+    )
+    if session is None or not await move_to_loopback(http, session):
+        return
+    await asyncio.wait_for(home.process.wait(), 120)  # it stops with its restart exit code
+    home.log.close()
+    children.remove(home)
+    home = await start("home-assistant", command, config / "demo", **env)
+    children.append(home)
+    await hass_api.wait_until_up(http, base_url, 900)
+    # The trial configuration is kept as the http: section of configuration.yaml is.
+    await hass_api.keep_http_config(http, session)
+    _say(f"Home Assistant listens on {LOOPBACK} only now")
+
+
 async def run(args: argparse.Namespace) -> int:
     """Start everything, set it up, and wait for Ctrl-C; return the exit status."""
     config = args.config.resolve()
@@ -236,17 +348,8 @@ async def run(args: argparse.Namespace) -> int:
             await first.process.wait()
             first.log.close()
 
-            home = await start(
-                "home-assistant",
-                [sys.executable, "-m", "homeassistant", "--config", str(config), *args.hass_args],
-                logs,
-                AI_SECURITY_CAMERA_ROOT=str(cameras),
-            )
-            children.append(home)
-            _say("Home Assistant is starting (the very first start takes a few minutes)")
-            await hass_api.wait_until_up(http, base_url, 900)
-            await set_up_home_assistant(
-                http, base_url, cameras=cameras, detector_url=detector_url, llm_url=llm_url
+            await start_home_assistant(
+                http, args, children, base_url=base_url, detector_url=detector_url, llm_url=llm_url
             )
             feeder = await start(
                 "feeder",
