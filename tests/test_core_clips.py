@@ -209,6 +209,81 @@ async def test_cut_from_video(tools: Tools, source: Path, tmp_path: Path) -> Non
 
 
 @pytest.fixture(scope="module")
+def sideways_source(tools: Tools, source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the test video with a display matrix that turns it 90 degrees clockwise to show.
+
+    As a camera mounted on its side writes it; set without re-encoding (-display_rotation is
+    counterclockwise), and checked with ffprobe.
+    """
+    path = tmp_path_factory.mktemp("sideways") / "camera.mp4"
+    subprocess.run(
+        [
+            *(tools.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"),
+            *("-display_rotation", "270", "-i", str(source), "-c", "copy", str(path)),
+        ],
+        check=True,
+        timeout=60,
+    )
+    assert side_data(tools, path) == ["Display Matrix"]
+    return path
+
+
+async def test_cut_from_rotated_video_is_upright(
+    tools: Tools, source: Path, sideways_source: Path, tmp_path: Path
+) -> None:
+    """A video with rotation metadata is cut upright, the rotation spent: no player turns it again.
+
+    The detections drawn on its frames are in the upright frame, so the clip must be too.
+    """
+    output = tmp_path / "clip.mp4"
+    await make_clip(output, source=sideways_source, start=4.0, end=5.0, ffmpeg=tools.ffmpeg)
+    info = probe(tools, output)
+    assert (info.width, info.height) == (240, 320)
+    assert side_data(tools, output) == []
+    upright = await frame_at(tools, output, 1.0)
+    stored = await frame_at(tools, source, 3.0)
+    expected = stored.transpose(Image.Transpose.ROTATE_270)  # 90 clockwise
+    for at in ((40, 40), (200, 100), (120, 280)):
+        assert near(upright.getpixel(at), expected.getpixel(at), 40)  # type: ignore[arg-type]
+
+
+def side_data(tools: Tools, path: Path) -> list[str]:
+    """Return the kinds of side data ffprobe shows on the file's video stream."""
+    report = json.loads(
+        subprocess.run(
+            [
+                *(tools.ffprobe, "-v", "error", "-select_streams", "v:0", "-show_streams"),
+                *("-of", "json", str(path)),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        ).stdout
+    )
+    (stream,) = report["streams"]
+    return [item["side_data_type"] for item in stream.get("side_data_list", [])]
+
+
+async def test_stills_with_exif_orientation_make_an_upright_clip(
+    tools: Tools, tmp_path: Path
+) -> None:
+    """A still is shown turned by its EXIF orientation (ffmpeg does so): the clip is upright."""
+    stored = Image.new("RGB", (640, 480), GREEN)
+    stored.paste(RED, (0, 0, 320, 240))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 degrees clockwise to show
+    path = tmp_path / "portrait.jpg"
+    stored.save(path, "JPEG", quality=95, exif=exif)
+    output = tmp_path / "clip.mp4"
+    await make_clip(output, frames=[path], ffmpeg=tools.ffmpeg)
+    info = probe(tools, output)
+    assert (info.width, info.height) == (480, 640)
+    frame = await frame_at(tools, output, 0.5)
+    assert near(frame.getpixel((360, 160)), RED)  # the stored top-left, now top-right
+    assert near(frame.getpixel((120, 480)), GREEN)
+
+
+@pytest.fixture(scope="module")
 def mjpeg_source(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a 3 s MJPEG video as cameras send it: full range (yuvj420p), odd size 333x251."""
     path = tmp_path_factory.mktemp("mjpeg") / "camera.avi"

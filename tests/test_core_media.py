@@ -6,9 +6,11 @@ import hashlib
 import io
 import os
 from pathlib import Path
+import struct
+import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 import pytest
 
 from custom_components.ai_security.core.media import (
@@ -133,6 +135,84 @@ def test_bad_images_are_rejected(tmp_path: Path, content: bytes, reason: str) ->
     path.write_bytes(content)
     with pytest.raises(RejectedMediaError, match=reason):
         inspect_upload(str(tmp_path), str(path))
+
+
+def exif_with(orientation: object) -> bytes:
+    """Return an EXIF block holding just an orientation."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """Return one PNG chunk: length, type, data and CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_late_exif(image: Image.Image, exif: bytes) -> bytes:
+    """Return image as a PNG whose eXIf chunk follows the pixel data (the PNG spec allows it)."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    plain = buffer.getvalue()
+    end = plain.rindex(b"IEND") - 4
+    return plain[:end] + png_chunk(b"eXIf", exif) + plain[end:]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_size_is_the_upright_one(tmp_path: Path, image_format: str, orientation: int) -> None:
+    """The recorded size is the picture's as shown: EXIF orientations 5-8 trade its sides.
+
+    The detection server turns a picture upright before it looks, so its boxes are in that frame.
+    """
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 300), "red").save(buffer, image_format, exif=exif_with(orientation))
+    path = tmp_path / "cam" / "a.jpg"
+    path.parent.mkdir()
+    path.write_bytes(buffer.getvalue())
+    intake = inspect_upload(str(tmp_path), str(path))
+    expected = (300, 400) if orientation >= 5 else (400, 300)
+    assert (intake.width, intake.height, intake.image_format) == (*expected, image_format)
+    with Image.open(path) as image:
+        assert ImageOps.exif_transpose(image).size == expected  # as the server turns it
+
+
+def test_png_exif_after_the_pixels(tmp_path: Path) -> None:
+    """A PNG's eXIf chunk after the pixel data counts too, read without decoding the picture."""
+    content = png_with_late_exif(Image.new("RGB", (400, 300), "red"), exif_with(6))
+    path = tmp_path / "cam" / "late.png"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with Image.open(path) as image:
+        assert "exif" not in image.info  # not seen in the header
+        assert ImageOps.exif_transpose(image).size == (300, 400)  # but the server turns it
+    intake = inspect_upload(str(tmp_path), str(path))
+    assert (intake.width, intake.height) == (300, 400)
+
+
+@pytest.mark.parametrize(
+    "exif",
+    [
+        exif_with(9),  # not an orientation
+        b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12",  # cut short
+    ],
+    ids=["unknown", "truncated"],
+)
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_odd_exif_keeps_the_stored_size(tmp_path: Path, exif: bytes) -> None:
+    """An orientation that is none Pillow knows, or a broken EXIF block, turns nothing.
+
+    The annotated pictures ignore it the same way (annotate.py), so the frames still agree.
+    """
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 300), "red").save(buffer, "JPEG", exif=exif)
+    path = tmp_path / "cam" / "odd.jpg"
+    path.parent.mkdir()
+    path.write_bytes(buffer.getvalue())
+    intake = inspect_upload(str(tmp_path), str(path))
+    assert (intake.width, intake.height) == (400, 300)
+    with Image.open(path) as image:
+        assert ImageOps.exif_transpose(image).size == (400, 300)
 
 
 def test_forty_megabyte_image_is_accepted(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from PIL import Image
 import pytest
 
 from custom_components.ai_security.core.video import (
+    NoVideoStreamError,
     VideoError,
     extract_frame,
     key_frame_time,
@@ -242,6 +243,66 @@ async def test_odd_file_names_are_files(
     assert frame.startswith(b"\xff\xd8")
 
 
+@pytest.fixture(scope="module")
+def rotated(tools: Tools, clips: Clips) -> dict[int, Path]:
+    """Return the MP4 clip with a display matrix turning it 90, 180 and 270 degrees clockwise.
+
+    Set without re-encoding (-display_rotation, counterclockwise), as phones and cameras mounted
+    on their side write it; ffprobe must show the matrix, or the clips would test nothing.
+    """
+    made = {}
+    for clockwise in (90, 180, 270):
+        path = clips.folder / f"rotated_{clockwise}.mp4"
+        subprocess.run(
+            [
+                *(tools.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"),
+                *("-display_rotation", str(360 - clockwise), "-i", str(clips.mp4)),
+                *("-c", "copy", str(path)),
+            ],
+            check=True,
+            timeout=60,
+        )
+        report = subprocess.run(
+            [tools.ffprobe, "-v", "error", "-show_streams", "-of", "json", str(path)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        ).stdout
+        (stream,) = json.loads(report)["streams"]
+        assert (stream["width"], stream["height"]) == (WIDTH, HEIGHT)  # stored as it was
+        assert [item["side_data_type"] for item in stream["side_data_list"]] == ["Display Matrix"]
+        made[clockwise] = path
+    return made
+
+
+@pytest.mark.parametrize(
+    ("clockwise", "size"), [(90, (HEIGHT, WIDTH)), (180, (WIDTH, HEIGHT)), (270, (HEIGHT, WIDTH))]
+)
+async def test_rotated_clip_probed_and_taken_upright(
+    tools: Tools, clips: Clips, rotated: dict[int, Path], clockwise: int, size: tuple[int, int]
+) -> None:
+    """A clip with rotation metadata reports the size of the upright frame ffmpeg takes from it.
+
+    testsrc's colour bars run left to right across the top of the stored picture: once turned,
+    they run down the side or leftwards, which tells the frame is the turned one.
+    """
+    info = await probe_video(rotated[clockwise], ffprobe=tools.ffprobe)
+    assert (info.width, info.height, info.rotation) == (*size, clockwise)
+    plain = await extract_frame(clips.mp4, 1.0, ffmpeg=tools.ffmpeg)
+    data = await extract_frame(rotated[clockwise], 1.0, ffmpeg=tools.ffmpeg)
+    with Image.open(io.BytesIO(plain)) as stored, Image.open(io.BytesIO(data)) as image:
+        assert image.size == size
+        turned = {
+            90: Image.Transpose.ROTATE_270,  # Pillow turns counterclockwise
+            180: Image.Transpose.ROTATE_180,
+            270: Image.Transpose.ROTATE_90,
+        }[clockwise]
+        expected = stored.convert("RGB").transpose(turned)
+        for at in ((size[0] // 5, size[1] // 5), (size[0] // 2, size[1] // 3)):
+            got, want = image.convert("RGB").getpixel(at), expected.getpixel(at)
+            assert all(abs(a - b) <= 40 for a, b in zip(got, want, strict=True)), (at, got, want)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("attribute", ["mp4", "mkv", "avi", "mov"])
 async def test_extract_frame(tools: Tools, clips: Clips, attribute: str) -> None:
     """The key frame comes back as a JPEG of the clip's full size."""
@@ -296,10 +357,10 @@ async def test_still_image_is_not_a_clip(tools: Tools, clips: Clips, tmp_path: P
 
 
 async def test_audio_only(tools: Tools, clips: Clips) -> None:
-    """A clip without a video stream says so."""
-    with pytest.raises(VideoError, match=r"^no video stream$"):
+    """A clip without a video stream says so, with its own error: the pipeline skips it."""
+    with pytest.raises(NoVideoStreamError, match=r"^no video stream$"):
         await probe_video(clips.audio_only, ffprobe=tools.ffprobe)
-    with pytest.raises(VideoError, match=r"^no video stream$"):
+    with pytest.raises(NoVideoStreamError, match=r"^no video stream$"):
         await extract_frame(clips.audio_only, 0.3, ffmpeg=tools.ffmpeg)
 
 
@@ -352,6 +413,46 @@ async def test_probe_report_parsing(
     info = await probe_video(tmp_path / "cam.mkv", ffprobe=ffprobe)
     assert (info.duration, info.codec, info.width, info.height) == (duration, codec, 2560, 1440)
     assert info.mime_type == "video/x-matroska"
+
+
+def display_matrix(rotation: object) -> dict[str, object]:
+    """Return ffprobe's side data entry of a display matrix (rotation counterclockwise)."""
+    return {"side_data_type": "Display Matrix", "displaymatrix": "...", "rotation": rotation}
+
+
+@pytest.mark.parametrize(
+    ("extra", "rotation", "size"),
+    [
+        ({}, 0, (2560, 1440)),
+        ({"side_data_list": [display_matrix(-90)]}, 90, (1440, 2560)),
+        ({"side_data_list": [display_matrix(90)]}, 270, (1440, 2560)),
+        ({"side_data_list": [display_matrix(180)]}, 180, (2560, 1440)),
+        ({"side_data_list": [display_matrix(-180)]}, 180, (2560, 1440)),
+        ({"side_data_list": [display_matrix(-89.6)]}, 90, (1440, 2560)),
+        ({"side_data_list": [display_matrix(-45)]}, 45, (2560, 1440)),  # turned within its size
+        ({"side_data_list": [display_matrix(-0.4)]}, 0, (2560, 1440)),
+        ({"side_data_list": [display_matrix("N/A")]}, 0, (2560, 1440)),
+        ({"side_data_list": "odd"}, 0, (2560, 1440)),
+        (
+            {"side_data_list": [{"side_data_type": "Stereo 3D"}, display_matrix(-270)]},
+            270,
+            (1440, 2560),
+        ),
+        ({"tags": {"rotate": "90"}}, 90, (1440, 2560)),  # older ffprobe: the MP4 tag, clockwise
+        ({"tags": {"rotate": "-90"}}, 270, (1440, 2560)),
+        ({"tags": {"rotate": "180"}}, 180, (2560, 1440)),
+        ({"tags": {"rotate": "sideways"}}, 0, (2560, 1440)),
+        ({"tags": "odd"}, 0, (2560, 1440)),
+    ],
+)
+async def test_rotation_in_probe_reports(
+    tmp_path: Path, extra: dict[str, object], rotation: int, size: tuple[int, int]
+) -> None:
+    """The display matrix (or the old rotate tag) turns the size as ffmpeg turns the frames."""
+    stream = {**VIDEO_STREAM, **extra}
+    ffprobe = fake_program(tmp_path, stdout=probe_report(container=MATROSKA, streams=[stream]))
+    info = await probe_video(tmp_path / "cam.mkv", ffprobe=ffprobe)
+    assert (info.rotation, (info.width, info.height)) == (rotation, size)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from PIL import Image, UnidentifiedImageError
 
+from .media import upright_size
 from .video import VideoError, _input_arg, _last_line, _run
 
 CLIP_TIMEOUT: Final = 60.0
@@ -240,12 +241,17 @@ def _frames_written(progress: bytes) -> int | None:
 
 
 def _largest_size(frames: list[str | Path]) -> tuple[int, int]:
-    """Return the largest width and the largest height among the frames (headers only)."""
+    """Return the largest width and the largest height among the upright frames (headers only).
+
+    ffmpeg shows a still turned by its EXIF orientation, as the detector and annotate.py do, so
+    the clip's size is taken from the same upright frame.
+    """
     width = height = 0
     for frame in frames:
         try:
             with Image.open(frame) as image:
-                width, height = max(width, image.width), max(height, image.height)
+                shown = upright_size(image)
+                width, height = max(width, shown[0]), max(height, shown[1])
         except FileNotFoundError as err:
             raise ClipError(f"a frame does not exist: {frame}") from err
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:

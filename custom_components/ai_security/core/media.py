@@ -13,8 +13,9 @@ from pathlib import PurePath
 import re
 import unicodedata
 import warnings
+import zlib
 
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .models import MediaType
 
@@ -32,6 +33,10 @@ _TEMPORARY_SUFFIXES = (".part", ".tmp", ".temp", ".filepart", ".crdownload", "~"
 
 
 _JPEG_END = b"\xff\xd9"
+_ORIENTATION = ExifTags.Base.Orientation
+_SWAPS_SIDES = frozenset({5, 6, 7, 8})
+"""EXIF orientations that turn the picture by 90 degrees to show it, so its sides trade places."""
+_PNG_EXIF = b"eXIf"
 
 
 class RejectedMediaError(Exception):
@@ -46,6 +51,7 @@ class Intake:
     sha256: str
     size: int
     width: int = 0
+    """An image's width as shown, after its EXIF orientation; the frame detector boxes are in."""
     height: int = 0
     image_format: str = ""
     content: bytes | None = field(default=None, repr=False)
@@ -150,7 +156,7 @@ def _hash_file(path: str) -> str:
 
 
 def _check_image(content: bytes) -> tuple[int, int, str]:
-    """Decode the image fully (truncation only shows while decoding); return its size and format."""
+    """Check the image is whole; return its upright size (EXIF orientation applied) and format."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -166,11 +172,56 @@ def _check_image(content: bytes) -> tuple[int, int, str]:
         image_format = image.format or ""
         if width * height > MAX_IMAGE_PIXELS:
             raise RejectedMediaError(f"too many pixels ({width}x{height})")
+        # Read before the completeness check: verify() leaves no file to read the EXIF from.
+        upright = upright_size(image, content)
         try:
             _check_complete(image, content)
         except (OSError, SyntaxError, ValueError) as err:
             raise RejectedMediaError(f"corrupt or truncated image ({err})") from err
-        return width, height, image_format
+        return *upright, image_format
+
+
+def upright_size(image: Image.Image, content: bytes | None = None) -> tuple[int, int]:
+    """Return an opened image's (width, height) as shown: after its EXIF orientation.
+
+    The one notion of an image's frame: the detection server (as RT-DETR servers do), Pillow's
+    exif_transpose in annotate.py and ffmpeg all show a picture turned by its orientation, so
+    boxes come back in that frame and every size checked against them must be its size. Only the
+    EXIF block is read, not the pixels; content (the file's bytes) lets a PNG whose eXIf chunk
+    follows the pixel data be read without decoding it. A broken EXIF block counts as none, as
+    exif_transpose ignores it too.
+    """
+    width, height = image.size
+    try:
+        if image.format == "PNG" and content is not None:
+            raw = image.info.get("exif") or _png_exif(content)
+            exif = Image.Exif()
+            if raw:
+                exif.load(raw)
+        else:
+            exif = image.getexif()
+        turned = exif.get(_ORIENTATION) in _SWAPS_SIDES
+    except OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError:
+        turned = False
+    return (height, width) if turned else (width, height)
+
+
+def _png_exif(content: bytes) -> bytes | None:
+    """Return the data of a PNG's eXIf chunk wherever it lies, None when it has none.
+
+    A chunk is length, type, data, CRC; a match inside compressed pixel data is told apart by
+    its CRC. bytes.find runs in C, so even a large PNG costs next to nothing.
+    """
+    start = content.find(_PNG_EXIF, 12)
+    while start >= 0:
+        length = int.from_bytes(content[start - 4 : start])
+        end = start + 4 + length
+        if end + 4 <= len(content):
+            crc = int.from_bytes(content[end : end + 4])
+            if zlib.crc32(content[start:end]) == crc:
+                return content[start + 4 : end]
+        start = content.find(_PNG_EXIF, start + 1)
+    return None
 
 
 def _check_complete(image: Image.Image, content: bytes) -> None:

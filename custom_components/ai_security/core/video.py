@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 import re
 import signal
-from typing import Final
+from typing import Any, Final
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,6 +42,18 @@ class VideoError(Exception):
         self.reason = reason
 
 
+class NoVideoStreamError(VideoError):
+    """The file is readable but holds no picture (only sound, or only cover art).
+
+    Nothing is wrong with it and retrying cannot help: there is simply nothing to look at, so the
+    pipeline skips it rather than treating it as a failed clip.
+    """
+
+    def __init__(self) -> None:
+        """Say so in the words every other VideoError uses."""
+        super().__init__("no video stream")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class VideoInfo:
     """What the pipeline needs to know about a clip before taking a frame from it."""
@@ -51,9 +63,13 @@ class VideoInfo:
     codec: str
     """ffmpeg's name of the video codec, such as "h264", "hevc" or "mpeg4"."""
     width: int
+    """Of the picture as shown: after the rotation ffmpeg applies (see rotation)."""
     height: int
     mime_type: str
     """Derived from the container (and for the MP4/QuickTime family, the file's extension)."""
+    rotation: int = 0
+    """Degrees clockwise ffmpeg turns the stored picture to show it (0, 90, 180, 270, or another
+    angle it turns within the same size); cameras mounted on their side record this way."""
 
 
 def key_frame_time(duration: float) -> float:
@@ -165,7 +181,7 @@ async def _run(
 def _read_failure(program: str, path: str | Path, stderr: bytes) -> VideoError:
     """Return the error for a clip the program could not open or decode."""
     if b"matches no streams" in stderr:  # ffmpeg's -map 0:V:0 on a clip without video
-        return VideoError("no video stream")
+        return NoVideoStreamError()
     line = _last_line(stderr)
     if line.endswith("No such file or directory"):
         return VideoError(f"the clip does not exist: {path}")
@@ -175,14 +191,46 @@ def _read_failure(program: str, path: str | Path, stderr: bytes) -> VideoError:
 
 
 def _number(value: object) -> float | None:
-    """Return ffprobe's number (given as text or a number) as a finite float, else None."""
+    """Return ffprobe's number (given as text or a number) as a finite float >= 0, else None."""
+    number = _signed(value)
+    return number if number is not None and number >= 0 else None
+
+
+def _rotation(video: dict[str, Any]) -> int:
+    """Return the degrees clockwise ffmpeg turns the stream's picture to show it, 0 to 359.
+
+    ffmpeg (and so every frame taken here, and every clip cut here) turns the picture upright by
+    the stream's display matrix, which ffprobe reports as "rotation" in degrees counterclockwise;
+    older ffprobe versions give the MP4 "rotate" tag in degrees clockwise instead. The angle is
+    rounded and wrapped as ffmpeg's get_rotation does, so both agree on the frame's size.
+    """
+    angle: float | None = None
+    side_data = video.get("side_data_list")
+    for item in side_data if isinstance(side_data, list) else []:
+        if isinstance(item, dict) and item.get("side_data_type") == "Display Matrix":
+            counterclockwise = _signed(item.get("rotation"))
+            if counterclockwise is not None:
+                angle = -counterclockwise
+            break
+    if angle is None:
+        tags = video.get("tags")
+        angle = _signed(tags.get("rotate")) if isinstance(tags, dict) else None
+    if angle is None:
+        return 0
+    # C's round(): halves away from zero (Python's round() would send 0.5 to 0).
+    whole = math.copysign(math.floor(abs(angle) + 0.5), angle)
+    return int(whole - 360 * math.floor(whole / 360 + 0.9 / 360)) % 360
+
+
+def _signed(value: object) -> float | None:
+    """Return ffprobe's number (text or a number, negative allowed) as a finite float, else None."""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         return None
     try:
         number = float(value)
     except ValueError:
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    return number if math.isfinite(number) else None
 
 
 def _parse_probe(path: str | Path, output: bytes) -> VideoInfo:
@@ -210,10 +258,13 @@ def _parse_probe(path: str | Path, output: bytes) -> VideoInfo:
         None,
     )
     if video is None:
-        raise VideoError("no video stream")
+        raise NoVideoStreamError
     width, height = video.get("width"), video.get("height")
     if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
         raise VideoError("the video stream has no picture size")
+    rotation = _rotation(video)
+    if rotation in {90, 270}:  # turned on its side: what is shown is as wide as it is stored high
+        width, height = height, width
     duration = _number(container.get("duration"))
     if duration is None:
         duration = _number(video.get("duration"))
@@ -223,6 +274,7 @@ def _parse_probe(path: str | Path, output: bytes) -> VideoInfo:
         width=width,
         height=height,
         mime_type=mime_type_for(format_name, path),
+        rotation=rotation,
     )
 
 
@@ -231,8 +283,10 @@ async def probe_video(
 ) -> VideoInfo:
     """Return a clip's duration, video codec, picture size and MIME type, read by ffprobe.
 
-    Raises VideoError when ffprobe is missing, overruns time_limit, or cannot read the clip
-    (corrupt, truncated, no video stream, a still image).
+    The size is the upright one, of the frames extract_frame returns (ffmpeg turns them by the
+    stream's rotation), so detections and the frame they are checked against agree. Raises
+    NoVideoStreamError for a file without a picture (sound only), VideoError when ffprobe is
+    missing, overruns time_limit, or cannot read the clip (corrupt, truncated, a still image).
     """
     returncode, stdout, stderr = await _run(
         "ffprobe",
@@ -260,8 +314,10 @@ async def extract_frame(
 ) -> bytes:
     """Return the clip's frame at `at` seconds as JPEG bytes, decoded by ffmpeg.
 
-    Raises VideoError when ffmpeg is missing, overruns time_limit, cannot decode the clip, or
-    finds no frame at that time (past the end, or in a truncated part).
+    The frame is upright: ffmpeg applies the stream's rotation by default (never -noautorotate),
+    so it has the size probe_video reports. Raises VideoError when ffmpeg is missing, overruns
+    time_limit, cannot decode the clip, or finds no frame at that time (past the end, or in a
+    truncated part).
     """
     returncode, stdout, stderr = await _run(
         "ffmpeg",
