@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 import os
+import shutil
 
-from aiohttp import ClientSession
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
     ConfigEntry,
     ConfigEntryChange,
+    ConfigEntryState,
 )
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
@@ -32,7 +34,6 @@ from .const import (
     LOGGER,
 )
 from .coordinator import AiSecurityCoordinator
-from .core.health import probe_all, redact_url
 from .core.pipeline import Pipeline, PipelineConfig
 from .core.settings import LlmApi, PipelineOptions
 from .core.stats import camera_activity
@@ -104,42 +105,14 @@ async def async_migrate_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry)
     return True
 
 
-async def _check_servers(
-    session: ClientSession,
-    title: str,
-    detector_urls: list[str],
-    llm_url: str,
-    llm_api: LlmApi,
-) -> None:
-    """Raise ConfigEntryNotReady unless a detector and the LLM (when one is set) answer."""
-    detector_errors, llm_error = await probe_all(session, detector_urls, llm_url, llm_api)
-    if all(error is not None for error in detector_errors):
-        # With several detectors, one that answers is enough: the others are retried by their
-        # circuit breakers.
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="detector_unreachable",
-            translation_placeholders={
-                "url": redact_url(detector_urls[0]),
-                "error": str(detector_errors[0]),
-            },
-        ) from detector_errors[0]
-    if llm_error is not None:
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="llm_unreachable",
-            translation_placeholders={"url": redact_url(llm_url), "error": str(llm_error)},
-        ) from llm_error
-    if not llm_url:
-        LOGGER.warning(
-            "%s has no LLM server set: its events are scored by the built-in heuristic (the "
-            "detected objects, their number, the time of day and the zones) instead of by an LLM",
-            title,
-        )
-
-
 async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -> bool:
-    """Start the hub once its folder is there and both model servers answer; retry otherwise."""
+    """Start the hub once its folder and database are there; retry while either is missing.
+
+    The model servers are not waited for: while the detectors are down, uploads are watched and
+    queued durably (processed within seconds of one answering), and while the LLM is down
+    events are scored by the heuristic and judged again once it is back. Holding setup back for
+    them would leave the cameras unwatched instead.
+    """
     camera_root: str = entry.data[CONF_CAMERA_ROOT]
     if not await hass.async_add_executor_job(os.path.isdir, camera_root):
         RepairTracker(hass, entry).camera_root(ok=False)
@@ -154,7 +127,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     llm_api = LlmApi(entry.data[CONF_LLM_API])
     options = PipelineOptions.from_mapping(dict(entry.options))
     session = async_get_clientsession(hass)
-    await _check_servers(session, entry.title, detector_urls, llm_url, llm_api)
+    if not llm_url:
+        LOGGER.warning(
+            "%s has no LLM server set: its events are scored by the built-in heuristic (the "
+            "detected objects, their number, the time of day and the zones) instead of by an LLM",
+            entry.title,
+        )
     hub = AiSecurityHub(hass, entry.entry_id, entry.title)
     hub.register_hub_device()
     database_url = str(entry.options.get(CONF_DATABASE_URL) or "")
@@ -172,6 +150,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             options=options,
             local_tz=dt_util.get_default_time_zone(),
             media_root=media_root(hass, entry.entry_id),
+            history_before=entry.created_at,
         ),
         session,
         run_blocking=hass.async_add_executor_job,
@@ -275,5 +254,33 @@ async def async_unload_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -> None:
-    """Delete the entry's Repairs issues (an entry removed while retrying may still have some)."""
+    """Delete what only this entry used: its Repairs issues, its SQLite database, its pictures.
+
+    A hub set up again for the same folder starts a new history (its old snapshots are left
+    alone as history, see the pipeline's history_before), so the old files would only take
+    space. A PostgreSQL database is the user's own and is never touched.
+    """
     async_delete_issues(hass, entry.entry_id)
+    if not entry.options.get(CONF_DATABASE_URL):
+        await hass.async_add_executor_job(_remove_entry_files, hass, entry.entry_id)
+
+
+def _remove_entry_files(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete an entry's default database (with its WAL files) and derived media; blocking."""
+    database = os.path.join(hass.config.path(DOMAIN), f"{entry_id}.db")
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+    shutil.rmtree(media_root(hass, entry_id), ignore_errors=True)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: AiSecurityConfigEntry, device_entry: dr.AnyDeviceEntry
+) -> bool:
+    """Let the user delete a camera's device once its folder is gone (never the hub's device).
+
+    The camera is forgotten until an upload in its folder brings it back; its history stays.
+    """
+    if not isinstance(device_entry, dr.DeviceEntry) or entry.state is not ConfigEntryState.LOADED:
+        return False
+    return await entry.runtime_data.hub.async_remove_camera_device(device_entry)

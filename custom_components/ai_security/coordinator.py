@@ -8,7 +8,8 @@ user picked, and every status change of a model server is announced on the bus a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 import os
 from typing import TYPE_CHECKING, Final
@@ -18,7 +19,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 
 from .const import DOMAIN, LOGGER
 from .core.gpu import GpuReading, NvmlReader
-from .core.monitor import EndpointHealth, HealthReport, ServiceStatus
+from .core.monitor import EndpointHealth, HealthReport, ServiceKind, ServiceStatus
 from .repairs import RepairTracker
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from .hub import AiSecurityHub
 
 EVENT_SERVICE_STATUS: Final = f"{DOMAIN}_service_status"
+OUTAGE_INTERVAL: Final = timedelta(seconds=5)
+"""How often servers are probed while one is down (the user's interval applies otherwise)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,6 +42,8 @@ class HubData:
     images_processed: int
     camera_root_ok: bool = True
     """Whether the camera folder is there (an unmounted share makes it vanish)."""
+    implausible_replies: Mapping[str, str] = field(default_factory=dict)
+    """Detector endpoints whose replies make no sense for the images, and what is wrong."""
 
     def endpoint(self, key: str) -> EndpointHealth | None:
         """Return the endpoint whose key is key, if it is still configured."""
@@ -71,6 +76,7 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             update_interval=timedelta(seconds=interval),
         )
         self.hub = hub
+        self._interval = timedelta(seconds=interval)
         self._nvml: NvmlReader | None = None
         self._statuses: dict[str, ServiceStatus] = {}
         self.repairs = RepairTracker(hass, entry)
@@ -94,6 +100,7 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             raise UpdateFailed(translation_domain=DOMAIN, translation_key="not_running")
         health = await pipeline.health.check()
         self._announce(health)
+        self._follow_outages(health)
         try:
             queue = await pipeline.queue_depths()
         except Exception as err:
@@ -113,15 +120,44 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             gpu=gpu,
             images_processed=pipeline.images_processed,
             camera_root_ok=root_ok,
+            implausible_replies=dict(pipeline.detector.implausible),
         )
         await self.repairs.async_refresh(data)
         return data
+
+    def _log_change(self, endpoint: EndpointHealth, previous: ServiceStatus | None) -> None:
+        """Log once when a server stops answering (at start too) and once when it is back."""
+        down = endpoint.status is ServiceStatus.UNHEALTHY
+        was_down = previous is ServiceStatus.UNHEALTHY
+        if down and not was_down:
+            LOGGER.warning(
+                "The %s server at %s is not reachable (%s); %s",
+                endpoint.kind.value,
+                endpoint.url,
+                endpoint.last_error,
+                "uploads wait in the queue until a detector answers"
+                if endpoint.kind is ServiceKind.DETECTOR
+                else "events are scored by the heuristic until it answers",
+            )
+        elif was_down and not down:
+            LOGGER.info("The %s server at %s answers again", endpoint.kind.value, endpoint.url)
+
+    def _follow_outages(self, health: HealthReport) -> None:
+        """Check every few seconds while a server is down, so work resumes soon after it is back.
+
+        A health probe answered while a breaker is open lets the next request through at once
+        (see HealthMonitor.check): probing often while down is what makes uploads queued during
+        an outage go out within seconds of the server's return.
+        """
+        down = any(e.status is ServiceStatus.UNHEALTHY for e in health.endpoints)
+        self.update_interval = min(self._interval, OUTAGE_INTERVAL) if down else self._interval
 
     def _announce(self, health: HealthReport) -> None:
         """Fire ai_security_service_status for every endpoint whose status changed."""
         for endpoint in health.endpoints:
             previous = self._statuses.get(endpoint.key)
             self._statuses[endpoint.key] = endpoint.status
+            self._log_change(endpoint, previous)
             if previous is None or previous is endpoint.status:
                 continue
             LOGGER.debug("%s %s: %s -> %s", endpoint.kind, endpoint.url, previous, endpoint.status)
