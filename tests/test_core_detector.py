@@ -21,7 +21,9 @@ from PIL import Image
 import pytest
 
 from custom_components.ai_security.core.detector import (
+    FAR_OUTSIDE,
     MAX_REPLY_BYTES,
+    UNIT_BOXES,
     DetectorClient,
     DetectorError,
     DetectorRejectedError,
@@ -366,12 +368,12 @@ async def test_boxes_are_clipped_to_the_image(
             body=detections(
                 detection("a", 0.9, [-10, 20, 50, 30]),
                 detection("b", 0.9, [90, -5, 20, 25]),
-                detection("c", 0.9, [-1e6, -1e6, 3e6, 3e6]),
+                detection("c", 0.9, [-2, -2, WIDTH + 4, HEIGHT + 4]),
                 detection("d", 0.9, [0.5, 0.25, 10, 10]),
                 detection("gone", 0.9, [WIDTH, 10, 5, 5]),
-                detection("gone", 0.9, [-20, 10, 20, 5]),
-                detection("gone", 0.9, [10, 200, 5, 5]),
-                detection("gone", 0.9, [1e308, 1e308, 1e308, 1e308]),
+                detection("gone", 0.9, [-12, 10, 10, 5]),
+                detection("gone", 0.9, [10, HEIGHT, 5, 5]),
+                detection("gone", 0.9, [WIDTH + 1, HEIGHT + 1, 2, 2]),
             )
         )
     )
@@ -383,10 +385,57 @@ async def test_boxes_are_clipped_to_the_image(
         ("c", BoundingBox(x=0, y=0, w=WIDTH, h=HEIGHT)),
         ("d", BoundingBox(x=0.5, y=0.25, w=10, h=10)),
     ]
+    assert result.implausible is None
     assert result.dropped == 4
     assert warnings(caplog) == [
         f"Detector {server.url} sent 4 unusable of 8 detections, dropped: 4 box outside the image"
     ]
+
+
+@pytest.mark.parametrize(
+    ("boxes", "problem"),
+    [
+        ([[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.2, 0.2]], UNIT_BOXES),
+        ([[10, 10, 20, 20], [-1e6, -1e6, 3e6, 3e6]], FAR_OUTSIDE),
+        ([[10, 200, 5, 5]], FAR_OUTSIDE),
+        ([[30, 20, 95, 75]], FAR_OUTSIDE),  # corners (x1, y1, x2, y2) read as sizes
+        ([[1e308, 1e308, 1e308, 1e308]], FAR_OUTSIDE),
+    ],
+)
+async def test_replies_that_make_no_sense_are_dropped_whole(
+    session: aiohttp.ClientSession,
+    server: DetectorServer,
+    caplog: pytest.LogCaptureFixture,
+    boxes: list[list[float]],
+    problem: str,
+) -> None:
+    """Fractions of the image, or boxes far outside it: the whole reply is dropped, flagged."""
+    server.answer(Reply(body=detections(*(detection("person", 0.9, box) for box in boxes))))
+    client = DetectorClient(session, [server.url], threshold=0.5)
+    result = await detect(client)
+    assert result.detections == ()
+    assert result.implausible == problem
+    assert result.dropped == len(boxes)
+    assert client.implausible == {server.url: problem}
+    await detect(client)
+    assert len([r for r in caplog.records if "make no sense" in r.getMessage()]) == 1
+    server.answer(Reply(body=detections()))  # an empty reply proves nothing either way
+    await detect(client)
+    assert client.implausible == {server.url: problem}
+    server.answer(Reply(body=detections(GOOD)))
+    assert (await detect(client)).detections == (GOOD_FOUND,)
+    assert client.implausible == {}
+
+
+async def test_a_small_image_may_have_boxes_under_one_pixel(
+    session: aiohttp.ClientSession, server: DetectorServer
+) -> None:
+    """The unit-square rule needs a large image: on a 4x4 thumbnail tiny boxes are plausible."""
+    server.answer(Reply(body=detections(detection("person", 0.9, [0.5, 0.5, 0.5, 0.5]))))
+    client = DetectorClient(session, [server.url], threshold=0.5)
+    result = await client.detect(b"x", filename="a.jpg", width=4, height=4)
+    assert result.implausible is None
+    assert len(result.detections) == 1
 
 
 async def test_one_warning_per_reply(

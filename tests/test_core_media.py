@@ -86,8 +86,8 @@ def test_classify(relative: str, expected: tuple[str, MediaType] | None) -> None
         ("Straße", "strasse"),
         ("Дверь", "дверь"),
         ("玄関", "玄関"),
-        ("!!!", "camera"),
-        ("", "camera"),
+        ("!!!", "camera_e84c53"),
+        ("", "camera_e3b0c4"),
     ],
 )
 def test_camera_id_for(folder: str, camera_id: str) -> None:

@@ -73,8 +73,10 @@ def hub_data(
     *,
     dead: int = 0,
     error: str | None = "connection refused",
+    implausible: dict[str, str] | None = None,
 ) -> HubData:
     return HubData(
+        implausible_replies=implausible or {},
         health=HealthReport(
             endpoints=(
                 endpoint(
@@ -427,7 +429,12 @@ async def test_every_issue_is_translated_with_its_placeholders(
 ) -> None:
     """Each issue has a title and a description naming exactly the placeholders it is given."""
     tracker = RepairTracker(hass, entry)
-    data = hub_data(ServiceStatus.UNHEALTHY, ServiceStatus.UNHEALTHY, dead=2)
+    data = hub_data(
+        ServiceStatus.UNHEALTHY,
+        ServiceStatus.UNHEALTHY,
+        dead=2,
+        implausible={DETECTOR_URL: "every box lies inside the unit square"},
+    )
     tracker.update(data, camera_root_ok=False, now=T0)
     tracker.update(data, camera_root_ok=False, now=T0 + timedelta(minutes=5))
     tracker.update_disk([DiskUsage(paths=("/",), total=100, free=1)])

@@ -17,7 +17,6 @@ from . import AiSecurityConfigEntry
 from .const import LOGGER
 from .core.annotate import AnnotateError, annotate
 from .core.models import Camera
-from .core.video import VideoError, extract_frame
 from .core.zones import draw_zones
 from .entity import AiSecurityCameraEntity, add_camera_entities, read_if_present
 from .hub import AiSecurityHub
@@ -62,17 +61,12 @@ class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
             key = (first.path, first.frame_time, tuple(d.detection_id for d in detections))
             if key == self._frame_key and self._frame_jpeg is not None:
                 return self._frame_jpeg
-            image: bytes | None
-            if first.frame_time is None:
-                image = await self.hass.async_add_executor_job(read_if_present, first.path)
-            else:  # a clip's key frame, decoded again
-                pipeline = self.hub.pipeline
-                ffmpeg = pipeline.config.ffmpeg if pipeline is not None else "ffmpeg"
-                try:
-                    image = await extract_frame(first.path, first.frame_time, ffmpeg=ffmpeg)
-                except VideoError as err:
-                    LOGGER.debug("Cannot decode %s: %s", first.path, err)
-                    image = None
+            pipeline = self.hub.pipeline
+            image = (
+                None
+                if pipeline is None
+                else await pipeline.read_frame(first.path, first.frame_time)  # a clip: decoded
+            )
             if image is not None:
                 try:
                     frame = await self.hass.async_add_executor_job(annotate, image, detections)
@@ -120,16 +114,14 @@ class ZonesCamera(AiSecurityCameraEntity, CameraEntity):
         """Return the latest upload (or event key frame) with the zones drawn on it."""
         state = self.state_data
         image: bytes | None = None
-        images = [d.path for d in state.last_detections if d.frame_time is None][:1]
-        if state.event_image is not None:
-            images.append(str(state.event_image))
-        for path in images:
-            image = await self.hass.async_add_executor_job(read_if_present, path)
-            if image is not None:
-                break
+        pipeline = self.hub.pipeline
+        uploads = [d.path for d in state.last_detections if d.frame_time is None][:1]
+        if uploads and pipeline is not None:
+            image = await pipeline.read_frame(uploads[0], None)
+        if image is None and state.event_image is not None:
+            image = await self.hass.async_add_executor_job(read_if_present, str(state.event_image))
         if image is None:
             return None
-        pipeline = self.hub.pipeline
         found = pipeline.zones_of(self.camera.camera_id) if pipeline is not None else None
         if not found:
             return image

@@ -40,7 +40,15 @@ ISSUE_DETECTOR: Final = "detector_unreachable"
 ISSUE_LLM: Final = "llm_unreachable"
 ISSUE_DEAD_JOBS: Final = "dead_letter_jobs"
 ISSUE_LOW_DISK: Final = "low_disk_space"
-ISSUES: Final = (ISSUE_CAMERA_ROOT, ISSUE_DETECTOR, ISSUE_LLM, ISSUE_DEAD_JOBS, ISSUE_LOW_DISK)
+ISSUE_DETECTOR_REPLIES: Final = "detector_replies_implausible"
+ISSUES: Final = (
+    ISSUE_CAMERA_ROOT,
+    ISSUE_DETECTOR,
+    ISSUE_LLM,
+    ISSUE_DEAD_JOBS,
+    ISSUE_LOW_DISK,
+    ISSUE_DETECTOR_REPLIES,
+)
 
 
 def issue_id(key: str, entry_id: str) -> str:
@@ -159,6 +167,15 @@ class RepairTracker:
         self._service(data, ServiceKind.LLM, ISSUE_LLM, now)
         dead = data.dead_jobs
         self._set(ISSUE_DEAD_JOBS, dead > 0, placeholders={"count": str(dead)})
+        self._set(
+            ISSUE_DETECTOR_REPLIES,
+            bool(data.implausible_replies),
+            ir.IssueSeverity.ERROR,
+            {
+                "endpoints": ", ".join(sorted(data.implausible_replies)),
+                "problem": "; ".join(sorted(set(data.implausible_replies.values()))),
+            },
+        )
 
     @callback
     def camera_root(self, *, ok: bool) -> None:

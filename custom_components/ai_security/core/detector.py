@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import json
 import logging
 import math
+import re
 import time
 from typing import Final
 
@@ -22,6 +23,7 @@ import aiohttp
 from yarl import URL
 
 from .health import redact_url
+from .labels import normalize_label
 from .models import BoundingBox
 from .resilience import CircuitBreaker, CircuitOpenError
 
@@ -81,7 +83,7 @@ class Found:
     """One object of a reply that passed validation and the threshold, its box inside the image."""
 
     label: str
-    """Class name, stripped and lower-cased ("person", "car")."""
+    """Class name, normalised by labels.normalize_label ("person", "car")."""
     confidence: float
     bbox: BoundingBox
 
@@ -99,6 +101,8 @@ class DetectorResult:
     """Round trip measured by the client: upload, inference and reply."""
     dropped: int
     """Items of the reply discarded as invalid (not those below the threshold, which is normal)."""
+    implausible: str | None = None
+    """Why the whole reply was dropped as making no sense for the image (None: it was fine)."""
 
 
 def content_type_for(filename: str) -> str:
@@ -106,6 +110,25 @@ def content_type_for(filename: str) -> str:
     dot = filename.rfind(".")
     suffix = filename[dot:].lower() if dot >= 0 else ""
     return _CONTENT_TYPES.get(suffix, "application/octet-stream")
+
+
+_UNSAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_NAME: Final = 64
+
+
+def safe_filename(name: str) -> str:
+    """Return the file name sent with an image: ASCII letters, digits, ".", "_" and "-" only.
+
+    Upload names are the cameras' (and anyone with FTP access's): a newline, a quote or a byte
+    that is not UTF-8 in one makes aiohttp refuse the multipart header, and a leading dash or
+    an overlong name can confuse the server. The server needs only the suffix, which is kept.
+    """
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    suffix = suffix.lower() if f".{suffix.lower()}" in _CONTENT_TYPES else ""
+    cleaned = _UNSAFE_NAME.sub("_", stem).strip("._-")[:_MAX_NAME] or "upload"
+    return f"{cleaned}.{suffix}" if suffix else cleaned
 
 
 def _finite(value: object) -> float | None:
@@ -119,12 +142,23 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _box_values(box: object) -> tuple[float, float, float, float] | None:
+    """Return a reply's [x, y, w, h] as four finite floats, or None when it is not that."""
+    if not isinstance(box, list) or len(box) != 4:
+        return None
+    x, y, w, h = (_finite(value) for value in box)
+    if x is None or y is None or w is None or h is None:
+        return None
+    return x, y, w, h
+
+
 def _parse_box(box: object, width: int, height: int) -> BoundingBox | str:
     """Return the protocol's [x, y, w, h] clipped to the image, or why it is unusable."""
-    if not isinstance(box, list) or len(box) != 4:
+    values = _box_values(box)
+    if values is None:
         return _BAD_BBOX
-    x, y, w, h = (_finite(value) for value in box)
-    if x is None or y is None or w is None or h is None or w <= 0 or h <= 0:
+    x, y, w, h = values
+    if w <= 0 or h <= 0:
         return _BAD_BBOX
     left, top = max(x, 0.0), max(y, 0.0)
     right, bottom = min(x + w, float(width)), min(y + h, float(height))
@@ -133,12 +167,56 @@ def _parse_box(box: object, width: int, height: int) -> BoundingBox | str:
     return BoundingBox(x=left, y=top, w=right - left, h=bottom - top)
 
 
+UNIT_BOXES: Final = (
+    "every box lies inside the unit square: the server seems to answer in 0-1 fractions of "
+    "the image, not in pixels"
+)
+FAR_OUTSIDE: Final = (
+    "boxes reach far outside the image: the server seems to answer [x1, y1, x2, y2] corners, "
+    "or for another image size, instead of [x, y, width, height] in pixels of the image sent"
+)
+_MIN_SIDE_FOR_UNIT_CHECK: Final = 64
+"""Images at least this wide and high cannot hold real boxes that all fit in one pixel."""
+_OUTSIDE_SLACK: Final = 0.1
+"""A box may overhang the image by this share of its size (plus a few pixels) before it is
+implausible: models predict boxes a little past the edge, and servers do not always clip."""
+
+
+def implausible_reply(items: Sequence[object], width: int, height: int) -> str | None:
+    """Return why a reply's boxes make no sense for a width x height image, or None.
+
+    Two conventions other than the protocol's are recognised: fractions of the image (every box
+    in the unit square of a large image, which would be stored as sub-pixel boxes at the
+    top-left corner), and boxes far past the image's edges (corners taken for sizes, or boxes for
+    another image size). Such a reply is dropped whole: its boxes are in the wrong places.
+    """
+    boxes = [
+        values
+        for item in items
+        if isinstance(item, dict) and (values := _box_values(item.get("bbox"))) is not None
+    ]
+    if not boxes:
+        return None
+    if (
+        width >= _MIN_SIDE_FOR_UNIT_CHECK
+        and height >= _MIN_SIDE_FOR_UNIT_CHECK
+        and all(0.0 <= value <= 1.0 for values in boxes for value in values)
+    ):
+        return UNIT_BOXES
+    slack_x, slack_y = width * _OUTSIDE_SLACK + 4, height * _OUTSIDE_SLACK + 4
+    for x, y, w, h in boxes:
+        if x < -slack_x or y < -slack_y or x + w > width + slack_x or y + h > height + slack_y:
+            return FAR_OUTSIDE
+    return None
+
+
 def _parse_item(item: object, width: int, height: int) -> Found | str:
     """Return the item as a Found with its box clipped to the image, or why it is unusable."""
     if not isinstance(item, dict):
         return _NOT_AN_OBJECT
-    label = item.get("class")
-    if not isinstance(label, str) or not label.strip():
+    raw_label = item.get("class")
+    label = normalize_label(raw_label) if isinstance(raw_label, str) else None
+    if label is None:
         return _BAD_CLASS
     confidence = _finite(item.get("confidence"))
     if confidence is None or not 0.0 <= confidence <= 1.0:
@@ -146,7 +224,7 @@ def _parse_item(item: object, width: int, height: int) -> Found | str:
     box = _parse_box(item.get("bbox"), width, height)
     if isinstance(box, str):
         return box
-    return Found(label=label.strip().lower(), confidence=confidence, bbox=box)
+    return Found(label=label, confidence=confidence, bbox=box)
 
 
 def _error_detail(body: bytes) -> str:
@@ -223,6 +301,25 @@ class DetectorClient:
             for url in unique
         }
         """One breaker per URL, keyed by the URL as configured, for the health checks to share."""
+        self.implausible: dict[str, str] = {}
+        """Endpoints (redacted URL) whose latest reply with boxes made no sense, and why."""
+
+    def _note_plausibility(self, endpoint: str, problem: str | None, answered: bool) -> None:
+        """Warn once when an endpoint's replies stop making sense, and say when they do again.
+
+        Only a reply with boxes can show either way: an empty one leaves the verdict as it was.
+        """
+        if problem is not None:
+            if self.implausible.get(endpoint) != problem:
+                _LOGGER.warning(
+                    "Detector %s sent boxes that make no sense for the image, dropped: %s. "
+                    "Its replies are dropped until they fit the image",
+                    endpoint,
+                    problem,
+                )
+            self.implausible[endpoint] = problem
+        elif answered and self.implausible.pop(endpoint, None) is not None:
+            _LOGGER.info("Detector %s sends plausible boxes again", endpoint)
 
     @staticmethod
     def _checked_threshold(value: float) -> float:
@@ -305,6 +402,17 @@ class DetectorClient:
             self._in_flight[url] -= 1
         breaker.record_success()
         latency_ms = (time.perf_counter() - started) * 1000.0
+        problem = implausible_reply(items, width, height)
+        self._note_plausibility(endpoint, problem, bool(items))
+        if problem is not None:
+            return DetectorResult(
+                detections=(),
+                inference_time_ms=inference,
+                endpoint=endpoint,
+                latency_ms=latency_ms,
+                dropped=len(items),
+                implausible=problem,
+            )
         found, dropped = self._validate(items, width, height, endpoint)
         return DetectorResult(
             detections=tuple(item for item in found if item.confidence >= self._threshold),
@@ -324,7 +432,7 @@ class DetectorClient:
         """
         endpoint = redact_url(url)
         form = aiohttp.FormData()
-        form.add_field("file", image, filename=filename, content_type=content_type)
+        form.add_field("file", image, filename=safe_filename(filename), content_type=content_type)
         try:
             async with self._session.post(
                 f"{url.rstrip('/')}{DETECT_PATH}",

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 import logging
+import os
 import random
 from typing import Any, Final, cast
 
@@ -22,7 +24,8 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .resilience import RetryPolicy
-from .storage import Database, JobRow, utcnow
+from .storage import Database, JobRow, is_transient, utcnow
+from .uploads import shown
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,6 +63,20 @@ class Job:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+
+
+def describe(job: Job) -> str:
+    """Return how log lines name a job: its kind, id and the upload it is about, if any.
+
+    "detect job 12 (Front/2024-06-01_03-14.jpg)": whoever reads the log can find the file.
+    """
+    path = job.payload.get("path")
+    if isinstance(path, str) and path:
+        folder, name = os.path.split(path)
+        return (
+            f"{job.kind} job {job.job_id} ({shown(os.path.join(os.path.basename(folder), name))})"
+        )
+    return f"{job.kind} job {job.job_id}"
 
 
 def _job(row: JobRow) -> Job:
@@ -273,18 +290,11 @@ class JobQueue:
         if not dead:
             self._maybe_delayed[job.kind] = True
         if dead:
-            _LOGGER.warning(
-                "Gave up on %s job %s after %s attempt(s): %s",
-                job.kind,
-                job.job_id,
-                attempts,
-                error,
-            )
+            _LOGGER.warning("Gave up on %s after %s attempt(s): %s", describe(job), attempts, error)
         else:
             _LOGGER.debug(
-                "%s job %s failed (attempt %s), retrying in %.1f s: %s",
-                job.kind,
-                job.job_id,
+                "%s failed (attempt %s), retrying in %.1f s: %s",
+                describe(job),
                 attempts,
                 delay,
                 error,
@@ -415,6 +425,10 @@ class JobResult:
     after: Callable[[Any], None] | None = None
 
 
+STORE_RETRY_FIRST: Final = 0.5
+"""Seconds before a job's outcome the database could not take is written again (doubling)."""
+STORE_RETRY_MAX: Final = 30.0
+
 PREFETCH: Final = 4
 """A worker claims up to this many jobs per slot at a time."""
 
@@ -475,6 +489,8 @@ class JobWorker:
         """Counts notify() calls, so a claim that raced one does not clear _backlog."""
         self._reserved = 0
         """Places promised by try_reserve() to jobs being stored, not yet handed over."""
+        self._stopping = asyncio.Event()
+        """Set by stop(): outcomes waiting for the database give up, to be redone next start."""
         queue.subscribe(kind, self._on_queued)
 
     def _on_queued(self) -> None:
@@ -525,6 +541,7 @@ class JobWorker:
     def start(self) -> None:
         """Start working (the loop task is created through the host's task factory)."""
         if self._runner is None:
+            self._stopping.clear()
             self._runner = self._create_task(self._run(), f"ai_security {self.kind} worker")
 
     async def stop(self) -> None:
@@ -534,6 +551,7 @@ class JobWorker:
         is neither lost nor done twice.
         """
         runner, self._runner = self._runner, None
+        self._stopping.set()
         if runner is not None:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
@@ -635,25 +653,44 @@ class JobWorker:
 
     async def _complete(self, job: Job, result: JobResult) -> None:
         try:
-            stored = await self._queue.complete(job, result.store)
+            stored = await self._until_stored(job, lambda: self._queue.complete(job, result.store))
         except Exception as err:  # noqa: BLE001 - the job is retried, its work redone
-            _LOGGER.warning(
-                "Could not store the result of %s job %s: %s", self.kind, job.job_id, err
-            )
+            _LOGGER.warning("Could not store the result of %s: %s", describe(job), err)
             await self._finish_failed(job, f"storing the result failed: {err}")
             return
         if result.after is not None:
             try:
                 result.after(stored)
             except Exception:
-                _LOGGER.exception(
-                    "Announcing the result of %s job %s failed", self.kind, job.job_id
-                )
+                _LOGGER.exception("Announcing the result of %s failed", describe(job))
 
     async def _finish_failed(
         self, job: Job, error: str, *, permanent: bool = False, count: bool = True
     ) -> None:
         try:
-            await self._queue.fail(job, error, permanent=permanent, count=count)
+            await self._until_stored(
+                job, lambda: self._queue.fail(job, error, permanent=permanent, count=count)
+            )
         except Exception:
-            _LOGGER.exception("Could not record the failure of %s job %s", self.kind, job.job_id)
+            _LOGGER.exception("Could not record the failure of %s", describe(job))
+
+    async def _until_stored[T](self, job: Job, write: Callable[[], Awaitable[T]]) -> T:
+        """Run a write of the job's outcome, retrying while the database is busy or gone.
+
+        A job's finished work is not thrown away because SQLite was locked or PostgreSQL
+        restarting for a minute: the write is tried again with backoff until it succeeds. When
+        the worker stops meanwhile, the error is raised; the job is still marked running in the
+        database, so the next start queues it again.
+        """
+        delay = STORE_RETRY_FIRST
+        while True:
+            try:
+                return await write()
+            except Exception as err:
+                if self._runner is None or not is_transient(err):
+                    raise
+                _LOGGER.debug("Cannot store the outcome of %s yet (%s)", describe(job), err)
+            with contextlib.suppress(TimeoutError):  # stop() ends the wait early
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+            delay = min(delay * 2, STORE_RETRY_MAX)

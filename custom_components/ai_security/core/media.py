@@ -18,6 +18,7 @@ import zlib
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .models import MediaType
+from .uploads import OutsideRootError, read_upload, real_upload_path
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".avi", ".mov"})
@@ -80,12 +81,20 @@ def camera_id_for(folder_name: str) -> str:
     Accents are dropped, letters without an ASCII form (Cyrillic, CJK) are kept as they are,
     everything else becomes "_", runs collapse and the ends are trimmed. Two folders can suggest the
     same id; the camera registry then gives the later one a numbered id.
+
+    A name without a letter or digit ("!!!", "📷") gives "camera_" and six hex digits of a hash of
+    the name: readable, the same at every start, and distinct for every such folder whatever order
+    they appear in (a bare "camera" would take the id of a folder really named "Camera").
     """
     decomposed = unicodedata.normalize("NFKD", folder_name)
     without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     lowered = unicodedata.normalize("NFC", without_marks).casefold()
     slug = re.sub(r"[\W_]+", "_", lowered).strip("_")
-    return slug or "camera"
+    if slug:
+        return slug
+    # surrogatepass: a folder name that is not valid UTF-8 arrives with lone surrogates.
+    digest = hashlib.sha256(folder_name.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"camera_{digest[:6]}"
 
 
 def classify(root: str, path: str) -> tuple[str, MediaType] | None:
@@ -106,12 +115,6 @@ def classify(root: str, path: str) -> tuple[str, MediaType] | None:
     return parts[0], media_type
 
 
-def _inside(root_real: str, path: str) -> bool:
-    """Return whether path, links resolved, lies inside the (already resolved) root."""
-    real = os.path.realpath(path)
-    return real == root_real or real.startswith(root_real + os.sep)
-
-
 def inspect_upload(root: str, path: str) -> Intake:
     """Check an upload and hash its content; raise RejectedMediaError with the reason if unusable.
 
@@ -121,8 +124,10 @@ def inspect_upload(root: str, path: str) -> Intake:
     media_type = media_type_for(os.path.basename(path))
     if media_type is None:
         raise RejectedMediaError("not an image or video file name")
-    if os.path.islink(path) and not _inside(os.path.realpath(root), path):
-        raise RejectedMediaError("a symbolic link pointing outside the camera folder")
+    try:
+        path = real_upload_path(root, path)
+    except OutsideRootError as err:
+        raise RejectedMediaError(str(err)) from err
     size = os.stat(path).st_size
     if size == 0:
         raise RejectedMediaError("empty file")
@@ -132,8 +137,7 @@ def inspect_upload(root: str, path: str) -> Intake:
         if size < MIN_VIDEO_BYTES:
             raise RejectedMediaError(f"too small for a video ({size} bytes)")
         return Intake(media_type=media_type, sha256=_hash_file(path), size=size)
-    with open(path, "rb") as file:
-        content = file.read()
+    content = read_upload(root, path)
     width, height, image_format = _check_image(content)
     return Intake(
         media_type=media_type,

@@ -77,10 +77,12 @@ from .storage import (
     EventDetectionRow,
     EventRow,
     MediaRow,
+    is_transient,
     utcnow,
 )
-from .video import VideoError, extract_frame, key_frame_time, probe_video
-from .watcher import FolderWatcher, find_uploads
+from .uploads import OutsideRootError, read_upload, real_upload_path, shown
+from .video import NoVideoStreamError, VideoError, extract_frame, key_frame_time, probe_video
+from .watcher import FolderWatcher, scan_uploads
 from .zones import Zone, ZoneMap, describe as describe_zone
 
 _LOGGER = logging.getLogger(__name__)
@@ -97,6 +99,16 @@ _INSERT_NEW_MEDIA = {
 _INSERT_DETECTIONS = insert(DetectionRow).returning(
     DetectionRow.detection_id, sort_by_parameter_order=True
 )
+
+MAX_CAMERA_ID: Final = 100
+"""Characters of a camera id made from its folder's name (a folder name may have 255)."""
+MAX_CAMERA_NAME: Final = 255
+"""Characters of a camera's shown name (its column's size)."""
+
+REGISTER_RETRY_FIRST: Final = 0.5
+"""Seconds before an upload the database could not take is offered to it again (doubling)."""
+REGISTER_RETRY_MAX: Final = 30.0
+"""The longest wait between two attempts to register an upload."""
 
 CONTENT_CACHE_BYTES: Final = 8 * 1024 * 1024
 """Image bytes kept between intake and detection; beyond this, detection reads the file."""
@@ -131,6 +143,12 @@ class PipelineConfig:
     polling_interval: float = 1.0
     media_root: str | None = None
     """Folder for annotated frames, thumbnails and clips of events; None: none are made."""
+    history_before: datetime | None = None
+    """When the hub was set up: uploads already there before it are history, not new arrivals.
+
+    The start-up scan leaves them alone (they would otherwise all be judged, and announced as
+    new events, the first time a folder full of old snapshots is added, or added again);
+    process_old_uploads() takes them in on purpose."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,12 +204,15 @@ def _camera_for_folder(session: Session, folder: str, now: datetime) -> tuple[Ca
     row = session.scalar(select(CameraRow).where(CameraRow.folder == folder))
     if row is not None:
         return _camera(row), False
-    base = camera_id_for(folder)
+    # Bounded to fit the 128-character id column with a "_N" suffix, on every database.
+    base = camera_id_for(folder)[:MAX_CAMERA_ID].rstrip("_")
     candidate, number = base, 2
     while session.get(CameraRow, candidate) is not None:
         candidate = f"{base}_{number}"
         number += 1
-    row = CameraRow(camera_id=candidate, folder=folder, name=folder, created_at=now)
+    row = CameraRow(
+        camera_id=candidate, folder=folder, name=shown(folder)[:MAX_CAMERA_NAME], created_at=now
+    )
     session.add(row)
     session.flush()  # the media row that follows is written with Core, past the ORM
     return _camera(row), True
@@ -369,18 +390,61 @@ class Pipeline:
         await self.batcher.stop()
         await self.db.close()
 
-    async def _queue_backlog(self) -> None:
-        """Queue uploads that arrived while the pipeline was not running."""
-        root = self.config.camera_root
+    async def _unprocessed_uploads(self) -> list[tuple[float, str]]:
+        """Return (modification time, path) of the uploads not in the database, oldest first."""
         known: set[str] = set(
             await self.db.run(lambda s: list(s.scalars(select(MediaRow.path)).all()))
         )
-        paths = await self._run_blocking(find_uploads, root)
-        backlog = [path for path in paths if path not in known]
+        found = await self._run_blocking(scan_uploads, self.config.camera_root)
+        return [(mtime, path) for mtime, path in found if path not in known]
+
+    async def _queue_backlog(self) -> None:
+        """Queue uploads that arrived while the pipeline was not running (not older history)."""
+        unprocessed = await self._unprocessed_uploads()
+        before = self.config.history_before
+        cutoff = before.timestamp() if before is not None else None
+        backlog = [path for mtime, path in unprocessed if cutoff is None or mtime >= cutoff]
+        if old := len(unprocessed) - len(backlog):
+            _LOGGER.info(
+                "Leaving %s upload(s) alone that were there before this hub was set up; the "
+                "process_old_uploads action takes them in on purpose",
+                old,
+            )
         if backlog:
             _LOGGER.info("Queuing %s upload(s) that arrived while stopped", len(backlog))
         for path in backlog:
             self.submit(path)
+
+    async def process_old_uploads(
+        self, *, camera_id: str | None = None, since: datetime | None = None
+    ) -> int:
+        """Queue the uploads not processed yet (history included); return how many.
+
+        For a user who wants the snapshots that were in the folder before the hub was set up
+        judged after all: they are detected and judged like new uploads, so their events are
+        announced too. camera_id limits it to one camera's folder (it must exist), since to
+        files changed at or after that time.
+        """
+        folder: str | None = None
+        if camera_id is not None:
+            camera = self._cameras.get(camera_id)
+            if camera is None:
+                raise ReprocessError("unknown_camera", camera=camera_id)
+            folder = camera.folder
+        root = self.config.camera_root
+        cutoff = since.timestamp() if since is not None else None
+
+        def wanted(mtime: float, path: str) -> bool:
+            if cutoff is not None and mtime < cutoff:
+                return False
+            found = classify(root, path)
+            return found is not None and (folder is None or found[0] == folder)
+
+        chosen = [path for mtime, path in await self._unprocessed_uploads() if wanted(mtime, path)]
+        _LOGGER.info("Queuing %s earlier upload(s) on request", len(chosen))
+        for path in chosen:
+            self.submit(path)
+        return len(chosen)
 
     # --- intake ---------------------------------------------------------------------------------
 
@@ -388,6 +452,15 @@ class Pipeline:
     def cameras(self) -> Mapping[str, Camera]:
         """Return the known cameras by id."""
         return self._cameras
+
+    def forget_camera(self, camera_id: str) -> None:
+        """Forget a camera until the next upload in its folder (the user removed its device).
+
+        Its rows stay in the database; that upload announces it again through camera_added.
+        """
+        camera = self._cameras.pop(camera_id, None)
+        if camera is not None:
+            self._cameras_by_folder.pop(camera.folder, None)
 
     def submit(self, path: str) -> None:
         """Take in an upload path (called by the watcher once the file has settled)."""
@@ -398,9 +471,14 @@ class Pipeline:
         task.add_done_callback(self._intake_tasks.discard)
 
     async def wait_for_intake(self) -> None:
-        """Return once every submitted upload has been taken in (for tests and benchmarks)."""
-        while self._intake_tasks:
-            await asyncio.gather(*list(self._intake_tasks), return_exceptions=True)
+        """Return once every submitted upload has been taken in (for tests and benchmarks).
+
+        Only unfinished tasks are waited for: a finished one stays in the set until its done
+        callback runs, in the loop's next iteration, and awaiting finished tasks does not yield
+        to the loop, so waiting for the set to empty could spin forever, freezing the loop.
+        """
+        while pending := [task for task in self._intake_tasks if not task.done()]:
+            await asyncio.wait(pending)
 
     async def _intake(self, path: str) -> None:
         root = self.config.camera_root
@@ -408,19 +486,19 @@ class Pipeline:
         if classified is None:
             return
         folder, _media_type = classified
-        # The slot is held through registration: when the database falls behind, intake
-        # waits instead of queueing unbounded work in front of the detection jobs.
+        # The slot is held through each registration attempt: when the database falls behind,
+        # intake waits instead of queueing unbounded work in front of the detection jobs.
         async with self._intake_slots:
             intake = await self._inspect(path)
             if intake is None:
                 return
             if self._recent.seen(intake.sha256):
-                _LOGGER.debug("Skipping %s: the same content arrived moments ago", path)
+                _LOGGER.debug("Skipping %s: the same content arrived moments ago", shown(path))
                 return
-            registered = await self._register(folder, path, intake)
+        registered = await self._register_until_stored(folder, path, intake)
         if registered is None:
             return
-        if registered.new_camera:
+        if registered.new_camera or registered.camera.camera_id not in self._cameras:
             self._cameras[registered.camera.camera_id] = registered.camera
             self._cameras_by_folder[registered.camera.folder] = registered.camera
             _LOGGER.info("New camera %s (%s)", registered.camera.name, registered.camera.camera_id)
@@ -447,8 +525,46 @@ class Pipeline:
             self._contents_size -= len(content)
         return content
 
-    async def _register(self, folder: str, path: str, intake: Intake) -> _Registered | None:
-        """Store the upload and its detect job in one transaction; None when that failed."""
+    async def _register_until_stored(
+        self, folder: str, path: str, intake: Intake
+    ) -> _Registered | None:
+        """Register an upload, retrying with backoff while the database is busy or gone.
+
+        A SQLite file locked by another program or a PostgreSQL server restarting passes by
+        itself: the upload waits here (its intake slot given back between attempts, so other
+        uploads are not held behind it) and is stored once the database answers. Only an error
+        that cannot pass (a bug) gives up, logged; the start-up scan then finds the file again.
+        None when not stored.
+        """
+        delay = REGISTER_RETRY_FIRST
+        attempts = 0
+        while True:
+            try:
+                async with self._intake_slots:
+                    return await self._register(folder, path, intake)
+            except Exception as err:
+                if not (self._started and is_transient(err)):
+                    self._recent.forget(intake.sha256)
+                    _LOGGER.exception(
+                        "Could not register %s; it is picked up again at the next start",
+                        shown(path),
+                    )
+                    return None
+                attempts += 1
+                if attempts == 1:
+                    _LOGGER.warning(
+                        "The database is busy or unreachable (%s); %s is stored as soon as it "
+                        "answers",
+                        err,
+                        shown(path),
+                    )
+                else:
+                    _LOGGER.debug("Still cannot register %s (attempt %s)", shown(path), attempts)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REGISTER_RETRY_MAX)
+
+    async def _register(self, folder: str, path: str, intake: Intake) -> _Registered:
+        """Store the upload and its detect job in one transaction; raise when that failed."""
         now = self._clock()
         known = self._cameras_by_folder.get(folder)
         # A detect worker with room takes the job straight from here, unclaimed (see
@@ -503,15 +619,7 @@ class Pipeline:
 
         try:
             registered: _Registered = await self.db.run(register)
-        except Exception:
-            if handed and worker is not None:
-                worker.unreserve()
-            self._recent.forget(intake.sha256)
-            _LOGGER.exception(
-                "Could not register %s; it is picked up again at the next start", path
-            )
-            return None
-        except asyncio.CancelledError:
+        except BaseException:
             if handed and worker is not None:
                 worker.unreserve()
             raise
@@ -527,13 +635,16 @@ class Pipeline:
         try:
             intake: Intake = await self._run_blocking(inspect_upload, self.config.camera_root, path)
         except FileNotFoundError:
-            _LOGGER.debug("%s disappeared before it could be read", path)
+            _LOGGER.debug("%s disappeared before it could be read", shown(path))
             return None
         except RejectedMediaError as err:
-            _LOGGER.warning("Ignoring %s: %s", path, err)
+            _LOGGER.warning("Ignoring %s: %s", shown(path), err)
+            return None
+        except OutsideRootError as err:
+            _LOGGER.warning("Not reading %s: %s", shown(path), err)
             return None
         except OSError as err:
-            _LOGGER.warning("Cannot read %s: %s", path, err)
+            _LOGGER.warning("Cannot read %s: %s", shown(path), err)
             return None
         return intake
 
@@ -566,10 +677,33 @@ class Pipeline:
         self._media_tasks.add(task)
         task.add_done_callback(self._media_tasks.discard)
 
+    async def read_frame(self, path: str, frame_time: float | None) -> bytes | None:
+        """Return an upload's picture (a clip's frame at frame_time); None when gone or refused.
+
+        For the cameras' pictures: the path comes from the database, and like every other
+        route it is read only when it lies inside the camera root.
+        """
+        root = self.config.camera_root
+        try:
+            if frame_time is None:
+                content: bytes = await self._run_blocking(read_upload, root, path)
+                return content
+            real = await self._run_blocking(real_upload_path, root, path)
+            return await extract_frame(real, frame_time, ffmpeg=self.config.ffmpeg)
+        except FileNotFoundError:
+            return None
+        except (OSError, VideoError) as err:
+            _LOGGER.debug("Cannot read %s: %s", shown(path), err)
+            return None
+
     async def wait_for_media(self) -> None:
-        """Return once the pictures of every announced event are made (tests and benchmarks)."""
-        while self._media_tasks:
-            await asyncio.gather(*list(self._media_tasks), return_exceptions=True)
+        """Return once the pictures of every announced event are made (tests and benchmarks).
+
+        Only unfinished tasks are waited for, as in wait_for_intake (a finished task may still be
+        in the set: waiting for the set to empty could spin forever, freezing the loop).
+        """
+        while pending := [task for task in self._media_tasks if not task.done()]:
+            await asyncio.wait(pending)
 
     async def _judge(self, request: AnalysisRequest) -> Verdict:
         """Ask the LLM for a verdict, timing the requests it answers (the latency sensors)."""
@@ -589,6 +723,9 @@ class Pipeline:
         """Return whether a failure is the detector's outage: no endpoint is considered up."""
         if isinstance(error, CircuitOpenError):
             return True
+        if isinstance(error, DetectorError) and error.status is None:
+            # No HTTP answer at all (refused, timed out): the server is down, not the image bad.
+            return True
         return isinstance(error, DetectorError) and not any(
             breaker.state is CircuitState.CLOSED for breaker in self.detector.breakers.values()
         )
@@ -603,9 +740,22 @@ class Pipeline:
         frame_time: float | None = None
         if media_type is MediaType.VIDEO:
             try:
-                info = await probe_video(path, ffprobe=self.config.ffprobe)
+                real = await self._run_blocking(real_upload_path, self.config.camera_root, path)
+            except FileNotFoundError as err:
+                raise PermanentJobError(
+                    f"{shown(path)} was deleted before it was processed"
+                ) from err
+            except OutsideRootError as err:
+                raise PermanentJobError(f"{shown(path)}: {err}") from err
+            try:
+                info = await probe_video(real, ffprobe=self.config.ffprobe)
                 frame_time = key_frame_time(info.duration)
-                image = await extract_frame(path, frame_time, ffmpeg=self.config.ffmpeg)
+                image = await extract_frame(real, frame_time, ffmpeg=self.config.ffmpeg)
+            except NoVideoStreamError:
+                # Sound only (or only cover art): nothing to look at and nothing failed, so the
+                # job finishes without detections instead of going dead and raising a repair.
+                _LOGGER.warning("Skipping %s: it has no video stream", shown(path))
+                return JobResult()
             except VideoError as err:
                 raise PermanentJobError(err.reason) from err
             width, height = info.width, info.height
@@ -616,9 +766,13 @@ class Pipeline:
                 image = cached
             else:
                 try:
-                    image = await self._run_blocking(_read_file, path)
+                    image = await self._run_blocking(read_upload, self.config.camera_root, path)
                 except FileNotFoundError as err:
-                    raise PermanentJobError(f"{path} was deleted before it was processed") from err
+                    raise PermanentJobError(
+                        f"{shown(path)} was deleted before it was processed"
+                    ) from err
+                except OutsideRootError as err:
+                    raise PermanentJobError(f"{shown(path)}: {err}") from err
             filename = os.path.basename(path)
         try:
             result = await self.detector.detect(
@@ -1025,14 +1179,14 @@ class Pipeline:
             return registered, job_id
 
         registered, job_id = await self.db.run(register)
-        if registered.new_camera:
+        if registered.new_camera or registered.camera.camera_id not in self._cameras:
             self._cameras[registered.camera.camera_id] = registered.camera
             self._cameras_by_folder[registered.camera.folder] = registered.camera
             self.callbacks.camera_added(registered.camera)
         if intake.content is not None and registered.media_id is not None:
             self._keep_content(registered.media_id, intake.content)
         self.queue.notify(JobKind.DETECT)
-        _LOGGER.info("Queued %s for detection again (job %s)", full, job_id)
+        _LOGGER.info("Queued %s for detection again (job %s)", shown(full), job_id)
         return job_id
 
     async def queue_depths(self) -> dict[str, int]:
@@ -1052,11 +1206,6 @@ def _importance(label: str) -> float:
 
 def _zone_name(zone: Zone | None) -> str | None:
     return None if zone is None else zone.name
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
 
 
 def _camera_and_detections(

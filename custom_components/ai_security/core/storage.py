@@ -8,12 +8,14 @@ never waits on the database and SQLite never sees two writers from this process.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 import logging
+import os
 import threading
 from typing import Any, Final, override
 
@@ -37,6 +39,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    TimeoutError as PoolTimeoutError,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -80,6 +88,39 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class FsText(TypeDecorator[str]):
+    """A file or folder name as the file system gave it, even when it is not valid UTF-8.
+
+    Linux names are bytes; Python hands the bytes that are not UTF-8 over as lone surrogates,
+    which neither SQLite nor PostgreSQL can store. Such a name is stored as "//b64:" and the
+    base64 of its bytes, and given back exactly as it was, so the file can still be opened. No
+    real value starts so: a folder name holds no "/", and the paths stored are resolved ones,
+    which never start with two slashes.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    @override
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _FS_PREFIX + base64.b64encode(os.fsencode(value)).decode("ascii")
+        return value
+
+    @override
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        if value is None or not value.startswith(_FS_PREFIX):
+            return value
+        return os.fsdecode(base64.b64decode(value[len(_FS_PREFIX) :]))
+
+
+_FS_PREFIX: Final = "//b64:"
+
+
 class Base(DeclarativeBase):
     """Declarative base of the integration's tables."""
 
@@ -97,7 +138,7 @@ class CameraRow(Base):
 
     __tablename__ = "ai_security_cameras"
     camera_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    folder: Mapped[str] = mapped_column(String(255), unique=True)
+    folder: Mapped[str] = mapped_column(FsText, unique=True)
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -108,7 +149,7 @@ class MediaRow(Base):
     __tablename__ = "ai_security_media"
     media_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     camera_id: Mapped[str] = mapped_column(ForeignKey(CameraRow.camera_id), index=True)
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(FsText)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     media_type: Mapped[str] = mapped_column(String(8))
     size: Mapped[int] = mapped_column(Integer)
@@ -613,8 +654,10 @@ class Database:
             if self._drop_broken_connection() and reconnect:
                 _LOGGER.info("The database connection was lost (%s); reconnecting", err)
                 return self._run_group(group, reconnect=False)
-            if len(group) == 1:
-                return [(False, err)]
+            if len(group) == 1 or is_transient(err):
+                # A busy or unreachable database fails every call alike: running them one by
+                # one would only wait out the busy timeout once per call.
+                return [(False, err)] * len(group)
             # Somebody's call failed (or the commit did): find out whose, one at a time.
             return [outcome for work in group for outcome in self._run_group([work])]
         return [(True, result) for result in results]
@@ -661,6 +704,18 @@ def _resolve(group: list[_Work], outcomes: list[tuple[bool, Any]]) -> None:
             work.future.set_result(value)
         else:
             work.future.set_exception(value)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Return whether a database error will likely pass by itself, so the work is worth retrying.
+
+    SQLite busy or locked by another process, a PostgreSQL server restarting or unreachable, a
+    dropped connection: the same statement succeeds later. A value the database refuses, or a
+    bug, fails again however often it is tried.
+    """
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def utcnow() -> datetime:

@@ -196,7 +196,12 @@ def _stop_observer(observer: BaseObserver) -> None:
 
 
 def find_uploads(root: str) -> list[str]:
-    """Return every upload path under root, oldest first (blocking: run it in the executor).
+    """Return every upload path under root, oldest first (blocking: run it in the executor)."""
+    return [path for _mtime, path in scan_uploads(root)]
+
+
+def scan_uploads(root: str) -> list[tuple[float, str]]:
+    """Return (modification time, path) of every upload under root, oldest first (blocking).
 
     Used at start to pick up files that arrived while Home Assistant was not running. Symbolic
     links to folders are not followed, so a link cannot pull a foreign tree into the scan.
@@ -213,4 +218,4 @@ def find_uploads(root: str) -> list[str]:
             except OSError:  # vanished meanwhile, or a dangling link
                 continue
     found.sort()
-    return [path for _mtime, path in found]
+    return found

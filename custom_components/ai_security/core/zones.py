@@ -365,9 +365,14 @@ def _kind(kind: ZoneKind | str, name: str) -> ZoneKind:
         raise ZoneError("zone_bad_kind", {"kind": str(kind), "name": _clean_name(name)}) from None
 
 
+MAX_ZONE_NAME: Final = 64
+"""Characters a zone name keeps: each detection stores its zone's name in a 64-character column."""
+
+
 def _clean_name(name: str) -> str:
-    """Return the name on one line: control characters dropped, whitespace collapsed."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
+    """Return the name on one line (control characters dropped, whitespace collapsed), bounded."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
+    return flat[:MAX_ZONE_NAME].rstrip()
 
 
 def _short(text: str, limit: int = 40) -> str:
