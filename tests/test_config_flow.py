@@ -81,9 +81,9 @@ async def test_user_flow_creates_entry(
     assert result["result"].unique_id == str(camera_root)
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
-    # By the flow, by the setup that follows it, and by the hub's first health check.
-    assert detector.requests == ["/health", "/health", "/health"]
-    assert llm.requests == [route, route, route]
+    # By the flow and by the hub's first health check (setup itself waits for no server).
+    assert detector.requests == ["/health", "/health"]
+    assert llm.requests == [route, route]
 
 
 async def test_without_an_llm_server_events_are_scored_by_the_heuristic(
@@ -356,7 +356,7 @@ async def test_several_detectors(
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["data"][CONF_DETECTOR_URLS] == [detector.url, other.url]
         await hass.async_block_till_done()
-        assert other.requests == ["/health", "/health", "/health"]
+        assert other.requests == ["/health", "/health"]
     finally:
         await hass.config_entries.async_unload(result["result"].entry_id)
         await other.stop()
@@ -397,6 +397,33 @@ async def test_already_configured(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+async def test_overlapping_camera_roots_are_refused(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    camera_root: Path,
+    tmp_path: Path,
+    detector: ModelServer,
+    llm: ModelServer,
+) -> None:
+    """A folder inside another hub's folder, or holding it, would judge every upload twice."""
+    mock_config_entry.add_to_hass(hass)
+    inside = camera_root / "Front"
+    inside.mkdir()
+    flow_id = await start_user_flow(hass)
+    for folder in (inside, tmp_path):
+        result = await hass.config_entries.flow.async_configure(
+            flow_id, user_input(folder, detector, llm)
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {CONF_CAMERA_ROOT: "overlapping_root"}
+    beside = tmp_path / "elsewhere"
+    beside.mkdir()
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, user_input(beside, detector, llm)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
 async def test_reconfigure(
@@ -516,6 +543,7 @@ VALID_OPTIONS: dict[str, Any] = {
     "health_interval": 30,
     "retention_time": "04:30:00",
     "delete_uploads": True,
+    "detection_events": True,
 }
 
 
@@ -546,6 +574,7 @@ async def test_options_defaults_and_save(
         "health_interval": 15.0,
         "retention_time": "03:00",
         "delete_uploads": False,
+        "detection_events": False,
         "database_url": "",
     }
     runtime_before = init_integration.runtime_data

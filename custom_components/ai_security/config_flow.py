@@ -84,8 +84,15 @@ def _check_folder(hass: HomeAssistant, text: str) -> _FolderCheck:
     )
 
 
+def _overlaps(path: str, other: str) -> bool:
+    """Return whether one folder lies inside the other (the same folder is not an overlap)."""
+    if not other or path == other:
+        return False
+    return os.path.commonpath([path, other]) in (path, other)
+
+
 async def _validate_connection(
-    hass: HomeAssistant, user_input: Mapping[str, Any]
+    hass: HomeAssistant, user_input: Mapping[str, Any], editing: str | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Check the folder and both servers; return the data to store and the errors per field.
 
@@ -100,6 +107,13 @@ async def _validate_connection(
         errors[CONF_CAMERA_ROOT] = "not_a_directory"
     elif not folder.allowed:
         errors[CONF_CAMERA_ROOT] = "path_not_allowed"
+    elif any(
+        _overlaps(folder.path, str(other.data.get(CONF_CAMERA_ROOT, "")))
+        for other in hass.config_entries.async_entries(DOMAIN)
+        if other.entry_id != editing
+    ):
+        # Two hubs watching the same uploads would detect, judge and notify each one twice.
+        errors[CONF_CAMERA_ROOT] = "overlapping_root"
 
     try:
         data[CONF_DETECTOR_URLS] = _detector_urls(user_input[CONF_DETECTOR_URLS])
@@ -225,7 +239,7 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
-                data, errors = await _validate_connection(self.hass, user_input)
+                data, errors = await _validate_connection(self.hass, user_input, entry.entry_id)
             except Exception:  # noqa: BLE001
                 LOGGER.exception("Unexpected error while checking the AI Security settings")
                 errors = {"base": "unknown"}
@@ -312,6 +326,7 @@ def _options_schema() -> probatio.Schema:
             probatio.Required(opt.LLM_CONCURRENCY): _number(opt.LLM_CONCURRENCY),
             probatio.Required(opt.RESCORE_MINUTES): _number(opt.RESCORE_MINUTES, "min"),
             probatio.Required(opt.HEALTH_INTERVAL): _number(opt.HEALTH_INTERVAL, "s"),
+            probatio.Required(opt.DETECTION_EVENTS): BooleanSelector(),
             probatio.Optional(CONF_DATABASE_URL): TextSelector(
                 TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="off")
             ),

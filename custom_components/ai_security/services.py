@@ -44,6 +44,7 @@ SERVICE_REQUEUE_DEAD_LETTERS: Final = "requeue_dead_letters"
 SERVICE_SEARCH_EVENTS: Final = "search_events"
 SERVICE_REVIEW_EVENT: Final = "review_event"
 SERVICE_REPROCESS_FILE: Final = "reprocess_file"
+SERVICE_PROCESS_OLD_UPLOADS: Final = "process_old_uploads"
 SERVICE_ANALYZE_NOW: Final = "analyze_now"
 SERVICE_TEST_ALERT_RULE: Final = "test_alert_rule"
 SERVICE_GET_AUDIT_LOG: Final = "get_audit_log"
@@ -110,6 +111,9 @@ REVIEW_SCHEMA = ENTRY_SCHEMA.extend(
     }
 )
 REPROCESS_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_PATH): cv.string})
+PROCESS_OLD_SCHEMA = ENTRY_SCHEMA.extend(
+    {probatio.Optional(ATTR_CAMERA): cv.string, probatio.Optional(ATTR_SINCE): cv.datetime}
+)
 ANALYZE_NOW_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_CAMERA): cv.string})
 # The cooldown's range and the time range's order are checked by AlertRule and EventQuery,
 # whose errors say what is wrong.
@@ -293,6 +297,22 @@ async def _reprocess_file(call: ServiceCall) -> ServiceResponse:
     return {"job_id": job_id}
 
 
+async def _process_old_uploads(call: ServiceCall) -> ServiceResponse:
+    """Take in, on purpose, the uploads that were in the folder before the hub was set up."""
+    entry = _entry(call)
+    camera: str | None = call.data.get(ATTR_CAMERA)
+    camera_id = None if camera is None else _camera_id(entry, camera)
+    try:
+        count = await entry.runtime_data.pipeline.process_old_uploads(
+            camera_id=camera_id, since=_utc(call.data.get(ATTR_SINCE))
+        )
+    except ReprocessError as err:
+        raise _invalid(err) from err
+    except Exception as err:
+        raise _failed("database_failed", err) from err
+    return {"queued": count}
+
+
 async def _analyze_now(call: ServiceCall) -> None:
     entry = _entry(call)
     camera_id = _camera_id(entry, call.data[ATTR_CAMERA])
@@ -445,6 +465,14 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_REPROCESS_FILE,
         audited(SERVICE_REPROCESS_FILE, _reprocess_file),
         schema=REPROCESS_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_PROCESS_OLD_UPLOADS,
+        audited(SERVICE_PROCESS_OLD_UPLOADS, _process_old_uploads),
+        schema=PROCESS_OLD_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
     async_register_admin_service(
