@@ -16,8 +16,14 @@ from custom_components.ai_security.const import (
     DOMAIN,
 )
 
-FAST_OPTIONS: dict[str, Any] = {"batch_window": 1.5, "batch_idle_timeout": 0.5, "debounce": 0.1}
-"""Short windows so tests do not wait 90 s (the options flow allows 10 s at least)."""
+FAST_OPTIONS: dict[str, Any] = {
+    "batch_window": 1.5,
+    "batch_idle_timeout": 0.5,
+    "debounce": 0.1,
+    "detection_events": True,
+}
+"""Short windows so tests do not wait 90 s (the options flow allows 10 s at least), and the
+per-detection bus event on, which many tests watch."""
 
 
 def hub_entry(

@@ -70,6 +70,7 @@ async def test_upload_becomes_device_and_events(
 
     (found,) = detection_events
     assert found.data == {
+        "entry_id": entry.entry_id,
         "camera_id": "camera_jardin",
         "camera_name": "Caméra Jardin",
         "device_id": camera.id,
@@ -87,6 +88,7 @@ async def test_upload_becomes_device_and_events(
     assert started_at.endswith("+00:00")
     assert ended_at >= started_at
     assert data == {
+        "entry_id": entry.entry_id,
         "camera_id": "camera_jardin",
         "camera_name": "Caméra Jardin",
         "device_id": camera.id,

@@ -613,7 +613,13 @@ async def test_analyze_now_judges_the_open_batch_at_once(
 ) -> None:
     """With a 60 s window, the batch is judged right after analyze_now, not a minute later."""
     hass.config_entries.async_update_entry(
-        entry, options={"batch_window": 60, "batch_idle_timeout": 60, "debounce": 0.1}
+        entry,
+        options={
+            "batch_window": 60,
+            "batch_idle_timeout": 60,
+            "debounce": 0.1,
+            "detection_events": True,
+        },
     )
     events = async_capture_events(hass, "ai_security_event")
     found = async_capture_events(hass, "ai_security_detection")

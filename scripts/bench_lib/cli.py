@@ -41,6 +41,7 @@ from custom_components.ai_security.core.settings import (
     BATCH_IDLE_TIMEOUT,
     BATCH_WINDOW,
     DEBOUNCE,
+    DETECTION_EVENTS,
     POLLING_OBSERVER,
     PipelineOptions,
 )
@@ -267,6 +268,7 @@ def _options(args: argparse.Namespace, database_url: str | None) -> dict[str, An
         BATCH_WINDOW: args.batch_window,
         BATCH_IDLE_TIMEOUT: args.batch_idle,
         POLLING_OBSERVER: args.polling,
+        DETECTION_EVENTS: True,  # latency is measured from each detection's bus event
     }
     for item in args.option:
         key, _, text = item.partition("=")
