@@ -1,4 +1,4 @@
-"""One frame everywhere: pictures with an EXIF orientation and rotated clips, end to end.
+"""One frame everywhere: pictures with an EXIF orientation, rotated clips, and clips with no frame.
 
 The detection server turns a picture upright by its EXIF orientation (and ffmpeg turns a clip's
 frame upright by its rotation) before it finds anything, so boxes come back in the upright frame.
@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 import io
 import json
+import logging
 from pathlib import Path
 import subprocess
 from typing import Any
@@ -22,13 +23,14 @@ from PIL import Image, ImageOps
 import pytest
 
 from custom_components.ai_security.core.annotate import annotate, color_for
+from custom_components.ai_security.core.jobs import JobKind, JobState
 from custom_components.ai_security.core.media import inspect_upload
 from custom_components.ai_security.core.models import BoundingBox, Detection
 from custom_components.ai_security.core.prompts import position
 from custom_components.ai_security.core.zones import ZoneMap, make_zone
 
 from .detector_server import DetectorServer, Reply, detection, detections
-from .pipeline_helpers import config, running, wait_until, write
+from .pipeline_helpers import config, running, wait_for_jobs, wait_until, write
 from .programs import require_program
 
 type RGB = tuple[int, int, int]
@@ -325,3 +327,33 @@ async def test_rotated_clip_detected_on_its_object(
         stream = await asyncio.to_thread(ffprobe_stream, require_program("ffprobe"), made)
         assert (stream["width"], stream["height"]) == upright
         assert not stream.get("side_data_list"), stream["side_data_list"]
+
+
+async def test_audio_only_clip_is_skipped_with_a_warning(
+    root: Path, detector: DetectorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A clip with only sound has nothing to look at: skipped with a warning, no dead job."""
+    ffmpeg = require_program("ffmpeg")
+    sound = root / "Cam" / "voice.mp4"
+    sound.parent.mkdir()
+    await asyncio.to_thread(
+        subprocess.run,
+        [
+            *(ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"),
+            *("-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac", str(sound)),
+        ],
+        check=True,
+        timeout=60,
+    )
+    async with running(pipeline_config(root, detector)) as (pipeline, rec):
+        await wait_for_jobs(pipeline, JobKind.DETECT, JobState.DONE, 1)
+        assert await pipeline.queue.dead_jobs() == []
+        assert await pipeline.queue.counts() == {(JobKind.DETECT, JobState.DONE): 1}
+    assert detector.count == 0
+    assert rec.detections == []
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("custom_components.ai_security")
+    ]
+    assert warnings == [f"Skipping {sound}: it has no video stream"]
