@@ -170,3 +170,29 @@ async def test_video_detection_cuts_the_clip_from_its_source(tmp_path: Path, sou
     assert made.clip is not None
     duration = float((await asyncio.to_thread(probe, made.clip))["format"]["duration"])  # type: ignore[index]
     assert 3.5 <= duration <= 4.5  # 2 s either side of the frame
+
+
+async def test_pictures_are_never_made_from_files_outside_the_camera_root(tmp_path: Path) -> None:
+    """A link put on the way since the upload was stored leads nowhere: no picture of it."""
+    root = tmp_path / "cameras"
+    (root / "front").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = upload(outside, "secret.jpg", (250, 0, 0))
+    (root / "front" / "sub").symlink_to(outside, target_is_directory=True)
+    own = upload(root / "front", "own.jpg", (0, 0, 250))
+    media = DerivedMedia(tmp_path / "media")
+    refused = await render_event_media(
+        event("e1"),
+        [found(1, root / "front" / "sub" / secret.name, 0.9)],
+        media,
+        run_blocking=to_thread,
+        camera_root=str(root),
+    )
+    assert refused.key_frame is None
+    assert refused.frames == 0
+    made = await render_event_media(
+        event("e2"), [found(2, own, 0.9)], media, run_blocking=to_thread, camera_root=str(root)
+    )
+    assert made.key_frame is not None
+    assert made.frames == 1

@@ -9,7 +9,7 @@ camera or a clean-up deleted it) costs only its own pictures, never the event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import logging
 from pathlib import Path
 from typing import Final
@@ -19,6 +19,7 @@ from .clips import ClipError, make_clip
 from .derived import DerivedMedia
 from .models import Detection, SecurityEvent
 from .storage import BlockingRunner
+from .uploads import real_upload_path
 from .video import VideoError, extract_frame
 
 _LOGGER = logging.getLogger(__name__)
@@ -42,6 +43,19 @@ def _read(path: str) -> bytes:
         return file.read()
 
 
+async def _source(path: str, camera_root: str | None, run_blocking: BlockingRunner) -> str:
+    """Return the upload's real path once it is known to lie inside the camera root.
+
+    Paths come from the database; a link put on the way since (`Cam/sub -> /etc`) must not
+    carry the pictures outside. Without a camera root (tests of this module alone) the path is
+    taken as it is.
+    """
+    if camera_root is None:
+        return path
+    real: str = await run_blocking(real_upload_path, camera_root, path)
+    return real
+
+
 def _frames(detections: Sequence[Detection]) -> list[list[Detection]]:
     """Group detections by the frame they were found in, most confident frame first."""
     groups: dict[tuple[str, float | None], list[Detection]] = {}
@@ -59,10 +73,12 @@ async def render_event_media(
     run_blocking: BlockingRunner,
     ffmpeg: str = "ffmpeg",
     clip: bool = True,
+    camera_root: str | None = None,
 ) -> EventMedia:
     """Write the event's key frame, per-detection frames and thumbnails, and its clip.
 
     Pillow and file work run through run_blocking (the executor); ffmpeg runs as a subprocess.
+    With camera_root, an upload is read only where it really lies inside it.
     """
     written: list[tuple[float, Path]] = []
     """(time of the frame, its annotated file) for the clip, in time order."""
@@ -71,11 +87,12 @@ async def render_event_media(
     for index, group in enumerate(_frames(detections)):
         first = group[0]
         try:
+            source = await _source(first.path, camera_root, run_blocking)
             if first.frame_time is not None:
-                videos.append(first)
-                image = await extract_frame(first.path, first.frame_time, ffmpeg=ffmpeg)
+                videos.append(replace(first, path=source))
+                image = await extract_frame(source, first.frame_time, ffmpeg=ffmpeg)
             else:
-                image = await run_blocking(_read, first.path)
+                image = await run_blocking(_read, source)
         except (OSError, VideoError) as err:
             _LOGGER.debug("No picture of %s for event %s: %s", first.path, event.event_id, err)
             continue

@@ -664,6 +664,7 @@ class Pipeline:
                     media,
                     run_blocking=self._run_blocking,
                     ffmpeg=self.config.ffmpeg,
+                    camera_root=self.config.camera_root,
                 )
             except Exception:
                 _LOGGER.exception("Making the pictures of event %s failed", event.event_id)
