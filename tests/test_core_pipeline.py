@@ -46,6 +46,8 @@ from .servers import LlmStub
 
 PERSON = detection("person", 0.95, [100, 80, 60, 140])
 CAR = detection("car", 0.7, [10, 10, 100, 60])
+SMALL_CAR = detection("car", 0.7, [4, 4, 40, 30])
+"""A car that fits the 64x48 pictures of the throughput tests."""
 
 
 @pytest.fixture
@@ -293,7 +295,7 @@ async def test_two_thousand_files_at_once(
     root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
     """2,000 files landing together are each detected exactly once."""
-    detector = DetectorServer(reply=Reply(body=detections(CAR)), record=False)
+    detector = DetectorServer(reply=Reply(body=detections(SMALL_CAR)), record=False)
     await detector.start()
     try:
         cfg = config(
@@ -664,7 +666,7 @@ async def test_every_detection_is_judged_in_exactly_one_batch(
     root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
     """Under a steady stream with short windows, batches close and reopen without overlap."""
-    detector.answer(Reply(body=detections(CAR)))
+    detector.answer(Reply(body=detections(SMALL_CAR)))
     cfg = config(
         root,
         sqlite_url,

@@ -69,6 +69,7 @@ def test_every_error_and_abort_is_translated() -> None:
     config_errors |= set(re.findall(r'\{"base": "(\w+)"\}', source))
     assert config_errors == {
         "not_a_directory",
+        "overlapping_root",
         "path_not_allowed",
         "invalid_url",
         "cannot_connect",

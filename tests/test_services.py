@@ -496,7 +496,21 @@ async def test_summary_with_markup_is_returned_as_text(
     assert (reviewed["summary"], reviewed["review_note"]) == (summary, note)
 
 
-# --- reprocess_file -------------------------------------------------------------------------------
+# --- reprocess_file and process_old_uploads ------------------------------------------------------
+
+
+async def test_process_old_uploads_refuses_an_unknown_camera(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+) -> None:
+    """The camera must be one of the hub's; with none named, every camera counts."""
+    await set_up(hass, entry)
+    err = await refused(
+        hass, "process_old_uploads", {"config_entry_id": entry.entry_id, "camera": "nowhere"}
+    )
+    assert err.translation_key == "unknown_camera"
+    response = await call(hass, "process_old_uploads", {"config_entry_id": entry.entry_id})
+    assert response == {"queued": 0}
 
 
 @pytest.mark.parametrize(
@@ -511,6 +525,7 @@ async def test_summary_with_markup_is_returned_as_text(
         ("Porch/missing.jpg", "file_not_found"),
         ("Porch/broken.jpg", "file_unusable"),
         ("Porch/link.jpg", "file_unusable"),
+        ("Porch/sub/inside_a_linked_folder.jpg", "file_unusable"),
     ],
 )
 async def test_reprocess_refuses_what_is_not_an_upload(
@@ -533,6 +548,9 @@ async def test_reprocess_refuses_what_is_not_an_upload(
         (camera_root / "Porch" / "notes.txt").write_text("hello")
         (camera_root / "Porch" / "broken.jpg").write_bytes(b"not a jpeg at all")
         (camera_root / "Porch" / "link.jpg").symlink_to(tmp_path / "outside.jpg")
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "inside_a_linked_folder.jpg").write_bytes(jpeg(7))
+        (camera_root / "Porch" / "sub").symlink_to(tmp_path / "elsewhere")
 
     await hass.async_add_executor_job(files)
     err = await refused(hass, "reprocess_file", {"config_entry_id": entry.entry_id, "path": path})
@@ -714,6 +732,7 @@ async def test_actions_need_a_loaded_entry(
         ("search_events", {"text": "door"}, True),
         ("review_event", {"event_id": "0" * 32}, True),
         ("reprocess_file", {"path": "Porch/a.jpg"}, True),
+        ("process_old_uploads", {}, True),
         ("analyze_now", {"camera": "porch"}, False),
     ):
         for entry_id in (entry.entry_id, "nope"):
@@ -767,6 +786,7 @@ async def test_actions_are_registered_with_their_descriptions(
         },
         "review_event": {"config_entry_id", "event_id", "reviewed", "dismissed", "note", "keep"},
         "reprocess_file": {"config_entry_id", "path"},
+        "process_old_uploads": {"config_entry_id", "camera", "since"},
         "analyze_now": {"config_entry_id", "camera"},
         "list_dead_jobs": {"config_entry_id"},
         "requeue_dead_letters": {"config_entry_id", "job_ids"},
@@ -809,7 +829,7 @@ def test_every_refusal_the_library_can_raise_is_translated() -> None:
         "invalid_date_range",
         "review_note_too_long",
     }
-    assert reprocess_keys == {"not_an_upload", "file_not_found", "file_unusable"}
+    assert reprocess_keys == {"not_an_upload", "file_not_found", "file_unusable", "unknown_camera"}
     services = (INTEGRATION / "services.py").read_text()
     own = set(re.findall(r'(?:translation_key=|_failed\(|failure=)"(\w+)"', services))
     assert {"unknown_camera", "event_not_found", "no_open_batch"} <= own

@@ -105,7 +105,7 @@ async def test_zone_applies_to_detections_prompts_and_events(
     await wait_until(lambda: len(security_events) == 1, seconds=20, what="event")
     assert detection_events[0].data["zone"] == "Driveway"
     assert security_events[0].data["zones"] == ["Driveway"]
-    assert "person 80% in Driveway (driveway)" in llm_stub.prompts[-1]
+    assert '"object":"person","confidence":80,"zone":"Driveway (driveway)"' in llm_stub.prompts[-1]
 
     # Changed to the upper half: the next person is in no zone.
     (subentry,) = entry.subentries.values()

@@ -187,8 +187,9 @@ def implausible_reply(items: Sequence[object], width: int, height: int) -> str |
 
     Two conventions other than the protocol's are recognised: fractions of the image (every box
     in the unit square of a large image, which would be stored as sub-pixel boxes at the
-    top-left corner), and boxes far past the image's edges (corners taken for sizes, or boxes for
-    another image size). Such a reply is dropped whole: its boxes are in the wrong places.
+    top-left corner), and boxes far past the image's edges (half of them or more: corners taken
+    for sizes, or boxes for another image size). Such a reply is dropped whole: its boxes are in
+    the wrong places.
     """
     boxes = [
         values
@@ -204,10 +205,14 @@ def implausible_reply(items: Sequence[object], width: int, height: int) -> str |
     ):
         return UNIT_BOXES
     slack_x, slack_y = width * _OUTSIDE_SLACK + 4, height * _OUTSIDE_SLACK + 4
-    for x, y, w, h in boxes:
-        if x < -slack_x or y < -slack_y or x + w > width + slack_x or y + h > height + slack_y:
-            return FAR_OUTSIDE
-    return None
+    far = sum(
+        1
+        for x, y, w, h in boxes
+        if x < -slack_x or y < -slack_y or x + w > width + slack_x or y + h > height + slack_y
+    )
+    # One stray item among good ones is that item's fault (it is dropped on its own); when
+    # half the boxes or more overshoot, the reply follows another convention.
+    return FAR_OUTSIDE if far and 2 * far >= len(boxes) else None
 
 
 def _parse_item(item: object, width: int, height: int) -> Found | str:
