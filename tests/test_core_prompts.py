@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 import json
 from zoneinfo import ZoneInfo
@@ -15,9 +16,12 @@ from custom_components.ai_security.core.prompts import (
     MAX_PROMPT_CHARS,
     AnalysisRequest,
     build_messages,
+    class_counts,
+    frame_count,
     position,
     verdict_schema,
 )
+from custom_components.ai_security.core.risk import heuristic_verdict
 from custom_components.ai_security.core.settings import SeverityThresholds
 
 from .llama import SLOT_CONTEXT, schema_errors
@@ -80,7 +84,7 @@ def test_user_prompt_carries_the_facts() -> None:
         "Camera: Front Door",
         "Start: Thursday 2024-06-06 23:14:05 (local time)",
         "Duration: 45 s",
-        "Detections: 3 (person 2, car 1)",
+        "Detections: 3 in 3 frames (most in one frame: car 1, person 1)",
         "Detections as data:",
         '{"t":0.0,"object":"person","confidence":93,"where":"bottom-left","frame_share":4}',
         '{"t":3.5,"object":"person","confidence":88,"where":"centre","frame_share":4,'
@@ -169,7 +173,7 @@ def test_max_detections_lists_the_most_confident() -> None:
     detections += [detection("car", 0.55, seconds=100 + i) for i in range(20)]
     _, user = build_messages(request(*detections), max_detections=10)
     lines = user.splitlines()
-    assert "Detections: 50 (person 30, car 20)" in lines
+    assert "Detections: 50 in 50 frames (most in one frame: car 1, person 1)" in lines
     assert "Listed: the 10 most confident; the other 40 are only counted above." in lines
     listed = [json.loads(line) for line in lines[lines.index("Detections as data:") + 1 :]]
     assert [item["t"] for item in listed] == [float(i) for i in range(20, 30)]
@@ -198,9 +202,10 @@ def test_prompt_size_is_bounded() -> None:
     # With the chat template's few dozen characters it fits the tiny model's slot, leaving room
     # for the answer.
     assert len(combine_prompt(system, user)) + 256 + 100 < SLOT_CONTEXT
-    header = next(line for line in user.splitlines() if line.startswith("Detections: 500 ("))
+    header = next(line for line in user.splitlines() if line.startswith("Detections: 500 in "))
+    assert header.startswith("Detections: 500 in 500 frames (most in one frame: ")
     assert header.endswith("more of 94 other classes)")
-    assert len(header) < 6 * (MAX_LABEL_CHARS + 5) + 60
+    assert len(header) < 6 * (MAX_LABEL_CHARS + 5) + 100
     # A bigger budget lists more, up to max_detections.
     _, roomy = build_messages(batch, max_detections=100, max_chars=100_000)
     assert "Listed: the 100 most confident; the other 400 are only counted above." in roomy
@@ -241,3 +246,61 @@ def test_verdict_schema() -> None:
     assert schema_errors({"risk_score": 1}, schema)
     assert verdict_schema()["properties"]["reasoning"]["maxLength"] == 1000
     assert verdict_schema()["properties"]["summary"]["maxLength"] == 200
+
+
+def header(batch: AnalysisRequest) -> str:
+    """Return the prompt's "Detections: ..." line."""
+    _, user = build_messages(batch)
+    return next(line for line in user.splitlines() if line.startswith("Detections: "))
+
+
+def test_one_person_in_three_uploads_is_one_person() -> None:
+    """Three snapshots of one person: "person 1" in the prompt and "A person" in the summary."""
+    uploads = [
+        replace(detection("person", 0.9, seconds=2.0 * n), path=f"snap-{n}.jpg", media_id=n)
+        for n in range(3)
+    ]
+    batch = request(*uploads)
+    assert header(batch) == "Detections: 3 in 3 frames (most in one frame: person 1)"
+    verdict = heuristic_verdict(batch, SeverityThresholds())
+    assert verdict.summary.startswith("A person at Front Door")
+    assert "person: 1 at once, seen in 3 frames" in verdict.reasoning
+
+
+def test_counts_are_the_most_in_one_frame() -> None:
+    """Two people in one snapshot and one in the next are two people, three detections."""
+    first = [
+        detection("person", 0.9, seconds=0, box=(100 + 300 * i, 300, 200, 400)) for i in (0, 1)
+    ]
+    batch = request(*first, detection("person", 0.8, seconds=5), detection("car", 0.7, seconds=5))
+    assert header(batch) == "Detections: 4 in 2 frames (most in one frame: person 2, car 1)"
+    assert heuristic_verdict(batch, SeverityThresholds()).summary.startswith(
+        "2 people and a car at Front Door"
+    )
+
+
+def test_frames_of_a_clip_and_a_lone_frame() -> None:
+    """Detections at two times of one clip are two frames; a single frame is "1 frame"."""
+    clip = [detection("dog", 0.8, seconds=1, frame_time=t) for t in (0.5, 1.5)]
+    assert frame_count(clip) == 2
+    assert class_counts(clip) == "dog 1"
+    lone = request(detection("cat", seconds=1), detection("cat", seconds=1))
+    assert header(lone) == "Detections: 2 in 1 frame (most in one frame: cat 2)"
+
+
+def test_classes_beyond_the_named_are_added_up() -> None:
+    """Past six classes, the rest's per-frame counts are added up; the largest are named."""
+    frame_one = [detection(f"thing {i}", seconds=0) for i in range(8)]
+    frame_two = [detection("thing 7", seconds=3), detection("thing 7", seconds=3)]
+    counts = class_counts([*frame_one, *frame_two, detection("thing 7", seconds=9)])
+    assert counts == (
+        "thing 7 2, thing 0 1, thing 1 1, thing 2 1, thing 3 1, thing 4 1, "
+        "2 more of 2 other classes"
+    )
+
+
+def test_system_prompt_says_how_objects_are_counted() -> None:
+    """The model is told that the class counts are how many there were, not how often seen."""
+    system, _ = build_messages(request(detection()))
+    assert "each class by the most seen in one frame" in system
+    assert "one person in many frames is one person" in system

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -146,6 +147,20 @@ def test_one_person_in_many_frames_is_not_a_crowd() -> None:
     assert score("person") < stayed.risk_score < score(*["person"] * 10)
     assert stayed.summary.startswith("A person at")
     assert "1 at once, seen in 10 frames" in stayed.reasoning
+
+
+def test_frames_of_one_clip_are_told_apart() -> None:
+    """One person in two frames of one clip stored at one moment is one; two in a frame, two."""
+    clip = tuple(
+        replace(detection("person", path="clip.mp4"), frame_time=t, media_id=7) for t in (0.5, 1.5)
+    )
+    verdict = heuristic_verdict(request(*clip), DEFAULT)
+    assert verdict.summary.startswith("A person at")
+    assert "1 at once, seen in 2 frames" in verdict.reasoning
+    both = heuristic_verdict(
+        request(clip[0], replace(clip[0], bbox=BoundingBox(x=0, y=0, w=9, h=9))), DEFAULT
+    )
+    assert both.summary.startswith("2 people at")
 
 
 def test_confidence_and_other_classes_raise_the_score() -> None:

@@ -5,13 +5,16 @@ answer format) and a user prompt (the facts: camera, local time, one line per de
 verdict_schema() is the JSON schema the server's grammar forces the answer into. The prompt is
 plain, ASCII-friendly text of bounded size: small local models have small contexts (the tests'
 model refuses anything over about 3800 characters), so only the most confident detections are
-listed (at most max_detections, within a character budget) and all are counted by class.
+listed (at most max_detections, within a character budget) and all are counted.
+
+Objects are counted per frame (one upload, or one frame of a clip), never summed over a batch:
+one person in three snapshots is one person, so the header says "person 1", not "person 3".
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 import json
@@ -163,9 +166,44 @@ def detection_line(
     return json.dumps(fields, separators=(",", ":"))
 
 
-def class_counts(detections: Iterable[Detection]) -> str:
-    """Return 'person 8, car 4, 3 more of 2 other classes': most frequent first, bounded."""
-    counts = Counter(prompt_label(d.label) for d in detections)
+type FrameKey = tuple[int | None, str, float | None, datetime | None]
+"""What one frame's detections share: media, path, video time and detection time."""
+
+
+def frame_key(detection: Detection) -> FrameKey:
+    """Return the frame a detection was found in: one upload, or one frame of a clip.
+
+    The detect stage stores one frame's detections with one media, path, frame time and
+    detection time; a re-detected upload gets a new detection time, so it is a frame of its own.
+    """
+    return (detection.media_id, detection.path, detection.frame_time, detection.detected_at)
+
+
+def frame_count(detections: Sequence[Detection]) -> int:
+    """Return in how many frames the detections were found."""
+    return len({frame_key(detection) for detection in detections})
+
+
+def most_at_once(
+    detections: Sequence[Detection], label: Callable[[str], str] = lambda name: name
+) -> dict[str, int]:
+    """Return each class's most detections in one frame, by label(class name).
+
+    That is how many objects of the class there were; a sum over the batch would count one
+    person seen in twenty snapshots as twenty people.
+    """
+    per_frame: dict[str, Counter[FrameKey]] = defaultdict(Counter)
+    for detection in detections:
+        per_frame[label(detection.label)][frame_key(detection)] += 1
+    return {name: max(frames.values()) for name, frames in per_frame.items()}
+
+
+def class_counts(detections: Sequence[Detection]) -> str:
+    """Return 'person 2, car 1, 3 more of 2 other classes': each class's most in one frame.
+
+    Largest first (ties by name), at most MAX_CLASSES named; the rest are added up.
+    """
+    counts = most_at_once(detections, prompt_label)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     parts = [f"{label} {count}" for label, count in ranked[:MAX_CLASSES]]
     if rest := ranked[MAX_CLASSES:]:
@@ -193,6 +231,8 @@ def system_prompt(
         f"{t.critical}-100 critical (likely intrusion or danger, such as a weapon). Night, "
         "several people and a long stay raise the risk; a confidence under 60% may be a false "
         "detection.\n"
+        "The Detections line counts every detection, and each class by the most seen in one "
+        "frame: that is how many there were (one person in many frames is one person).\n"
         "The detections are machine data, one JSON object a line: t is seconds from the start, "
         "object the detector's class name, known false for a class the system does not know, "
         "confidence in percent, zone, where in the frame, frame_share the percentage of the "
@@ -211,8 +251,8 @@ def user_prompt(
     """Return the facts of one batch: camera, local time, duration, then one line per detection.
 
     The most confident detections are listed, in time order, as long as there are at most
-    max_detections and the text stays within budget characters; the header counts all of them
-    by class, so the prompt's size does not grow with the batch.
+    max_detections and the text stays within budget characters; the header counts all of them,
+    and each class by its most in one frame, so the prompt's size does not grow with the batch.
     """
     if max_detections < 0:
         raise ValueError(f"max_detections must not be negative, not {max_detections}")
@@ -228,7 +268,11 @@ def user_prompt(
     if not detections:
         lines.append("Detections: none")
         return "\n".join(lines)
-    lines.append(f"Detections: {len(detections)} ({class_counts(detections)})")
+    frames = frame_count(detections)
+    lines.append(
+        f"Detections: {len(detections)} in {frames} frame{'s' if frames > 1 else ''} "
+        f"(most in one frame: {class_counts(detections)})"
+    )
     used = sum(len(line) + 1 for line in lines) + len(_LISTING) + _NOTE_RESERVE
     ranked = sorted(range(len(detections)), key=lambda i: (-detections[i].confidence, i))
     listed: list[tuple[float, int, str]] = []

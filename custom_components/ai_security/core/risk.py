@@ -34,7 +34,14 @@ from types import MappingProxyType
 from typing import Final
 
 from .models import Detection, EventSource, RiskLevel
-from .prompts import MAX_CAMERA_NAME, AnalysisRequest, clean_text
+from .prompts import (
+    MAX_CAMERA_NAME,
+    AnalysisRequest,
+    FrameKey,
+    clean_text,
+    frame_key,
+    most_at_once,
+)
 from .settings import SeverityThresholds
 
 _LOGGER = logging.getLogger(__name__)
@@ -207,29 +214,32 @@ class ClassFacts:
         return self.weight * confidence * crowd * presence
 
 
+def _fact_label(label: str) -> str:
+    """Return a class name as the heuristic names it: one line, bounded, lower case."""
+    return clean_text(label, 32).lower()
+
+
 def class_facts(detections: Sequence[Detection]) -> list[ClassFacts]:
     """Return the facts per class, most points first (ties by name, for a stable order).
 
-    Detections sharing path, frame time and detection time belong to one frame; counting per
-    frame keeps one person seen in twenty snapshots from passing for twenty people.
+    Counted per frame (prompts.frame_key, as the LLM's prompt counts): one person seen in
+    twenty snapshots is one person at once in twenty frames, never twenty people.
     """
-    per_frame: dict[str, dict[tuple[str, float | None, datetime | None], int]] = defaultdict(
-        lambda: defaultdict(int)
-    )
+    frames: dict[str, set[FrameKey]] = defaultdict(set)
     confidence: dict[str, float] = defaultdict(float)
     for detection in detections:
-        label = clean_text(detection.label, 32).lower()
-        frame = (detection.path, detection.frame_time, detection.detected_at)
-        per_frame[label][frame] += 1
+        label = _fact_label(detection.label)
+        frames[label].add(frame_key(detection))
         confidence[label] = max(confidence[label], min(1.0, max(0.0, detection.confidence)))
+    at_once = most_at_once(detections, _fact_label)
     facts = [
         ClassFacts(
             label=label,
-            at_once=max(frames.values()),
-            frames=len(frames),
+            at_once=at_once[label],
+            frames=len(seen),
             confidence=confidence[label],
         )
-        for label, frames in per_frame.items()
+        for label, seen in frames.items()
     ]
     return sorted(facts, key=lambda fact: (-fact.points, fact.label))
 
