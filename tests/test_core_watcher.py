@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+import io
 import os
 from pathlib import Path
 import threading
+import time
 
 import pytest
 
@@ -14,13 +16,16 @@ from custom_components.ai_security.core.watcher import FolderWatcher, find_uploa
 
 
 class Uploads:
-    """Collects what the watcher hands on, with the file's size at that moment."""
+    """Collects what the watcher hands on, with the file's size and the time at that moment."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, int]] = []
+        self.times: list[float] = []
+        """time.monotonic() of each hand-on, the clock the tests take write times from."""
         self.changed = asyncio.Event()
 
     def __call__(self, path: str) -> None:
+        self.times.append(time.monotonic())
         self.seen.append((path, os.path.getsize(path) if os.path.exists(path) else -1))
         self.changed.set()
 
@@ -31,11 +36,17 @@ class Uploads:
                 await self.changed.wait()
 
 
+type Watch = Callable[[float], tuple[FolderWatcher, Uploads]]
+
+native_only = pytest.mark.parametrize("watch", ["native"], indirect=True)
+"""inotify: closes and renames hand uploads on at once."""
+polling_only = pytest.mark.parametrize("watch", ["polling"], indirect=True)
+"""No close events: every upload waits the debounce."""
+
+
 @pytest.fixture(params=["native", "polling"])
-async def watch(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Callable[[float], tuple[FolderWatcher, Uploads]]]:
-    """Return a factory for a started watcher over tmp_path/"root"; all are stopped afterwards."""
+async def watch(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Watch]:
+    """Return a factory for a watcher over tmp_path/"root" (not started); all are stopped after."""
     root = tmp_path / "root"
     root.mkdir()
     watchers: list[FolderWatcher] = []
@@ -53,6 +64,8 @@ async def watch(
             run_blocking=to_thread,
             polling_interval=0.05,
         )
+        # The lab is Linux: its native observer is inotify, which reports closes.
+        assert watcher.closes is (request.param == "native")
         watchers.append(watcher)
         return watcher, uploads
 
@@ -61,10 +74,169 @@ async def watch(
         await watcher.stop()
 
 
-async def test_file_written_in_chunks_is_handed_on_once(
-    watch: Callable[[float], tuple[FolderWatcher, Uploads]],
+async def _open(path: Path) -> io.FileIO:
+    """Open path for writing, unbuffered: each write() is one system call the watcher can see."""
+    return await asyncio.to_thread(io.FileIO, path, "w")
+
+
+@native_only
+async def test_native_hands_on_a_file_at_its_close_not_before(watch: Watch) -> None:
+    """A file created empty, then written in chunks over about 1 s, is handed on once, complete.
+
+    The writer keeps it open throughout: it stays empty for twice the debounce (an FTP server
+    waiting for its data connection), then gets a chunk every 0.2 s. Only its close may hand it
+    on, at once; each debounce that passes on the way finds it empty or just written to.
+    """
+    watcher, uploads = watch(0.3)
+    await watcher.start()
+    camera = Path(watcher.root) / "Front Door"
+    await asyncio.to_thread(camera.mkdir)
+    path = camera / "snap.jpg"
+    file = await _open(path)
+    try:
+        await asyncio.sleep(0.6)
+        for n in range(5):
+            await asyncio.to_thread(file.write, bytes([n]) * 10_000)
+            await asyncio.sleep(0.2)
+        assert uploads.seen == []
+        assert watcher.pending == 1
+    finally:
+        closing_at = time.monotonic()
+        await asyncio.to_thread(file.close)
+    closed_at = time.monotonic()
+    await uploads.wait_for(1)
+    assert uploads.seen == [(str(path), 50_000)]
+    assert closing_at <= uploads.times[0] < closed_at + watcher.debounce / 2
+    assert watcher.pending == 0
+    await asyncio.sleep(2 * watcher.debounce)  # nothing more may come
+    assert len(uploads.seen) == 1
+
+
+@native_only
+async def test_native_hands_on_closed_and_renamed_files_at_once(
+    watch: Watch, tmp_path: Path
 ) -> None:
-    """A file written over 2 s is handed on once, after its last write, complete."""
+    """Closed after writing, renamed into place, or moved in from elsewhere: no debounce (2 s).
+
+    The bound (half the debounce) only tells "at once" from "after the debounce".
+    """
+    watcher, uploads = watch(2.0)
+    await watcher.start()
+    camera = Path(watcher.root) / "Garage"
+    elsewhere = tmp_path / "incoming"  # outside the root, on the same file system
+    await asyncio.to_thread(camera.mkdir)
+    await asyncio.to_thread(elsewhere.mkdir)
+
+    def write(path: Path) -> float:
+        path.write_bytes(b"w" * 3000)
+        return time.monotonic()
+
+    def renamed(source: Path, target: Path) -> float:
+        source.write_bytes(b"r" * 4000)
+        source.rename(target)
+        return time.monotonic()
+
+    steps = [
+        (camera / "written.jpg", lambda: write(camera / "written.jpg"), 3000),
+        (
+            camera / "renamed.jpg",
+            lambda: renamed(camera / "renamed.jpg.part", camera / "renamed.jpg"),
+            4000,
+        ),
+        (
+            camera / "moved_in.jpg",
+            lambda: renamed(elsewhere / "moved_in.jpg", camera / "moved_in.jpg"),
+            4000,
+        ),
+    ]
+    for count, (path, act, size) in enumerate(steps, start=1):
+        done_at = await asyncio.to_thread(act)
+        await uploads.wait_for(count)
+        assert uploads.seen[-1] == (str(path), size)
+        assert uploads.times[-1] - done_at < watcher.debounce / 2
+    assert watcher.pending == 0
+    await asyncio.sleep(watcher.debounce + 0.5)  # no debounce hands any of them on again
+    assert len(uploads.seen) == 3
+
+
+@native_only
+async def test_native_waiting_upload_closed_is_handed_on_once(watch: Watch) -> None:
+    """Created (its debounce started), then closed: handed on at the close, the wait dropped."""
+    watcher, uploads = watch(0.5)
+    await watcher.start()
+    camera = Path(watcher.root) / "Porch"
+    await asyncio.to_thread(camera.mkdir)
+    path = camera / "clip.mp4"
+    file = await _open(path)
+    await asyncio.to_thread(file.write, b"v" * 5000)
+    async with asyncio.timeout(5):
+        while watcher.pending == 0:
+            await asyncio.sleep(0.01)
+    await asyncio.to_thread(file.close)
+    closed_at = time.monotonic()
+    await uploads.wait_for(1)
+    assert uploads.times[0] - closed_at < watcher.debounce / 2
+    assert watcher.pending == 0
+    await asyncio.sleep(2 * watcher.debounce)
+    assert uploads.seen == [(str(path), 5000)]
+
+
+@native_only
+async def test_native_created_only_upload_waits_the_debounce(watch: Watch, tmp_path: Path) -> None:
+    """A file that only reports its creation (a hard link: no close) arrives after the debounce."""
+    watcher, uploads = watch(0.5)
+    await watcher.start()
+    camera = Path(watcher.root) / "Yard"
+    original = tmp_path / "original.jpg"
+
+    def prepare() -> None:
+        camera.mkdir()
+        original.write_bytes(b"l" * 2000)
+        os.utime(original, (time.time() - 3600, time.time() - 3600))  # written long ago
+
+    await asyncio.to_thread(prepare)
+    linked = camera / "linked.jpg"
+    await asyncio.to_thread(os.link, original, linked)
+    linked_at = time.monotonic()
+    await asyncio.sleep(watcher.debounce / 2)
+    assert uploads.seen == []
+    assert watcher.pending == 1
+    await uploads.wait_for(1)
+    assert uploads.seen == [(str(linked), 2000)]
+    assert uploads.times[0] - linked_at >= watcher.debounce
+    await asyncio.sleep(2 * watcher.debounce)
+    assert len(uploads.seen) == 1
+
+
+@polling_only
+async def test_polling_waits_the_debounce_for_every_upload(watch: Watch) -> None:
+    """Polling sees no closes: a written file and a renamed one both wait the debounce."""
+    watcher, uploads = watch(0.5)
+    await watcher.start()
+    camera = Path(watcher.root) / "Shed"
+    await asyncio.to_thread(camera.mkdir)
+
+    def write_both() -> float:
+        (camera / "a.jpg").write_bytes(b"a" * 100)
+        (camera / "b.jpg.part").write_bytes(b"b" * 200)
+        (camera / "b.jpg.part").rename(camera / "b.jpg")
+        return time.monotonic()
+
+    written_at = await asyncio.to_thread(write_both)
+    await uploads.wait_for(2)
+    assert sorted(uploads.seen) == [(str(camera / "a.jpg"), 100), (str(camera / "b.jpg"), 200)]
+    assert min(uploads.times) - written_at >= watcher.debounce
+    await asyncio.sleep(2 * watcher.debounce)
+    assert len(uploads.seen) == 2
+
+
+@polling_only
+async def test_polling_hands_on_a_file_written_in_chunks_once(watch: Watch) -> None:
+    """A file written over 2 s (opened, appended to, closed each time) is handed on once, complete.
+
+    With inotify each of those closes would hand it on (intake's dedupe drops repeats); polling
+    only sees the changes, and the debounce waits for them to stop.
+    """
     watcher, uploads = watch(0.5)
     await watcher.start()
     camera = Path(watcher.root) / "Front Door" / "2026-11-26"
@@ -84,9 +256,7 @@ def _append(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-async def test_ignored_files_and_renames(
-    watch: Callable[[float], tuple[FolderWatcher, Uploads]],
-) -> None:
+async def test_ignored_files_and_renames(watch: Watch) -> None:
     """Temporary, hidden, root-level and non-media files are ignored; a rename to .jpg counts."""
     watcher, uploads = watch(0.1)
     root = Path(watcher.root)
@@ -107,9 +277,7 @@ async def test_ignored_files_and_renames(
     assert uploads.seen == [(str(root / "Garage" / "clip.mp4"), 2000)]
 
 
-async def test_many_files_at_once(
-    watch: Callable[[float], tuple[FolderWatcher, Uploads]],
-) -> None:
+async def test_many_files_at_once(watch: Watch) -> None:
     """A burst of 300 files across new camera folders hands on every one exactly once."""
     watcher, uploads = watch(0.2)
     await watcher.start()
@@ -131,9 +299,7 @@ async def test_many_files_at_once(
     assert sorted(path for path, _size in uploads.seen) == sorted(paths)
 
 
-async def test_stop_joins_the_observer_and_forgets_pending(
-    watch: Callable[[float], tuple[FolderWatcher, Uploads]],
-) -> None:
+async def test_stop_joins_the_observer_and_forgets_pending(watch: Watch) -> None:
     """After stop() the observer's threads are gone and settling uploads are dropped."""
 
     def watcher_threads() -> set[threading.Thread]:
@@ -148,13 +314,18 @@ async def test_stop_joins_the_observer_and_forgets_pending(
     await watcher.start()
     assert watcher_threads() - before
     await asyncio.to_thread((Path(watcher.root) / "Cam").mkdir)
-    await asyncio.to_thread((Path(watcher.root) / "Cam" / "a.jpg").write_bytes, b"x")
-    async with asyncio.timeout(5):
-        while watcher.pending == 0:
-            await asyncio.sleep(0.02)
-    await watcher.stop()
+    file = await _open(Path(watcher.root) / "Cam" / "a.jpg")  # still open: no close yet
+    try:
+        await asyncio.to_thread(file.write, b"x")
+        async with asyncio.timeout(5):
+            while watcher.pending == 0:
+                await asyncio.sleep(0.02)
+        await watcher.stop()
+    finally:
+        await asyncio.to_thread(file.close)
     assert watcher.pending == 0
     assert watcher_threads() - before == set()
+    await asyncio.sleep(0.2)  # the close comes after stop(): nothing is handed on
     assert uploads.seen == []
 
 
@@ -181,9 +352,8 @@ def test_find_uploads(tmp_path: Path) -> None:
     assert find_uploads(str(root)) == [str(old), str(new)]
 
 
-async def test_a_touched_upload_waits_alone(
-    watch: Callable[[float], tuple[FolderWatcher, Uploads]],
-) -> None:
+@polling_only
+async def test_a_touched_upload_waits_alone(watch: Watch) -> None:
     """Writing to an upload again restarts its debounce only: one written later settles first."""
     watcher, uploads = watch(0.6)
     await watcher.start()
