@@ -3,13 +3,14 @@
 The pipeline (core/) knows nothing of Home Assistant; this module turns what it reports into what
 users automate on: an `ai_security_event` per security event, an `ai_security_detection` per
 detected object (when the user turned that option on), a device per camera, and dispatcher signals
-the entity platforms and device triggers listen to.
+the entity platforms and device triggers listen to. It also keeps what the user paused of each
+camera (its Alerts and Detection switches), restored before the pipeline detects anything.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 import os
@@ -17,13 +18,19 @@ from pathlib import Path
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
+from homeassistant.const import STATE_OFF, STATE_ON, Platform
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, entity_registry as er, restore_state
 from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.helpers.event import async_call_later, async_track_time_change
+from homeassistant.helpers.event import (
+    async_call_later,
+    async_track_point_in_utc_time,
+    async_track_time_change,
+)
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
+from .core.audit import AuditRecord, record as record_audit
 from .core.eventmedia import EventMedia
 from .core.models import Camera, Detection, SecurityEvent
 from .core.pipeline import Pipeline, PipelineCallbacks
@@ -48,6 +55,14 @@ whether or not the bus event is on: the "person detected" device trigger listens
 SIGNAL_BATCH: Final = f"{DOMAIN}_batch_{{}}"
 SIGNAL_CAMERA_STATE: Final = f"{DOMAIN}_camera_state_{{}}_{{}}"
 """Sent (entry id, camera id) when a camera's entities should write their state."""
+
+CONTROL_ALERTS: Final = "alerts"
+CONTROL_DETECTION: Final = "detection"
+"""The keys of a camera's two switches (unique id <entry id>_<camera id>_<key>)."""
+ATTR_ALERTS_PAUSED: Final = "alerts_paused"
+"""In every ai_security_event and ai_security_detection: whether the camera's alerts are paused
+(its Alerts switch is off), so that what notifies (the blueprint, device triggers, the user's own
+automations) holds back while the event is still detected, stored and shown."""
 
 RISK_HOLD: Final = timedelta(minutes=10)
 """How long after an event ended the risk sensors keep showing it (then: clear, score 0)."""
@@ -82,6 +97,18 @@ class CameraState:
         if event is None or event.ended_at + RISK_HOLD <= now:
             return None
         return event
+
+
+@dataclass(kw_only=True, slots=True)
+class CameraControls:
+    """What the user paused of a camera: its switches and the snooze action set it."""
+
+    alerts: bool = True
+    """Whether the camera's events may notify; see ATTR_ALERTS_PAUSED."""
+    snoozed_until: datetime | None = None
+    """When paused alerts come back on by themselves; None when on, or paused until turned on."""
+    detection: bool = True
+    """Whether the camera's new uploads are sent to the detector."""
 
 
 def readable_camera(camera: Camera) -> Camera:
@@ -128,6 +155,9 @@ class AiSecurityHub:
         self._unconfirmed: list[Camera] | None = []
         """Cameras announced before start() that have no device; see _camera_added."""
         self._confirming: asyncio.Task[None] | None = None
+        self.controls: dict[str, CameraControls] = {}
+        """Each camera's pauses, restored before the pipeline detects anything."""
+        self._snooze_ends: dict[str, CALLBACK_TYPE] = {}
 
     @callback
     def start(self, activity: dict[str, CameraActivity], cutoff: datetime) -> None:
@@ -218,6 +248,9 @@ class AiSecurityHub:
         if self._confirming is not None:
             self._confirming.cancel()
             self._confirming = None
+        for cancel in self._snooze_ends.values():
+            cancel()
+        self._snooze_ends.clear()
 
     @property
     def last_cleanup(self) -> RetentionStats | None:
@@ -300,6 +333,7 @@ class AiSecurityHub:
         folder is back is found out in the executor by start(), not here on the loop.
         """
         camera = readable_camera(camera)
+        self._restore_controls(camera.camera_id)
         if (
             self._unconfirmed is not None
             and dr.async_get(self.hass).async_get_device_by_identifier(
@@ -361,6 +395,7 @@ class AiSecurityHub:
     def _detections(self, camera: Camera, detections: list[Detection]) -> None:
         device_id = self.device_ids.get(camera.camera_id)
         camera_name = readable_camera(camera).name
+        alerts_paused = self.alerts_paused(camera.camera_id)
         payloads = [
             {
                 "entry_id": self.entry_id,
@@ -373,6 +408,7 @@ class AiSecurityHub:
                 "file": detection.path,
                 "frame_time": detection.frame_time,
                 "zone": detection.zone,
+                ATTR_ALERTS_PAUSED: alerts_paused,
             }
             for detection in detections
         ]
@@ -456,6 +492,7 @@ class AiSecurityHub:
             "ended_at": event.ended_at.isoformat(),
             "is_fast_path": event.is_fast_path,
             "source": event.source.value,
+            ATTR_ALERTS_PAUSED: self.alerts_paused(camera.camera_id),
         }
 
     @callback
@@ -479,3 +516,135 @@ class AiSecurityHub:
         if state is not None and state.active != is_open:
             state.active = is_open
             self._changed(camera_id, at_once=True)
+
+    # --- the cameras' controls: their Alerts and Detection switches, the snooze action --------
+
+    def controls_of(self, camera_id: str) -> CameraControls:
+        """Return a camera's controls (everything on for a camera never paused)."""
+        return self.controls.setdefault(camera_id, CameraControls())
+
+    def alerts_paused(self, camera_id: str) -> bool:
+        """Return whether the camera's events and detections are to notify nobody now."""
+        controls = self.controls.get(camera_id)
+        return controls is not None and not controls.alerts
+
+    @callback
+    def set_alerts(self, camera_id: str, on: bool, *, until: datetime | None = None) -> None:
+        """Allow or pause a camera's alerts; paused until a time, they come back on by then.
+
+        Turning them on or off by hand ends a running snooze (off: paused until turned on).
+        """
+        controls = self.controls_of(camera_id)
+        if (cancel := self._snooze_ends.pop(camera_id, None)) is not None:
+            cancel()
+        controls.alerts = on
+        controls.snoozed_until = None if on else until
+        if not on and until is not None:
+
+            @callback
+            def _over(_now: datetime) -> None:
+                self._snooze_ends.pop(camera_id, None)
+                self.set_alerts(camera_id, True)
+                self._record_later("snooze_ended", camera=camera_id, snoozed_until=until)
+
+            self._snooze_ends[camera_id] = async_track_point_in_utc_time(self.hass, _over, until)
+        self._changed(camera_id, at_once=True)
+
+    @callback
+    def snooze(self, camera_id: str, minutes: float) -> datetime:
+        """Pause a camera's alerts for minutes from now; return when they come back on."""
+        until = dt_util.utcnow() + timedelta(minutes=minutes)
+        self.set_alerts(camera_id, False, until=until)
+        return until
+
+    @callback
+    def set_detection(self, camera_id: str, on: bool) -> None:
+        """Have the pipeline detect a camera's new uploads, or only register them."""
+        self.controls_of(camera_id).detection = on
+        if self.pipeline is not None:
+            self.pipeline.set_detection_paused(camera_id, not on)
+        self._changed(camera_id, at_once=True)
+
+    @callback
+    def _restore_controls(self, camera_id: str) -> None:
+        """Pause again what the camera's switches had paused before the restart (or reload).
+
+        Done when the pipeline announces the camera, before it detects anything: the switches
+        are added only after the pipeline has started, and a paused camera's backlog must not be
+        detected, nor its first events notify, in between. The switches are restore entities;
+        their saved state is read back here through their unique ids. A snooze that ended while
+        Home Assistant was down ends now.
+        """
+        if camera_id in self.controls:
+            return
+        self.controls_of(camera_id)
+        detection = self._last_control(camera_id, CONTROL_DETECTION)
+        if detection is not None and not detection[0]:
+            self.set_detection(camera_id, False)
+        alerts = self._last_control(camera_id, CONTROL_ALERTS)
+        if alerts is None or alerts[0]:
+            return
+        until = alerts[1]
+        if until is not None and until <= dt_util.utcnow():
+            LOGGER.info("The snooze of camera %s ended while Home Assistant was down", camera_id)
+            self._record_later("snooze_ended", camera=camera_id, snoozed_until=until)
+            return
+        self.set_alerts(camera_id, False, until=until)
+
+    def _last_control(self, camera_id: str, key: str) -> tuple[bool, datetime | None] | None:
+        """Return (on, snoozed until) as a camera's switch saved it; None when it saved nothing.
+
+        The switch's own saved data (ControlStoredData) is read first: its state may have been
+        saved while unavailable.
+        """
+        entity_id = er.async_get(self.hass).async_get_entity_id(
+            Platform.SWITCH, DOMAIN, f"{self.entry_id}_{camera_id}_{key}"
+        )
+        if entity_id is None:
+            return None
+        stored = restore_state.async_get(self.hass).last_states.get(entity_id)
+        if stored is None:
+            return None
+        saved = stored.extra_data.as_dict() if stored.extra_data is not None else {}
+        on = saved.get("on")
+        if not isinstance(on, bool):
+            if stored.state.state not in (STATE_ON, STATE_OFF):
+                return None
+            on = stored.state.state == STATE_ON
+        until = saved.get("snoozed_until")
+        moment = dt_util.parse_datetime(until) if isinstance(until, str) else None
+        return on, None if moment is None else dt_util.as_utc(moment)
+
+    async def async_audit(
+        self, action: str, context: Context | None, arguments: Mapping[str, Any]
+    ) -> None:
+        """Record a change of a camera's controls in the audit trail (logged, never raised).
+
+        Written through the pipeline's database itself: a snooze that ended while Home
+        Assistant was down is recorded while the entry is still starting.
+        """
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        user_id = context.user_id if context is not None else None
+        user_name = None
+        if user_id is not None and (user := await self.hass.auth.async_get_user(user_id)):
+            user_name = user.name
+        item = AuditRecord(
+            at=dt_util.utcnow(),
+            user_id=user_id,
+            user_name=user_name,
+            action=action,
+            arguments=dict(arguments),
+        )
+        try:
+            await pipeline.db.run(lambda session: record_audit(session, item))
+        except Exception:  # noqa: BLE001 - the change happened; its record is secondary
+            LOGGER.exception("Could not record %s in the audit trail", action)
+
+    @callback
+    def _record_later(self, action: str, **arguments: Any) -> None:
+        """Record a change the hub made by itself (no user), without holding up the caller."""
+        self.hass.async_create_task(
+            self.async_audit(action, None, arguments), f"{DOMAIN} audit {action}", eager_start=False
+        )
