@@ -5,10 +5,14 @@ device id. "Person detected" listens to the hub's per-device detection signal in
 `ai_security_detection` bus event, which is off unless the user turns it on (it would fill the
 recorder). Either way an automation made from the device page gets the same trigger data as one
 listening to the bus event itself: `trigger.event.event_type` and `trigger.event.data`.
+
+None of them fires for what a camera sees while its alerts are paused (its Alerts switch is off,
+or snoozed): the event or detection says so in `alerts_paused`.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Final
 
 from homeassistant.components.device_automation import DEVICE_TRIGGER_BASE_SCHEMA
@@ -21,7 +25,7 @@ from homeassistant.const import (
     CONF_PLATFORM,
     CONF_TYPE,
 )
-from homeassistant.core import CALLBACK_TYPE, Event, HassJob, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Context, Event, HassJob, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
@@ -31,7 +35,7 @@ import probatio
 from .const import DOMAIN
 from .core.events import levels_at_least
 from .core.models import RiskLevel
-from .hub import EVENT_DETECTION, EVENT_SECURITY, SIGNAL_DEVICE_DETECTIONS
+from .hub import ATTR_ALERTS_PAUSED, EVENT_DETECTION, EVENT_SECURITY, SIGNAL_DEVICE_DETECTIONS
 
 TRIGGER_SECURITY_EVENT: Final = "security_event"
 TRIGGER_PERSON_DETECTED: Final = "person_detected"
@@ -122,6 +126,7 @@ async def async_attach_trigger(
     else:
         filters = [(EVENT_SECURITY, {ATTR_DEVICE_ID: device_id})]
     removes = []
+    unless_paused = _unless_alerts_paused(action)
     for event_type, event_data in filters:
         event_config = event_trigger.TRIGGER_SCHEMA(
             {
@@ -132,7 +137,7 @@ async def async_attach_trigger(
         )
         removes.append(
             await event_trigger.async_attach_trigger(
-                hass, event_config, action, trigger_info, platform_type="device"
+                hass, event_config, unless_paused, trigger_info, platform_type="device"
             )
         )
 
@@ -142,6 +147,23 @@ async def async_attach_trigger(
             remove_one()
 
     return remove
+
+
+def _unless_alerts_paused(action: TriggerActionType) -> TriggerActionType:
+    """Return action, skipped for events of a camera whose alerts are paused.
+
+    An event trigger matches event data by equality only; "alerts_paused is not true" (events
+    fired before the field existed lack it) is checked here instead.
+    """
+
+    async def _run(run_variables: dict[str, Any], context: Context | None = None) -> Any:
+        event = run_variables["trigger"]["event"]
+        if event.data.get(ATTR_ALERTS_PAUSED) is True:
+            return None
+        result = action(run_variables, context)
+        return await result if inspect.isawaitable(result) else result
+
+    return _run
 
 
 @callback
@@ -159,7 +181,7 @@ def _attach_person_detected(
     @callback
     def _detected(payloads: list[dict[str, Any]]) -> None:
         for payload in payloads:
-            if payload.get("class") != "person":
+            if payload.get("class") != "person" or payload.get(ATTR_ALERTS_PAUSED) is True:
                 continue
             event = Event(EVENT_DETECTION, payload)
             hass.loop.call_soon(
