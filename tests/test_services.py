@@ -734,6 +734,7 @@ async def test_actions_need_a_loaded_entry(
         ("reprocess_file", {"path": "Porch/a.jpg"}, True),
         ("process_old_uploads", {}, True),
         ("analyze_now", {"camera": "porch"}, False),
+        ("snooze_camera", {"camera": "porch", "duration": 10}, True),
     ):
         for entry_id in (entry.entry_id, "nope"):
             data = {"config_entry_id": entry_id, **extra}
@@ -788,6 +789,7 @@ async def test_actions_are_registered_with_their_descriptions(
         "reprocess_file": {"config_entry_id", "path"},
         "process_old_uploads": {"config_entry_id", "camera", "since"},
         "analyze_now": {"config_entry_id", "camera"},
+        "snooze_camera": {"config_entry_id", "camera", "duration"},
         "list_dead_jobs": {"config_entry_id"},
         "requeue_dead_letters": {"config_entry_id", "job_ids"},
         "get_audit_log": {"config_entry_id", "page", "page_size", "action", "since"},
@@ -812,6 +814,7 @@ async def test_actions_are_registered_with_their_descriptions(
     assert descriptions["search_events"]["response"] == {"optional": False}
     assert descriptions["review_event"]["response"] == {"optional": True}
     assert "response" not in descriptions["analyze_now"]
+    assert descriptions["snooze_camera"]["response"] == {"optional": True}
 
 
 def test_every_refusal_the_library_can_raise_is_translated() -> None:
@@ -832,7 +835,7 @@ def test_every_refusal_the_library_can_raise_is_translated() -> None:
     assert reprocess_keys == {"not_an_upload", "file_not_found", "file_unusable", "unknown_camera"}
     services = (INTEGRATION / "services.py").read_text()
     own = set(re.findall(r'(?:translation_key=|_failed\(|failure=)"(\w+)"', services))
-    assert {"unknown_camera", "event_not_found", "no_open_batch"} <= own
+    assert {"unknown_camera", "event_not_found", "no_open_batch", "invalid_snooze_duration"} <= own
     messages = STRINGS["exceptions"]
     for key in query_keys | reprocess_keys | own | {"database_failed", "database_write_failed"}:
         assert messages[key]["message"], key
