@@ -422,6 +422,84 @@ async def test_notify_blueprint_ignores_a_restart_and_respects_zones(
     assert len(pushes) == 2
 
 
+async def test_notify_blueprint_holds_back_a_paused_camera(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    camera_root: Path,
+    detector_server: DetectorServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing is sent while the camera's Alerts switch is off or snoozed; again once it is on."""
+    await add_front_door(hass, entry, camera_root, detector_server)
+    chat = await add_notify_entity(hass)
+    phone, pushes = add_phone(hass)
+    camera_event = entity_id(hass, entry, "event", "front_door_security_event")
+    alerts = entity_id(hass, entry, "switch", "front_door_alerts")
+    await async_install_blueprints(hass)
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": [
+                {
+                    "alias": "Alerts",
+                    "use_blueprint": {
+                        "path": NOTIFY,
+                        "input": {
+                            "cameras": [camera_event],
+                            "min_level": "low",
+                            "cooldown": 0,
+                            "notify_devices": [phone],
+                            "notify_entities": ["notify.family_chat"],
+                        },
+                    },
+                }
+            ]
+        },
+    )
+    await hass.async_block_till_done()
+
+    async def alerts_switch(on: bool) -> None:
+        await hass.services.async_call(
+            "switch", "turn_on" if on else "turn_off", {"entity_id": alerts}, blocking=True
+        )
+        await hass.async_block_till_done()
+
+    await alerts_switch(False)
+    held = announce(hass, entry, RiskLevel.CRITICAL)
+    await hass.async_block_till_done()
+    assert pushes == []
+    assert chat.messages == []
+    fired = hass.states.get(camera_event)
+    assert fired is not None
+    assert fired.attributes["event_id"] == held.event_id  # shown all the same
+
+    await alerts_switch(True)
+    announce(hass, entry, RiskLevel.HIGH)
+    await hass.async_block_till_done()
+    assert len(pushes) == 1
+    assert len(chat.messages) == 1
+
+    await hass.services.async_call(
+        "ai_security",
+        "snooze_camera",
+        {"config_entry_id": entry.entry_id, "camera": "front_door", "duration": 15},
+        blocking=True,
+    )
+    announce(hass, entry, RiskLevel.HIGH)
+    await hass.async_block_till_done()
+    assert len(pushes) == 1
+
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=16))
+    await hass.async_block_till_done()
+    announce(hass, entry, RiskLevel.HIGH)
+    await hass.async_block_till_done()
+    assert len(pushes) == 2
+    assert len(chat.messages) == 2
+    assert "Error evaluating condition" not in caplog.text
+    assert "Error executing script" not in caplog.text
+
+
 # --- restart a model server -----------------------------------------------------------------------
 
 

@@ -131,7 +131,14 @@ async def entry(
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize(
     "platform",
-    [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.EVENT, Platform.IMAGE, Platform.SENSOR],
+    [
+        Platform.BINARY_SENSOR,
+        Platform.CAMERA,
+        Platform.EVENT,
+        Platform.IMAGE,
+        Platform.SENSOR,
+        Platform.SWITCH,
+    ],
 )
 async def test_platform_snapshot(
     hass: HomeAssistant,
