@@ -45,7 +45,7 @@ EVENT = SecurityEvent(
 
 def start_media(pipeline: Pipeline, root: Path) -> set[asyncio.Task[None]]:
     """Make the pictures of an event without detections: a task that ends in its first step."""
-    pipeline._render_media(Camera(camera_id="porch", name="Porch", folder="Porch"), EVENT, [])
+    pipeline._announce(Camera(camera_id="porch", name="Porch", folder="Porch"), EVENT, [])
     return pipeline._media_tasks
 
 

@@ -80,10 +80,15 @@ async def test_upload_becomes_device_and_events(
         "file": str(path),
         "frame_time": None,
         "zone": None,
+        "alerts_paused": False,
     }
     (event,) = security_events
     data = dict(event.data)
-    assert len(data.pop("event_id")) == 32
+    event_id = data.pop("event_id")
+    assert len(event_id) == 32
+    # The event's own annotated picture, signed for the phone (tests/test_event_pictures.py).
+    assert f"/api/{DOMAIN}/media/{entry.entry_id}/camera_jardin/" in data["image_url"]
+    assert event_id in data.pop("image_url")
     started_at, ended_at = data.pop("started_at"), data.pop("ended_at")
     assert started_at.endswith("+00:00")
     assert ended_at >= started_at
@@ -101,6 +106,8 @@ async def test_upload_becomes_device_and_events(
         "detection_count": 1,
         "is_fast_path": False,
         "source": "llm",
+        "alerts_paused": False,
+        "clip_url": None,  # one still: no clip
     }
 
 

@@ -10,6 +10,7 @@ camera (its Alerts and Detection switches), restored before the pipeline detects
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -39,10 +40,15 @@ from .core.retention import RetentionStats
 if TYPE_CHECKING:
     from .cleanup import DailyCleanup
 from .core.stats import CameraActivity
+from .media_source import async_sign_notification_url
 
 EVENT_SECURITY: Final = f"{DOMAIN}_event"
 EVENT_DETECTION: Final = f"{DOMAIN}_detection"
 EVENT_RESCORED: Final = f"{DOMAIN}_event_rescored"
+EVENT_UPDATED: Final = f"{DOMAIN}_event_updated"
+"""Fired when an announced event gains pictures (its clip is made after it is announced)."""
+MEDIA_REMEMBERED: Final = 200
+"""Events whose pictures the hub remembers for their bus events' URLs (the latest ones)."""
 SIGNAL_CAMERA_ADDED: Final = f"{DOMAIN}_camera_added_{{}}"
 SIGNAL_EVENT: Final = f"{DOMAIN}_event_{{}}"
 """Sent (camera, event) for each new security event."""
@@ -158,6 +164,8 @@ class AiSecurityHub:
         self.controls: dict[str, CameraControls] = {}
         """Each camera's pauses, restored before the pipeline detects anything."""
         self._snooze_ends: dict[str, CALLBACK_TYPE] = {}
+        self._media: OrderedDict[str, EventMedia] = OrderedDict()
+        """What was drawn for the latest events, by event id: their bus events' picture URLs."""
 
     @callback
     def start(self, activity: dict[str, CameraActivity], cutoff: datetime) -> None:
@@ -493,11 +501,43 @@ class AiSecurityHub:
             "is_fast_path": event.is_fast_path,
             "source": event.source.value,
             ATTR_ALERTS_PAUSED: self.alerts_paused(camera.camera_id),
+            **self._media_urls(event),
         }
+
+    def _media_urls(self, event: SecurityEvent) -> dict[str, str | None]:
+        """Return signed URLs of the event's own key frame and clip (None until they exist).
+
+        They name this event's files, so a notification sent for it shows its picture however
+        many events follow; the phone loads them without a token.
+        """
+        made = self._media.get(event.event_id)
+        root = self.pipeline.media if self.pipeline is not None else None
+        urls: dict[str, str | None] = {"image_url": None, "clip_url": None}
+        if made is None or root is None:
+            return urls
+        for key, path in (("image_url", made.key_frame), ("clip_url", made.clip)):
+            if path is not None:
+                urls[key] = async_sign_notification_url(
+                    self.hass, self.entry_id, root.relative(path)
+                )
+        return urls
 
     @callback
     def _event_media(self, camera: Camera, event: SecurityEvent, media: EventMedia) -> None:
-        """Show an event's annotated key frame once it is written (unless a later one is)."""
+        """Show an event's annotated key frame once it is written (unless a later one is).
+
+        The key frame comes before the event is announced; a clip made afterwards is announced
+        with ai_security_event_updated, carrying its URL.
+        """
+        known = self._media.get(event.event_id)
+        self._media[event.event_id] = media
+        self._media.move_to_end(event.event_id)
+        while len(self._media) > MEDIA_REMEMBERED:
+            self._media.popitem(last=False)
+        if media.clip is not None and known is not None and known.clip is None:
+            self.hass.bus.async_fire(
+                EVENT_UPDATED, {**self.event_data(camera, event), "changed": ["clip"]}
+            )
         state = self.cameras.get(camera.camera_id)
         if state is None or media.key_frame is None:
             return

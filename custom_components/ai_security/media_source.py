@@ -78,6 +78,25 @@ def async_sign_media_url(hass: HomeAssistant, entry_id: str, relative: str) -> s
 
 
 @callback
+def async_sign_notification_url(hass: HomeAssistant, entry_id: str, relative: str) -> str | None:
+    """Return a media file's URL signed for a phone to load without a token, or None.
+
+    Bus events carry these: the automation that sends a notification runs without a user, so
+    the URL is signed for Home Assistant's content user (as the camera proxy's are) and stays
+    valid for a day (until Home Assistant restarts, which renews its signing key). None when
+    Home Assistant serves no HTTP (nothing could load it).
+    """
+    if "http" not in hass.config.components:
+        return None
+    return async_sign_path(
+        hass,
+        media_url(entry_id, relative),
+        timedelta(seconds=CONTENT_AUTH_EXPIRY_TIME),
+        use_content_user=True,
+    )
+
+
+@callback
 def async_register_view(hass: HomeAssistant) -> None:
     """Register the media view once per Home Assistant (a no-op without the http integration)."""
     if hass.data.get(_VIEW_REGISTERED) or "http" not in hass.config.components:

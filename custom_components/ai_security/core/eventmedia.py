@@ -8,7 +8,7 @@ camera or a clean-up deleted it) costs only its own pictures, never the event.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 import logging
 from pathlib import Path
@@ -74,11 +74,14 @@ async def render_event_media(
     ffmpeg: str = "ffmpeg",
     clip: bool = True,
     camera_root: str | None = None,
+    on_key_frame: Callable[[Path], None] | None = None,
 ) -> EventMedia:
     """Write the event's key frame, per-detection frames and thumbnails, and its clip.
 
     Pillow and file work run through run_blocking (the executor); ffmpeg runs as a subprocess.
-    With camera_root, an upload is read only where it really lies inside it.
+    With camera_root, an upload is read only where it really lies inside it. on_key_frame is
+    called as soon as the key frame is written, before the other frames and the clip, so the
+    event can be announced with its own picture without waiting for the rest.
     """
     written: list[tuple[float, Path]] = []
     """(time of the frame, its annotated file) for the clip, in time order."""
@@ -118,6 +121,8 @@ async def render_event_media(
             paths.append((key_frame, frame.jpeg))
         for path, data in paths:
             await run_blocking(media.write_file, path, data)
+        if key_frame is not None and not written and on_key_frame is not None:
+            on_key_frame(key_frame)
         detected = first.detected_at.timestamp() if first.detected_at is not None else 0.0
         written.append((detected + (first.frame_time or 0.0), paths[0][0]))
     clip_path: Path | None = None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 import logging
 import os
+from pathlib import Path
 import posixpath
 import time
 from typing import Any, Final
@@ -65,6 +66,7 @@ from .models import (
     SecurityEvent,
 )
 from .monitor import HealthMonitor
+from .nms import one_box_per_object
 from .prompts import AnalysisRequest
 from .resilience import CircuitBreaker, CircuitOpenError, CircuitState, RetryPolicy
 from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, class_facts, heuristic_verdict
@@ -306,6 +308,7 @@ class Pipeline:
         self._media_tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self.images_processed = 0
+        self._detection_paused: set[str] = set()
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -648,15 +651,30 @@ class Pipeline:
             return None
         return intake
 
-    def _render_media(
-        self, camera: Camera, event: SecurityEvent, detections: list[Detection]
-    ) -> None:
-        """Make the event's pictures in the background; announce them when they are written."""
+    def _announce(self, camera: Camera, event: SecurityEvent, detections: list[Detection]) -> None:
+        """Announce a stored event with its own picture: the key frame first, then the event.
+
+        An automation triggered by the event (a phone notification) must find this event's
+        annotated picture, not the previous one's: so the key frame is drawn before the event
+        is announced (event_media, then event), and the other frames and the clip follow
+        (event_media again). When no picture can be made the event is announced all the same.
+        """
         media = self.media
         if media is None or not self._started:
+            self.callbacks.event(camera, event)
             return
+        announced = False
+
+        def first_picture(key_frame: Path) -> None:
+            nonlocal announced
+            announced = True
+            self.callbacks.event_media(
+                camera, event, EventMedia(key_frame=key_frame, clip=None, frames=1)
+            )
+            self.callbacks.event(camera, event)
 
         async def render() -> None:
+            nonlocal announced
             try:
                 made = await render_event_media(
                     event,
@@ -665,11 +683,16 @@ class Pipeline:
                     run_blocking=self._run_blocking,
                     ffmpeg=self.config.ffmpeg,
                     camera_root=self.config.camera_root,
+                    on_key_frame=first_picture,
                 )
             except Exception:
                 _LOGGER.exception("Making the pictures of event %s failed", event.event_id)
-                return
-            if made.key_frame is not None or made.clip is not None:
+                made = None
+            finally:
+                if not announced:  # no picture (or stopped while drawing): never unannounced
+                    announced = True
+                    self.callbacks.event(camera, event)
+            if made is not None and (made.key_frame is not None or made.clip is not None):
                 self.callbacks.event_media(camera, event, made)
 
         task = asyncio.get_running_loop().create_task(
@@ -739,6 +762,12 @@ class Pipeline:
         media_type = MediaType(payload["media_type"])
         width, height = int(payload["width"]), int(payload["height"])
         frame_time: float | None = None
+        if camera_id in self._detection_paused:
+            # The upload stays registered (nothing is lost, its content stays known); it is
+            # only not looked at: no detector request, no detections, no event.
+            self._take_content(media_id)
+            _LOGGER.debug("Not detecting %s: detection is paused for its camera", shown(path))
+            return JobResult()
         if media_type is MediaType.VIDEO:
             try:
                 real = await self._run_blocking(real_upload_path, self.config.camera_root, path)
@@ -785,6 +814,8 @@ class Pipeline:
             raise PermanentJobError(str(err)) from err
         self.images_processed += 1
         self.health.record_detector(result.endpoint, result.latency_ms)
+        # One object, one box: overlapping boxes of one class are merged before anything counts.
+        result = replace(result, detections=one_box_per_object(result.detections))
         return self._store_detections(
             camera_id=camera_id,
             media_id=media_id,
@@ -1013,10 +1044,9 @@ class Pipeline:
             return event
 
         def after(stored: SecurityEvent) -> None:
-            self.callbacks.event(camera, stored)
             if rescore:
                 self.queue.notify(JobKind.RESCORE)
-            self._render_media(camera, stored, detections)
+            self._announce(camera, stored, detections)
 
         return JobResult(store=store, after=after)
 
@@ -1080,6 +1110,18 @@ class Pipeline:
         self.callbacks.batch_changed(camera_id, is_open)
 
     # --- state for the host ---------------------------------------------------------------------
+
+    def set_detection_paused(self, camera_id: str, paused: bool) -> None:
+        """Pause or resume detection for one camera (the user's switch), from its next job on.
+
+        While paused, the camera's uploads are still taken in and stored, but their detect jobs
+        finish without asking the detector. Resuming does not go back over them: a camera is
+        paused because what it sees then is not to be judged (work in the garden, a party).
+        """
+        if paused:
+            self._detection_paused.add(camera_id)
+        else:
+            self._detection_paused.discard(camera_id)
 
     def set_zones(self, zones: Mapping[str, ZoneMap]) -> None:
         """Use these zones (camera id -> its zones) for detections from now on."""
