@@ -54,6 +54,7 @@ PLATFORMS: list[Platform] = [
     Platform.EVENT,
     Platform.IMAGE,
     Platform.SENSOR,
+    Platform.SWITCH,
 ]
 
 

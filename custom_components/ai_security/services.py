@@ -1,4 +1,4 @@
-"""Actions: search and review events, judge or reprocess uploads now, retry failed jobs, try rules.
+"""Actions: search and review events, judge or reprocess uploads, retry jobs, try rules, snooze.
 
 Every action names its hub (config_entry_id), since several can be set up. Bad input is a
 translated ServiceValidationError naming what is wrong; a database that cannot answer is a
@@ -48,6 +48,7 @@ SERVICE_PROCESS_OLD_UPLOADS: Final = "process_old_uploads"
 SERVICE_ANALYZE_NOW: Final = "analyze_now"
 SERVICE_TEST_ALERT_RULE: Final = "test_alert_rule"
 SERVICE_GET_AUDIT_LOG: Final = "get_audit_log"
+SERVICE_SNOOZE_CAMERA: Final = "snooze_camera"
 
 ATTR_JOB_IDS: Final = "job_ids"
 ATTR_TEXT: Final = "text"
@@ -72,6 +73,10 @@ ATTR_COOLDOWN: Final = "cooldown"
 ATTR_ACTION: Final = "action"
 ATTR_KEEP: Final = "keep"
 ATTR_SINCE: Final = "since"
+ATTR_DURATION: Final = "duration"
+
+MAX_SNOOZE_MINUTES: Final = 7 * 24 * 60
+"""The longest snooze (a week); for longer, the Alerts switch is turned off until turned on."""
 
 ENTRY_SCHEMA = probatio.Schema({probatio.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
 AUDIT_LOG_SCHEMA = ENTRY_SCHEMA.extend(
@@ -115,6 +120,10 @@ PROCESS_OLD_SCHEMA = ENTRY_SCHEMA.extend(
     {probatio.Optional(ATTR_CAMERA): cv.string, probatio.Optional(ATTR_SINCE): cv.datetime}
 )
 ANALYZE_NOW_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_CAMERA): cv.string})
+# The duration's range is checked by the handler, whose error says what is allowed.
+SNOOZE_SCHEMA = ANALYZE_NOW_SCHEMA.extend(
+    {probatio.Required(ATTR_DURATION): probatio.Coerce(float)}
+)
 # The cooldown's range and the time range's order are checked by AlertRule and EventQuery,
 # whose errors say what is wrong.
 TEST_ALERT_RULE_SCHEMA = ENTRY_SCHEMA.extend(
@@ -328,6 +337,24 @@ async def _analyze_now(call: ServiceCall) -> None:
         )
 
 
+async def _snooze_camera(call: ServiceCall) -> ServiceResponse:
+    """Turn a camera's Alerts switch off for some minutes; it turns back on by itself.
+
+    Its events are still detected, stored and shown meanwhile; only what notifies holds back.
+    """
+    entry = _entry(call)
+    camera_id = _camera_id(entry, call.data[ATTR_CAMERA])
+    minutes: float = call.data[ATTR_DURATION]
+    if not 1 <= minutes <= MAX_SNOOZE_MINUTES:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_snooze_duration",
+            translation_placeholders={"minimum": "1", "maximum": str(MAX_SNOOZE_MINUTES)},
+        )
+    until = entry.runtime_data.hub.snooze(camera_id, minutes)
+    return {"camera": camera_id, "snoozed_until": until.isoformat()}
+
+
 async def _test_alert_rule(call: ServiceCall) -> ServiceResponse:
     """Replay an alert rule over the stored events of a time range (local time unless zoned).
 
@@ -451,6 +478,15 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_ANALYZE_NOW,
         audited(SERVICE_ANALYZE_NOW, _analyze_now),
         schema=ANALYZE_NOW_SCHEMA,
+    )
+    # Not for administrators only: like turning the camera's Alerts switch off, which any
+    # user may do.
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SNOOZE_CAMERA,
+        audited(SERVICE_SNOOZE_CAMERA, _snooze_camera),
+        schema=SNOOZE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
         DOMAIN,
