@@ -299,6 +299,10 @@ def test_read_upload_refuses_links_and_dot_dot(root: Path, tmp_path: Path) -> No
             read_upload(str(root), str(path))
     with pytest.raises(FileNotFoundError):
         read_upload(str(root), str(root / "Cam" / "gone.jpg"))
+    # A FIFO named like an upload is refused at once instead of hanging the reading thread.
+    os.mkfifo(root / "Cam" / "pipe.jpg")
+    with pytest.raises(OSError, match="not a regular file"):
+        read_upload(str(root), str(root / "Cam" / "pipe.jpg"))
 
 
 # --- a database that is busy or briefly gone --------------------------------------------------

@@ -11,6 +11,7 @@ import io
 import os
 from pathlib import PurePath
 import re
+from typing import BinaryIO
 import unicodedata
 import warnings
 import zlib
@@ -18,7 +19,7 @@ import zlib
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .models import MediaType
-from .uploads import OutsideRootError, read_upload, real_upload_path
+from .uploads import OutsideRootError, open_upload
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".avi", ".mov"})
@@ -125,19 +126,19 @@ def inspect_upload(root: str, path: str) -> Intake:
     if media_type is None:
         raise RejectedMediaError("not an image or video file name")
     try:
-        path = real_upload_path(root, path)
+        with open_upload(root, path) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size == 0:
+                raise RejectedMediaError("empty file")
+            if size > MAX_FILE_BYTES:
+                raise RejectedMediaError(f"too large ({size / 1048576:.0f} MiB)")
+            if media_type is MediaType.VIDEO:
+                if size < MIN_VIDEO_BYTES:
+                    raise RejectedMediaError(f"too small for a video ({size} bytes)")
+                return Intake(media_type=media_type, sha256=_hash_file(file), size=size)
+            content = file.read()
     except OutsideRootError as err:
         raise RejectedMediaError(str(err)) from err
-    size = os.stat(path).st_size
-    if size == 0:
-        raise RejectedMediaError("empty file")
-    if size > MAX_FILE_BYTES:
-        raise RejectedMediaError(f"too large ({size / 1048576:.0f} MiB)")
-    if media_type is MediaType.VIDEO:
-        if size < MIN_VIDEO_BYTES:
-            raise RejectedMediaError(f"too small for a video ({size} bytes)")
-        return Intake(media_type=media_type, sha256=_hash_file(path), size=size)
-    content = read_upload(root, path)
     width, height, image_format = _check_image(content)
     return Intake(
         media_type=media_type,
@@ -150,12 +151,11 @@ def inspect_upload(root: str, path: str) -> Intake:
     )
 
 
-def _hash_file(path: str) -> str:
+def _hash_file(file: BinaryIO) -> str:
     """Return the SHA-256 of a file, read in chunks so a large clip never sits in memory."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1024 * 1024):
-            digest.update(chunk)
+    while chunk := file.read(1024 * 1024):
+        digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -3,17 +3,28 @@
 The watcher refuses links, but uploads are also reached by the start-up scan, the reprocess
 action, detection, the event pictures and the cameras' pictures, with paths taken from the
 database or typed by a user. A folder link on the way (`Cam/sub -> /etc`) would carry any of them
-outside. Every route therefore resolves the path (links included) and checks that the real file
-lies in a camera folder under the real camera root before it opens it; the file itself is opened
-with O_NOFOLLOW, so a link swapped in for it after the check is refused too.
+outside. Every route therefore opens the file first and then asks the kernel where the opened
+file really is (`/proc/self/fd`): that is the file that will be read, whatever links were on the
+way or were swapped in meanwhile, and it costs one system call instead of a look-up per folder
+of the path. The upload is read only when that place lies inside the real camera root. Where
+there is no `/proc` (not Linux), the path is resolved with os.path.realpath before opening.
 
 Synchronous file work: run it in an executor.
 """
 
+from collections.abc import Iterator
+import contextlib
+import errno
+import functools
 import os
-from typing import Final
+import stat
+from typing import BinaryIO, Final
 
-_OPEN_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+"""O_NONBLOCK: a FIFO named like an upload must not hang the thread opening it (it has no
+effect on reading a regular file)."""
+_FD_LINKS: Final = "/proc/self/fd"
+_HAS_FD_LINKS: Final = os.path.isdir(_FD_LINKS)
 
 
 class OutsideRootError(PermissionError):
@@ -24,33 +35,73 @@ class OutsideRootError(PermissionError):
     """
 
 
+@functools.lru_cache(maxsize=16)
+def _real_root(root: str) -> str:
+    """Return the camera root with its links resolved (the administrator may link it elsewhere).
+
+    Cached: it is asked for every upload, and a camera root does not move while it is watched.
+    """
+    return os.path.realpath(root)
+
+
+def _check_inside(root: str, real: str) -> None:
+    """Raise OutsideRootError unless real (a resolved path) lies below the real camera root."""
+    real_root = _real_root(root)
+    if not real.startswith(real_root + os.sep) and real_root != os.sep:
+        raise OutsideRootError("it leads outside the camera folder (a link or '..' on the way)")
+
+
+def _check_regular(fd: int) -> None:
+    """Raise OSError unless the opened file is a regular file (not a FIFO, device or folder)."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+
+
+def _opened_path(fd: int, path: str) -> str:
+    """Return where an opened file really is: the kernel's name for it, or the resolved path."""
+    if _HAS_FD_LINKS:
+        return os.readlink(f"{_FD_LINKS}/{fd}")
+    return os.path.realpath(path)
+
+
+@contextlib.contextmanager
+def open_upload(root: str, path: str) -> Iterator[BinaryIO]:
+    """Open an upload for reading once it is known to lie inside the camera root.
+
+    Raises OutsideRootError when the opened file is not below the real camera root, and
+    FileNotFoundError (or another OSError) as opening it would.
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        _check_inside(root, _opened_path(fd, path))
+        _check_regular(fd)
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
+        yield file
+
+
 def real_upload_path(root: str, path: str) -> str:
     """Return path with every link resolved, once it is known to lie inside the camera root.
 
-    Raises OutsideRootError when the real file is not below the real camera root
-    (the root itself may be a link: the administrator chose it). Raises FileNotFoundError when
-    the path does not exist, as opening it would.
+    For programs that open the file themselves (ffprobe, ffmpeg). Raises OutsideRootError or
+    FileNotFoundError as open_upload does.
     """
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if not os.path.lexists(path):
-        raise FileNotFoundError(path)
-    relative = os.path.relpath(real, real_root)
-    if relative in (os.curdir, os.pardir) or relative.startswith(os.pardir + os.sep):
-        raise OutsideRootError("it leads outside the camera folder (a link or '..' on the way)")
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        real = _opened_path(fd, path)
+        _check_regular(fd)
+    finally:
+        os.close(fd)
+    _check_inside(root, real)
     return real
 
 
 def read_upload(root: str, path: str) -> bytes:
-    """Return the content of an upload that lies inside the camera root (see real_upload_path)."""
-    real = real_upload_path(root, path)
-    try:
-        fd = os.open(real, _OPEN_FLAGS)
-    except OSError as err:
-        if os.path.islink(real):  # swapped for a link since the check
-            raise OutsideRootError("it was replaced by a link while it was read") from err
-        raise
-    with os.fdopen(fd, "rb") as file:
+    """Return the content of an upload that lies inside the camera root (see open_upload)."""
+    with open_upload(root, path) as file:
         return file.read()
 
 
