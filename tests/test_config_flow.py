@@ -461,6 +461,8 @@ async def test_reconfigure(
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     assert entry.title == "Garden"
+    # Another folder: what it holds so far is its history, not news (see test_hardening_ha).
+    assert "history_before" in entry.data
     assert entry.unique_id == str(new_root)
     assert entry.data[CONF_CAMERA_ROOT] == str(new_root)
     assert entry.data[CONF_LLM_API] == "openai"
@@ -483,6 +485,7 @@ async def test_reconfigure_keeps_own_folder(
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     assert init_integration.title == "Home"
+    assert "history_before" not in init_integration.data  # the same folder: nothing new
     assert init_integration.state is ConfigEntryState.LOADED
 
 
@@ -675,5 +678,7 @@ async def test_options_move_to_postgresql(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert init_integration.options["database_url"] == database_url
+    # A new database knows no upload: the folder's snapshots so far are history.
+    assert "history_before" in init_integration.data
     assert init_integration.state is ConfigEntryState.LOADED
     assert init_integration.runtime_data.pipeline.db.dialect == "postgresql"

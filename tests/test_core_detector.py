@@ -385,7 +385,6 @@ async def test_boxes_are_clipped_to_the_image(
         ("c", BoundingBox(x=0, y=0, w=WIDTH, h=HEIGHT)),
         ("d", BoundingBox(x=0.5, y=0.25, w=10, h=10)),
     ]
-    assert result.implausible is None
     assert result.dropped == 4
     assert warnings(caplog) == [
         f"Detector {server.url} sent 4 unusable of 8 detections, dropped: 4 box outside the image"
@@ -402,22 +401,27 @@ async def test_boxes_are_clipped_to_the_image(
         ([[1e308, 1e308, 1e308, 1e308]], FAR_OUTSIDE),
     ],
 )
-async def test_replies_that_make_no_sense_are_dropped_whole(
+async def test_replies_that_make_no_sense_are_refused_whole(
     session: aiohttp.ClientSession,
     server: DetectorServer,
     caplog: pytest.LogCaptureFixture,
     boxes: list[list[float]],
     problem: str,
 ) -> None:
-    """Fractions of the image, or boxes far outside it: the whole reply is dropped, flagged."""
+    """Fractions of the image, or boxes far outside it: a failed request, flagged, warned once.
+
+    Not an empty answer: the image must be detected again later, not taken as "nothing seen".
+    """
     server.answer(Reply(body=detections(*(detection("person", 0.9, box) for box in boxes))))
     client = DetectorClient(session, [server.url], threshold=0.5)
-    result = await detect(client)
-    assert result.detections == ()
-    assert result.implausible == problem
-    assert result.dropped == len(boxes)
+    with pytest.raises(DetectorError, match=r"fractions|far outside") as caught:
+        await detect(client)
+    assert problem in str(caught.value)
+    assert not caught.value.unreachable
     assert client.implausible == {server.url: problem}
-    await detect(client)
+    assert client.breakers[server.url].consecutive_failures == 1
+    with pytest.raises(DetectorError):
+        await detect(client)
     assert len([r for r in caplog.records if "make no sense" in r.getMessage()]) == 1
     server.answer(Reply(body=detections()))  # an empty reply proves nothing either way
     await detect(client)
@@ -434,7 +438,6 @@ async def test_a_small_image_may_have_boxes_under_one_pixel(
     server.answer(Reply(body=detections(detection("person", 0.9, [0.5, 0.5, 0.5, 0.5]))))
     client = DetectorClient(session, [server.url], threshold=0.5)
     result = await client.detect(b"x", filename="a.jpg", width=4, height=4)
-    assert result.implausible is None
     assert len(result.detections) == 1
 
 

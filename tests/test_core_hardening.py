@@ -11,21 +11,28 @@ import json
 import logging
 import os
 from pathlib import Path
+import sqlite3
 import subprocess
 import sys
 import time
 
 import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from custom_components.ai_security.core.detector import FAR_OUTSIDE, UNIT_BOXES, safe_filename
 from custom_components.ai_security.core.jobs import JobKind, JobState
 from custom_components.ai_security.core.labels import MAX_LABEL_CHARS, normalize_label
 from custom_components.ai_security.core.media import camera_id_for
 from custom_components.ai_security.core.pipeline import ReprocessError
-from custom_components.ai_security.core.storage import CameraRow, DetectionRow, MediaRow
+from custom_components.ai_security.core.storage import (
+    CameraRow,
+    DetectionRow,
+    MediaRow,
+    is_transient,
+)
 from custom_components.ai_security.core.uploads import OutsideRootError, read_upload, shown
 from custom_components.ai_security.core.zones import ZoneKind, ZoneMap, make_zone
 
@@ -140,23 +147,27 @@ async def test_any_file_name_is_processed(
 # --- replies that make no sense ---------------------------------------------------------------
 
 
-async def test_boxes_in_unit_fractions_are_dropped_and_reported_once(
+async def test_boxes_in_unit_fractions_are_refused_and_the_uploads_wait(
     root: Path,
     sqlite_url: str,
     detector: DetectorServer,
     llm: LlmStub,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """0-1 boxes on a 640x480 image are not stored as sub-pixel people; one warning, a flag."""
+    """0-1 boxes on a 640x480 image are not stored as sub-pixel people; one warning, a flag.
+
+    The uploads are not taken as "nothing seen" either: they wait, and are detected once the
+    server answers in pixels.
+    """
     detector.answer(Reply(body=detections(detection("person", 0.9, [0.1, 0.2, 0.3, 0.5]))))
     cfg = config(root, sqlite_url, detector.url, llm.url)
     async with running(cfg) as (pipeline, recorder):
         for i in range(3):
             await asyncio.to_thread(write, root / "Front" / f"{i}.jpg", jpeg(i, 640, 480))
-        await wait_for_jobs(pipeline, JobKind.DETECT, JobState.DONE, 3, 20)
+        await wait_until(lambda: detector.count >= 6, 20, "the uploads tried, and again")
+        assert pipeline.detector.implausible == {detector.url: UNIT_BOXES}
         assert await _count(pipeline, DetectionRow) == 0
         assert recorder.events == []
-        assert pipeline.detector.implausible == {detector.url: UNIT_BOXES}
         warnings = [r for r in caplog.records if "make no sense" in r.getMessage()]
         assert len(warnings) == 1
         assert detector.url in warnings[0].getMessage()
@@ -164,15 +175,18 @@ async def test_boxes_in_unit_fractions_are_dropped_and_reported_once(
         # Boxes far past the edges (corners read as sizes) are caught the same way.
         detector.answer(Reply(body=detections(detection("person", 0.9, [500, 300, 600, 460]))))
         await asyncio.to_thread(write, root / "Front" / "far.jpg", jpeg(10, 640, 480))
-        await wait_for_jobs(pipeline, JobKind.DETECT, JobState.DONE, 4, 20)
-        assert pipeline.detector.implausible == {detector.url: FAR_OUTSIDE}
+        await wait_until(
+            lambda: pipeline.detector.implausible == {detector.url: FAR_OUTSIDE}, 20, "far boxes"
+        )
         assert await _count(pipeline, DetectionRow) == 0
+        counts = await pipeline.queue.counts()
+        assert counts.get((JobKind.DETECT, JobState.DONE), 0) == 0
+        assert counts.get((JobKind.DETECT, JobState.DEAD), 0) == 0
 
-        # Once the server answers in pixels again, its boxes count and the flag goes.
+        # Once the server answers in pixels, every waiting upload is detected and the flag goes.
         detector.answer(Reply(body=detections(PERSON)))
-        await asyncio.to_thread(write, root / "Front" / "ok.jpg", jpeg(11, 640, 480))
-        await wait_for_jobs(pipeline, JobKind.DETECT, JobState.DONE, 5, 20)
-        assert await _count(pipeline, DetectionRow) == 1
+        await wait_for_jobs(pipeline, JobKind.DETECT, JobState.DONE, 4, 30)
+        assert await _count(pipeline, DetectionRow) == 4
         assert pipeline.detector.implausible == {}
 
 
@@ -373,6 +387,27 @@ async def test_uploads_wait_out_a_postgresql_database_that_is_gone(
         await asyncio.to_thread(refuse, True)
         await wait_for_jobs(pipeline, JobKind.DETECT, JobState.DONE, 6, 40)
         assert await _count(pipeline, MediaRow) == 6
+
+
+def test_only_database_errors_that_pass_by_themselves_are_transient(tmp_path: Path) -> None:
+    """A locked SQLite file is retried; a missing table (also "operational" to SQLite) is not."""
+    path = tmp_path / "t.db"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    try:
+        with engine.connect() as conn, pytest.raises(OperationalError) as missing:
+            conn.execute(text("SELECT * FROM nowhere"))
+        assert not is_transient(missing.value)
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN EXCLUSIVE")
+            with engine.begin() as conn, pytest.raises(OperationalError) as locked:
+                conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            assert is_transient(locked.value)
+        finally:
+            holder.close()
+    finally:
+        engine.dispose()
+    assert not is_transient(ValueError("not a database error"))
 
 
 # --- history is not news ----------------------------------------------------------------------

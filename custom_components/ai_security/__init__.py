@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 import os
 import shutil
 
@@ -28,6 +29,7 @@ from .const import (
     CONF_CAMERA_ROOT,
     CONF_DATABASE_URL,
     CONF_DETECTOR_URLS,
+    CONF_HISTORY_BEFORE,
     CONF_LLM_API,
     CONF_LLM_URL,
     DOMAIN,
@@ -151,7 +153,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             options=options,
             local_tz=dt_util.get_default_time_zone(),
             media_root=media_root(hass, entry.entry_id),
-            history_before=entry.created_at,
+            history_before=_history_before(entry),
         ),
         session,
         run_blocking=hass.async_add_executor_job,
@@ -237,6 +239,18 @@ def _follow_zones(
     entry.async_on_unload(
         async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _entry_changed)
     )
+
+
+def _history_before(entry: AiSecurityConfigEntry) -> datetime:
+    """Return when the hub started on its folder and database: older uploads are history.
+
+    The entry's creation, or later when it was reconfigured to another folder or moved to
+    another database (both start a history of their own).
+    """
+    mark = entry.data.get(CONF_HISTORY_BEFORE)
+    if not isinstance(mark, str) or (moved := dt_util.parse_datetime(mark)) is None:
+        return entry.created_at
+    return max(entry.created_at, moved)
 
 
 def _default_database_url(hass: HomeAssistant, entry_id: str) -> str:

@@ -32,6 +32,7 @@ from homeassistant.helpers.selector import (
     TimeSelector,
 )
 from homeassistant.requirements import RequirementsNotFound, async_process_requirements
+from homeassistant.util import dt as dt_util
 import probatio
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -41,6 +42,7 @@ from .const import (
     CONF_CAMERA_ROOT,
     CONF_DATABASE_URL,
     CONF_DETECTOR_URLS,
+    CONF_HISTORY_BEFORE,
     CONF_LLM_API,
     CONF_LLM_URL,
     DEFAULT_DETECTOR_URL,
@@ -245,6 +247,12 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors = {"base": "unknown"}
             else:
                 if not errors:
+                    # Another folder's snapshots so far are its history, not new arrivals.
+                    history = entry.data.get(CONF_HISTORY_BEFORE)
+                    if data[CONF_CAMERA_ROOT] != entry.data[CONF_CAMERA_ROOT]:
+                        history = dt_util.utcnow().isoformat()
+                    if history:
+                        data[CONF_HISTORY_BEFORE] = history
                     await self.async_set_unique_id(data[CONF_CAMERA_ROOT])
                     if data[CONF_CAMERA_ROOT] != entry.unique_id:
                         self._abort_if_unique_id_configured()
@@ -370,6 +378,15 @@ class AiSecurityOptionsFlow(OptionsFlowWithReload):
                 errors[CONF_DATABASE_URL] = problem
             if not errors:
                 saved = {**options.as_mapping(), CONF_DATABASE_URL: database_url}
+                if database_url != str(self.config_entry.options.get(CONF_DATABASE_URL) or ""):
+                    # A new, empty database knows no upload: those in the folder are history.
+                    self.hass.config_entries.async_update_entry(
+                        self.config_entry,
+                        data={
+                            **self.config_entry.data,
+                            CONF_HISTORY_BEFORE: dt_util.utcnow().isoformat(),
+                        },
+                    )
                 await async_record_change(
                     self.hass,
                     self.config_entry,

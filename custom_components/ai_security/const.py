@@ -17,6 +17,9 @@ CONF_DETECTOR_URLS: Final = "detector_urls"
 CONF_LLM_URL: Final = "llm_url"
 CONF_LLM_API: Final = "llm_api"
 CONF_DATABASE_URL: Final = "database_url"
+CONF_HISTORY_BEFORE: Final = "history_before"
+"""When the hub last started watching a folder or a database afresh (reconfigured to another
+folder, moved to another database): uploads older than it, or than the entry, are history."""
 
 POSTGRESQL_REQUIREMENT: Final = "psycopg[binary]==3.3.9"
 """Installed by Home Assistant only when a user chooses PostgreSQL (SQLite needs nothing)."""

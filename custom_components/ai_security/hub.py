@@ -40,6 +40,7 @@ from .core.retention import RetentionStats
 if TYPE_CHECKING:
     from .cleanup import DailyCleanup
 from .core.stats import CameraActivity
+from .core.uploads import shown
 from .media_source import async_sign_notification_url
 
 EVENT_SECURITY: Final = f"{DOMAIN}_event"
@@ -413,7 +414,7 @@ class AiSecurityHub:
                 "class": detection.label,
                 "confidence": round(detection.confidence, 4),
                 "bbox": detection.bbox.as_list(),
-                "file": detection.path,
+                "file": shown(detection.path),  # JSON-safe even for names that are not UTF-8
                 "frame_time": detection.frame_time,
                 "zone": detection.zone,
                 ATTR_ALERTS_PAUSED: alerts_paused,

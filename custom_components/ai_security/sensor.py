@@ -37,6 +37,7 @@ from .coordinator import AiSecurityCoordinator, HubData
 from .core.gpu import GpuReading
 from .core.models import Camera, RiskLevel
 from .core.monitor import ServiceKind, ServiceStatus
+from .core.uploads import shown
 from .entity import (
     AiSecurityCameraEntity,
     AiSecurityHubEntity,
@@ -116,7 +117,7 @@ def _last_objects_attributes(state: CameraState, _now: datetime) -> dict[str, An
             {"class": d.label, "confidence": round(d.confidence, 3)}
             for d in state.last_detections[:20]
         ],
-        "file": state.last_detections[-1].path,
+        "file": shown(state.last_detections[-1].path),
         "detected_at": state.last_detection_at.isoformat() if state.last_detection_at else None,
     }
 

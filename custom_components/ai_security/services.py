@@ -34,6 +34,7 @@ from .core.events import EventQuery, EventQueryError, review_event, search_event
 from .core.models import Camera, RiskLevel, SecurityEvent
 from .core.pipeline import ReprocessError
 from .core.rules import DEFAULT_COOLDOWN_MINUTES, AlertRule, RuleError, RuleReplay
+from .core.uploads import shown
 from .media_source import async_event_media_urls
 
 if TYPE_CHECKING:
@@ -415,11 +416,19 @@ async def _list_dead_jobs(call: ServiceCall) -> ServiceResponse:
                 "kind": job.kind.value,
                 "attempts": job.attempts,
                 "last_error": job.last_error,
-                "payload": job.payload,
+                "payload": _shown_payload(job.payload),
                 "updated_at": job.next_attempt_at.isoformat(),
             }
             for job in jobs
         ]
+    }
+
+
+def _shown_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a job's payload with its file name made JSON-safe (it may not be UTF-8)."""
+    return {
+        key: shown(value) if key == "path" and isinstance(value, str) else value
+        for key, value in payload.items()
     }
 
 

@@ -64,10 +64,17 @@ class DetectorError(Exception):
     here. The message is meant for users and never contains credentials.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        """Keep the HTTP status (None when there was no HTTP answer) for callers and diagnostics."""
+    def __init__(
+        self, message: str, *, status: int | None = None, unreachable: bool = False
+    ) -> None:
+        """Keep the HTTP status (None when there was no HTTP answer) for callers and diagnostics.
+
+        unreachable: no connection could be made at all (refused, no route, no such host), the
+        one failure that says the server is down rather than this image being a problem.
+        """
         super().__init__(message)
         self.status = status
+        self.unreachable = unreachable
 
 
 class DetectorRejectedError(DetectorError):
@@ -101,8 +108,6 @@ class DetectorResult:
     """Round trip measured by the client: upload, inference and reply."""
     dropped: int
     """Items of the reply discarded as invalid (not those below the threshold, which is normal)."""
-    implausible: str | None = None
-    """Why the whole reply was dropped as making no sense for the image (None: it was fine)."""
 
 
 def content_type_for(filename: str) -> str:
@@ -317,8 +322,8 @@ class DetectorClient:
         if problem is not None:
             if self.implausible.get(endpoint) != problem:
                 _LOGGER.warning(
-                    "Detector %s sent boxes that make no sense for the image, dropped: %s. "
-                    "Its replies are dropped until they fit the image",
+                    "Detector %s sent boxes that make no sense for the image: %s. Its replies "
+                    "are refused, and the images wait, until they fit the image",
                     endpoint,
                     problem,
                 )
@@ -405,19 +410,16 @@ class DetectorClient:
             raise
         finally:
             self._in_flight[url] -= 1
-        breaker.record_success()
-        latency_ms = (time.perf_counter() - started) * 1000.0
         problem = implausible_reply(items, width, height)
         self._note_plausibility(endpoint, problem, bool(items))
         if problem is not None:
-            return DetectorResult(
-                detections=(),
-                inference_time_ms=inference,
-                endpoint=endpoint,
-                latency_ms=latency_ms,
-                dropped=len(items),
-                implausible=problem,
-            )
+            # Not "nothing seen": the image waits (its job is retried, then kept as dead) until
+            # the server answers in pixels, and the breaker moves traffic to other endpoints.
+            error = DetectorError(f"{endpoint}: {problem}", status=200)
+            breaker.record_failure(error)
+            raise error
+        breaker.record_success()
+        latency_ms = (time.perf_counter() - started) * 1000.0
         found, dropped = self._validate(items, width, height, endpoint)
         return DetectorResult(
             detections=tuple(item for item in found if item.confidence >= self._threshold),
@@ -452,6 +454,8 @@ class DetectorClient:
             raise DetectorError(f"no answer from {endpoint} within {self._time_limit:g} s") from err
         except aiohttp.InvalidURL as err:
             raise DetectorError(f"{endpoint} is not a usable URL") from err
+        except aiohttp.ClientConnectorError as err:
+            raise DetectorError(f"{endpoint}: {_describe(err, url)}", unreachable=True) from err
         except aiohttp.ClientError as err:
             raise DetectorError(f"{endpoint}: {_describe(err, url)}") from err
         if status >= 300:

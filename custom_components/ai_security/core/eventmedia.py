@@ -19,7 +19,7 @@ from .clips import ClipError, make_clip
 from .derived import DerivedMedia
 from .models import Detection, SecurityEvent
 from .storage import BlockingRunner
-from .uploads import real_upload_path
+from .uploads import read_upload, real_upload_path
 from .video import VideoError, extract_frame
 
 _LOGGER = logging.getLogger(__name__)
@@ -90,12 +90,14 @@ async def render_event_media(
     for index, group in enumerate(_frames(detections)):
         first = group[0]
         try:
-            source = await _source(first.path, camera_root, run_blocking)
             if first.frame_time is not None:
+                source = await _source(first.path, camera_root, run_blocking)
                 videos.append(replace(first, path=source))
                 image = await extract_frame(source, first.frame_time, ffmpeg=ffmpeg)
+            elif camera_root is not None:  # checked where it was opened: no window for a link
+                image = await run_blocking(read_upload, camera_root, first.path)
             else:
-                image = await run_blocking(_read, source)
+                image = await run_blocking(_read, first.path)
         except (OSError, VideoError) as err:
             _LOGGER.debug("No picture of %s for event %s: %s", first.path, event.event_id, err)
             continue

@@ -683,13 +683,21 @@ class JobWorker:
         database, so the next start queues it again.
         """
         delay = STORE_RETRY_FIRST
+        warned = False
         while True:
             try:
                 return await write()
             except Exception as err:
                 if self._runner is None or not is_transient(err):
                     raise
-                _LOGGER.debug("Cannot store the outcome of %s yet (%s)", describe(job), err)
+                if not warned:
+                    warned = True
+                    _LOGGER.warning(
+                        "The database is busy or unreachable (%s); the outcome of %s is stored "
+                        "as soon as it answers",
+                        err,
+                        describe(job),
+                    )
             with contextlib.suppress(TimeoutError):  # stop() ends the wait early
                 async with asyncio.timeout(delay):
                     await self._stopping.wait()

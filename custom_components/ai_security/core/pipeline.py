@@ -306,6 +306,9 @@ class Pipeline:
         self.media = DerivedMedia(config.media_root) if config.media_root else None
         self._zones: dict[str, ZoneMap] = {}
         self._media_tasks: set[asyncio.Task[None]] = set()
+        self._announcing: dict[str, asyncio.Event] = {}
+        """Events stored whose key frame is being drawn: set once each is announced, so a
+        re-score of one never reaches the host before the event itself."""
         self._started = False
         self.images_processed = 0
         self._detection_paused: set[str] = set()
@@ -498,9 +501,12 @@ class Pipeline:
             if self._recent.seen(intake.sha256):
                 _LOGGER.debug("Skipping %s: the same content arrived moments ago", shown(path))
                 return
-        registered = await self._register_until_stored(folder, path, intake)
-        if registered is None:
+        registering = self._register_until_stored(folder, path, intake)
+        del intake  # the coroutine owns the upload's bytes now; it drops them if it must wait
+        stored = await registering
+        if stored is None:
             return
+        registered, content = stored
         if registered.new_camera or registered.camera.camera_id not in self._cameras:
             self._cameras[registered.camera.camera_id] = registered.camera
             self._cameras_by_folder[registered.camera.folder] = registered.camera
@@ -509,8 +515,8 @@ class Pipeline:
         if registered.media_id is None:
             _LOGGER.debug("Skipping %s: its content was processed before", path)
             return
-        if intake.content is not None:
-            self._keep_content(registered.media_id, intake.content)
+        if content is not None:
+            self._keep_content(registered.media_id, content)
         if registered.job is None:
             self.queue.notify(JobKind.DETECT)
 
@@ -530,21 +536,23 @@ class Pipeline:
 
     async def _register_until_stored(
         self, folder: str, path: str, intake: Intake
-    ) -> _Registered | None:
+    ) -> tuple[_Registered, bytes | None] | None:
         """Register an upload, retrying with backoff while the database is busy or gone.
 
         A SQLite file locked by another program or a PostgreSQL server restarting passes by
         itself: the upload waits here (its intake slot given back between attempts, so other
-        uploads are not held behind it) and is stored once the database answers. Only an error
-        that cannot pass (a bug) gives up, logged; the start-up scan then finds the file again.
-        None when not stored.
+        uploads are not held behind it, and its bytes dropped, so an outage costs no memory
+        per waiting upload: detection reads the file again) and is stored once the database
+        answers. Only an error that cannot pass (a bug) gives up, logged; the start-up scan then
+        finds the file again. Returns what was stored with the bytes still held; None when not
+        stored.
         """
         delay = REGISTER_RETRY_FIRST
         attempts = 0
         while True:
             try:
                 async with self._intake_slots:
-                    return await self._register(folder, path, intake)
+                    return await self._register(folder, path, intake), intake.content
             except Exception as err:
                 if not (self._started and is_transient(err)):
                     self._recent.forget(intake.sha256)
@@ -563,6 +571,7 @@ class Pipeline:
                     )
                 else:
                     _LOGGER.debug("Still cannot register %s (attempt %s)", shown(path), attempts)
+                intake = replace(intake, content=None)
             await asyncio.sleep(delay)
             delay = min(delay * 2, REGISTER_RETRY_MAX)
 
@@ -664,17 +673,26 @@ class Pipeline:
             self.callbacks.event(camera, event)
             return
         announced = False
+        done = self._announcing[event.event_id] = asyncio.Event()
 
-        def first_picture(key_frame: Path) -> None:
+        def announce() -> None:
             nonlocal announced
+            if announced:
+                return
             announced = True
-            self.callbacks.event_media(
-                camera, event, EventMedia(key_frame=key_frame, clip=None, frames=1)
-            )
+            done.set()
+            self._announcing.pop(event.event_id, None)
             self.callbacks.event(camera, event)
 
+        def first_picture(key_frame: Path) -> None:
+            try:
+                self.callbacks.event_media(
+                    camera, event, EventMedia(key_frame=key_frame, clip=None, frames=1)
+                )
+            finally:
+                announce()
+
         async def render() -> None:
-            nonlocal announced
             try:
                 made = await render_event_media(
                     event,
@@ -689,9 +707,7 @@ class Pipeline:
                 _LOGGER.exception("Making the pictures of event %s failed", event.event_id)
                 made = None
             finally:
-                if not announced:  # no picture (or stopped while drawing): never unannounced
-                    announced = True
-                    self.callbacks.event(camera, event)
+                announce()  # no picture (or stopped while drawing): never left unannounced
             if made is not None and (made.key_frame is not None or made.clip is not None):
                 self.callbacks.event_media(camera, event, made)
 
@@ -747,8 +763,9 @@ class Pipeline:
         """Return whether a failure is the detector's outage: no endpoint is considered up."""
         if isinstance(error, CircuitOpenError):
             return True
-        if isinstance(error, DetectorError) and error.status is None:
-            # No HTTP answer at all (refused, timed out): the server is down, not the image bad.
+        if isinstance(error, DetectorError) and error.unreachable:
+            # No connection at all (refused, no route): the server is down, not the image bad.
+            # A time-out is not: an image that always times out must end as a dead job.
             return True
         return isinstance(error, DetectorError) and not any(
             breaker.state is CircuitState.CLOSED for breaker in self.detector.breakers.values()
@@ -1060,6 +1077,8 @@ class Pipeline:
         if found is None:
             return None  # deleted meanwhile (retention)
         camera, old, created_at, detections = found
+        if (announcing := self._announcing.get(event_id)) is not None:
+            await announcing.wait()
         limit = timedelta(minutes=self.config.options.rescore_minutes)
         if old.source is not EventSource.HEURISTIC or self._clock() - created_at > limit:
             _LOGGER.debug("Not re-scoring event %s: no longer recent", event_id)

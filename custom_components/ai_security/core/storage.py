@@ -706,6 +706,10 @@ def _resolve(group: list[_Work], outcomes: list[tuple[bool, Any]]) -> None:
             work.future.set_exception(value)
 
 
+_SQLITE_TRANSIENT: Final = frozenset({5, 6, 14})
+"""SQLITE_BUSY, SQLITE_LOCKED and SQLITE_CANTOPEN (primary result codes)."""
+
+
 def is_transient(error: BaseException) -> bool:
     """Return whether a database error will likely pass by itself, so the work is worth retrying.
 
@@ -713,9 +717,22 @@ def is_transient(error: BaseException) -> bool:
     dropped connection: the same statement succeeds later. A value the database refuses, or a
     bug, fails again however often it is tried.
     """
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+    if isinstance(error, PoolTimeoutError):
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated or isinstance(error, InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    if code is None:
+        # PostgreSQL (psycopg): OperationalError is the server or the connection failing (not
+        # a statement's mistake, which is a ProgrammingError or a DataError).
+        return True
+    # SQLite also calls a missing table or a syntax error "operational": only a busy or
+    # locked database, or a file that cannot be opened right now, passes by itself.
+    return code & 0xFF in _SQLITE_TRANSIENT
 
 
 def utcnow() -> datetime:
