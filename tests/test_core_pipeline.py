@@ -184,6 +184,14 @@ async def test_bad_uploads_are_logged_and_skipped(
         bad = await asyncio.to_thread(write, root / "Cam" / name, content)
         await asyncio.to_thread(write, root / "Cam" / "good.jpg", jpeg(5))
         await wait_until(lambda: len(rec.events) == 1, what="the good upload's event")
+
+        def warned() -> bool:
+            return any(r.levelno == logging.WARNING for r in caplog.records)
+
+        # A file that lands in a folder before its watch exists is seen only created: an empty
+        # one is then given time to be written (the watcher waits up to 30 s) before it is
+        # judged, so its warning may come after the good upload's event.
+        await wait_until(warned, seconds=45, what="the bad upload's warning")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert warnings[0].startswith(f"Ignoring {bad}: {reason}")
