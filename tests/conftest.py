@@ -107,6 +107,20 @@ async def llm_stub(socket_enabled: None) -> AsyncIterator[LlmStub]:
 
 
 @pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """Return an empty camera root for the core tests (no Home Assistant)."""
+    folder = tmp_path / "cameras"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """Return the URL of a SQLite database file that does not exist yet."""
+    return f"sqlite:///{tmp_path / 'ai_security.db'}"
+
+
+@pytest.fixture
 def camera_root(hass: HomeAssistant, tmp_path: Path) -> Path:
     """Return an upload folder that Home Assistant is allowed to read."""
     root = tmp_path / "cameras"

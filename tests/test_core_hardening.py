@@ -44,31 +44,17 @@ PERSON = detection("person", 0.8, [100, 60, 50, 120])
 
 
 @pytest.fixture
+def llm(llm_stub: LlmStub) -> LlmStub:
+    """Return the LLM stub with fixed verdicts (conftest's llm only answers health)."""
+    return llm_stub
+
+
+@pytest.fixture
 async def detector(socket_enabled: None) -> AsyncIterator[DetectorServer]:
     server = DetectorServer(reply=Reply(body=detections(PERSON)))
     await server.start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def llm(socket_enabled: None) -> AsyncIterator[LlmStub]:
-    server = LlmStub()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    folder = tmp_path / "cameras"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ai_security.db'}"
 
 
 def _write_bytes_name(folder: Path, name: bytes, content: bytes) -> str:

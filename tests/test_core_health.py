@@ -9,7 +9,6 @@ from custom_components.ai_security.core.health import (
     InvalidUrlError,
     ServiceUnavailableError,
     normalize_url,
-    probe_all,
     probe_detector,
     probe_llm,
     redact_url,
@@ -86,23 +85,16 @@ async def test_probes_report_what_servers_say(socket_enabled: None) -> None:
             assert await probe_llm(session, server.url, LlmApi.LLAMA_CPP) == {}
             models = await probe_llm(session, server.url, LlmApi.OPENAI)
             assert models["data"] == [{"id": "tiny", "object": "model"}]
-            assert await probe_all(session, [server.url], server.url, LlmApi.OPENAI) == (
-                [None],
-                None,
-            )
             server.health_status = 503
-            detector_errors, llm_error = await probe_all(
-                session, [server.url, server.url], server.url, LlmApi.OPENAI
-            )
-            assert [type(error) for error in detector_errors] == [ServiceUnavailableError] * 2
-            assert llm_error is None
+            with pytest.raises(ServiceUnavailableError):
+                await probe_detector(session, server.url)
     finally:
         await server.stop()
 
 
-async def test_probe_all_does_not_hide_bugs(socket_enabled: None) -> None:
-    """Only unavailability is reported as data; a programming error still raises."""
+async def test_probes_do_not_hide_bugs(socket_enabled: None) -> None:
+    """Only unavailability is reported as ServiceUnavailableError; a programming error raises."""
     session = aiohttp.ClientSession()
     await session.close()
     with pytest.raises(RuntimeError, match="Session is closed"):
-        await probe_all(session, ["http://127.0.0.1:1"], "http://127.0.0.1:1", LlmApi.OPENAI)
+        await probe_detector(session, "http://127.0.0.1:1")

@@ -51,31 +51,17 @@ SMALL_CAR = detection("car", 0.7, [4, 4, 40, 30])
 
 
 @pytest.fixture
+def llm(llm_stub: LlmStub) -> LlmStub:
+    """Return the LLM stub with fixed verdicts (conftest's llm only answers health)."""
+    return llm_stub
+
+
+@pytest.fixture
 async def detector(socket_enabled: None) -> AsyncIterator[DetectorServer]:
     server = DetectorServer(reply=Reply(body=detections(CAR)))
     await server.start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def llm(socket_enabled: None) -> AsyncIterator[LlmStub]:
-    server = LlmStub()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    folder = tmp_path / "cameras"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ai_security.db'}"
 
 
 async def test_image_to_event(
@@ -193,8 +179,8 @@ async def test_bad_uploads_are_logged_and_skipped(
         # judged, so its warning may come after the good upload's event.
         await wait_until(warned, seconds=45, what="the bad upload's warning")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert warnings[0].startswith(f"Ignoring {bad}: {reason}")
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"Ignoring {bad}: {reason}"), warnings
     assert detector.count == 1
 
 

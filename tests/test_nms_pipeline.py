@@ -40,31 +40,17 @@ BESIDE = detection("bicycle", 0.7, [95, 120, 80, 90])
 
 
 @pytest.fixture
+def llm(llm_stub: LlmStub) -> LlmStub:
+    """Return the LLM stub with fixed verdicts (conftest's llm only answers health)."""
+    return llm_stub
+
+
+@pytest.fixture
 async def detector(socket_enabled: None) -> AsyncIterator[DetectorServer]:
     server = DetectorServer()
     await server.start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def llm(socket_enabled: None) -> AsyncIterator[LlmStub]:
-    server = LlmStub()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    folder = tmp_path / "cameras"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ai_security.db'}"
 
 
 async def test_three_boxes_of_one_person_are_one_detection(

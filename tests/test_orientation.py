@@ -138,13 +138,6 @@ def finds_the_object(detector: DetectorServer, upright: tuple[int, int]) -> None
     detector.answer(Reply(body=detections(detection("person", 0.95, OBJECTS[upright]))))
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    folder = tmp_path / "cameras"
-    folder.mkdir()
-    return folder
-
-
 def pipeline_config(root: Path, detector: DetectorServer) -> Any:
     """Return a pipeline without an LLM (the heuristic judges) that makes event pictures."""
     return config(

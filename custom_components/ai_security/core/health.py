@@ -6,8 +6,6 @@ setup uses them to retry later instead of starting a pipeline whose servers are 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 import json
 from typing import Final
 
@@ -108,31 +106,3 @@ async def probe_llm(
             f"{redact_url(base_url)}/v1/models did not return an OpenAI model list"
         )
     return payload
-
-
-async def _nothing() -> None:
-    """Stand in for a probe that is not needed."""
-
-
-async def probe_all(
-    session: aiohttp.ClientSession, detector_urls: Sequence[str], llm_url: str, llm_api: LlmApi
-) -> tuple[list[ServiceUnavailableError | None], ServiceUnavailableError | None]:
-    """Probe every server at once; return each detector's error and the LLM's (None when up).
-
-    An empty llm_url means no LLM server is set (events are scored by the heuristic): nothing to
-    probe, so no error.
-    """
-    results = await asyncio.gather(
-        *(probe_detector(session, url) for url in detector_urls),
-        probe_llm(session, llm_url, llm_api) if llm_url else _nothing(),
-        return_exceptions=True,
-    )
-    errors: list[ServiceUnavailableError | None] = []
-    for result in results:
-        if isinstance(result, ServiceUnavailableError):
-            errors.append(result)
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            errors.append(None)
-    return errors[:-1], errors[-1]
