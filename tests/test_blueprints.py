@@ -3,18 +3,18 @@
 The notification blueprint runs end to end: a real entry (camera device, event and image
 entities), an automation made from the copied blueprint by Home Assistant's blueprint
 integration, and two notify targets: a companion-app phone (a notify action of the name the
-app registers) and a notify entity. Events are announced through the hub's signal, at frozen
-times, so the schedule and the cooldown are exact.
+app registers) and a notify entity. Incidents are announced on the bus with the data the hub
+gives them (opening, then updates), at start times the test chooses, and stored as the pipeline
+stores them, so the schedule and the cooldown are exact.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 import uuid
 
-from freezegun import freeze_time
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
 from homeassistant.components.automation.helpers import async_get_blueprints
 from homeassistant.components.blueprint import models as blueprint_models
@@ -23,7 +23,6 @@ from homeassistant.components.notify.const import DATA_COMPONENT as NOTIFY_COMPO
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from homeassistant.util.yaml import load_yaml_dict
@@ -40,15 +39,14 @@ from custom_components.ai_security.blueprint_install import (
     copy_missing_blueprints,
 )
 from custom_components.ai_security.core.jobs import JobKind, JobState
-from custom_components.ai_security.core.models import EventSource, RiskLevel, SecurityEvent
 from custom_components.ai_security.core.monitor import ServiceKind, endpoint_key
-from custom_components.ai_security.hub import SIGNAL_EVENT
 
 from .detector_server import DetectorServer, Reply, detections
 from .pipeline_helpers import jpeg, wait_for_jobs, write
 from .servers import ModelServer
 from .test_entities import entity_id
 from .test_pipeline_ha import detector_server, entry  # noqa: F401
+from .test_services import stored_event
 
 NOTIFY = "ai_security/notify_security_event.yaml"
 RESTART = "ai_security/restart_model_server.yaml"
@@ -151,6 +149,8 @@ async def test_install_survives_a_read_only_configuration(
 
 # --- notify on security event ---------------------------------------------------------------------
 
+SCORES: Final = {"low": 10, "medium": 40, "high": 70, "critical": 95}
+
 
 class RecordingNotifyEntity(NotifyEntity):
     """A notify entity keeping what it was asked to send."""
@@ -204,222 +204,343 @@ async def add_front_door(
     await hass.async_block_till_done()
 
 
-def announce(
-    hass: HomeAssistant,
+def incident(
     config_entry: MockConfigEntry,
-    level: RiskLevel,
+    level: str,
+    *,
+    started: datetime | None = None,
     objects: tuple[str, ...] = ("person",),
+    zones: tuple[str, ...] = (),
     summary: str = "A person at the front door",
-) -> SecurityEvent:
-    """Announce a new event of Front Door now, as the pipeline does."""
-    hub = config_entry.runtime_data.hub
-    now = dt_util.utcnow()
-    event = SecurityEvent(
-        event_id=uuid.uuid4().hex,
-        camera_id="front_door",
-        started_at=now - timedelta(seconds=30),
-        ended_at=now,
-        risk_score={"low": 10, "medium": 40, "high": 70, "critical": 95}[level.value],
-        risk_level=level,
-        summary=summary,
-        reasoning="Test.",
-        object_types=objects,
-        detection_count=1,
-        is_fast_path=False,
-        source=EventSource.LLM,
+    alerts_paused: bool = False,
+    picture: bool = True,
+) -> dict[str, Any]:
+    """Return the data of ai_security_event for a new incident of Front Door (the bus contract)."""
+    event_id = uuid.uuid4().hex
+    start = dt_util.as_utc(started or dt_util.utcnow() - timedelta(seconds=5))
+    picture_url = (
+        f"/api/ai_security/media/{config_entry.entry_id}/front_door/{event_id}.jpg?authSig=t"
     )
-    async_dispatcher_send(
-        hass, SIGNAL_EVENT.format(config_entry.entry_id), hub.cameras["front_door"].camera, event
+    return {
+        "entry_id": config_entry.entry_id,
+        "event_id": event_id,
+        "camera_id": "front_door",
+        "camera_name": "Front Door",
+        "device_id": config_entry.runtime_data.hub.device_ids["front_door"],
+        "risk_score": SCORES[level],
+        "risk_level": level,
+        "summary": summary,
+        "reasoning": "Test.",
+        "object_types": list(objects),
+        "zones": list(zones),
+        "detection_count": 1,
+        "started_at": start.isoformat(),
+        "ended_at": start.isoformat(),
+        "is_fast_path": True,
+        "source": "heuristic",
+        "alerts_paused": alerts_paused,
+        "image_url": picture_url if picture else None,
+        "clip_url": None,
+        "ongoing": True,
+    }
+
+
+def judged(
+    before: dict[str, Any],
+    level: str,
+    summary: str,
+    *,
+    level_rose: bool = False,
+    changed: tuple[str, ...] = ("verdict",),
+) -> dict[str, Any]:
+    """Return the data of ai_security_event_updated: the incident judged again."""
+    return {
+        **before,
+        "risk_level": level,
+        "risk_score": SCORES[level],
+        "summary": summary,
+        "source": "llm",
+        "changed": list(changed),
+        "previous_risk_score": before["risk_score"],
+        "previous_risk_level": before["risk_level"],
+        "previous_summary": before["summary"],
+        "previous_source": before["source"],
+        "level_rose": level_rose,
+    }
+
+
+async def opens(hass: HomeAssistant, data: dict[str, Any]) -> None:
+    """Announce an incident opening, as the hub does."""
+    hass.bus.async_fire("ai_security_event", data)
+    await hass.async_block_till_done()
+
+
+async def updates(hass: HomeAssistant, data: dict[str, Any]) -> None:
+    """Announce an incident's update, as the hub does."""
+    hass.bus.async_fire("ai_security_event_updated", data)
+    await hass.async_block_till_done()
+
+
+async def store(config_entry: MockConfigEntry, data: dict[str, Any]) -> None:
+    """Store an incident as the pipeline does before announcing it (the cooldown reads it)."""
+    started = dt_util.parse_datetime(data["started_at"])
+    assert started is not None
+    await config_entry.runtime_data.pipeline.db.run(
+        stored_event(
+            data["camera_id"],
+            started,
+            event_id=data["event_id"],
+            risk_level=data["risk_level"],
+            risk_score=data["risk_score"],
+            summary=data["summary"],
+            object_types=data["object_types"],
+            zones=data["zones"],
+        )
     )
-    return event
 
 
-def next_local(hour: int) -> datetime:
-    """Return the next local time at hour:00, at least 5 minutes from now."""
-    now = dt_util.now()
-    moment = now.replace(hour=hour, minute=0, second=0, microsecond=0)
-    if moment <= now + timedelta(minutes=5):
-        moment += timedelta(days=1)
-    return moment
-
-
-async def test_notify_blueprint_end_to_end(
-    hass: HomeAssistant,
-    entry: MockConfigEntry,  # noqa: F811
-    camera_root: Path,
-    detector_server: DetectorServer,  # noqa: F811
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """At night a person at the door notifies once; the cooldown and a low level hold back.
-
-    Active from 23:00 to 06:00, high risk or above, a person, 10 minutes of cooldown.
-    """
-    await add_front_door(hass, entry, camera_root, detector_server)
-    chat = await add_notify_entity(hass)
-    phone, pushes = add_phone(hass)
-    camera_event = entity_id(hass, entry, "event", "front_door_security_event")
-    picture = entity_id(hass, entry, "image", "front_door_event_snapshot")
+async def set_up_notify(hass: HomeAssistant, **automations: dict[str, Any]) -> None:
+    """Make automations (alias: inputs) from the copied notification blueprint."""
     await async_install_blueprints(hass)
     assert await async_setup_component(
         hass,
         "automation",
         {
             "automation": [
-                {
-                    "alias": "Night alerts",
-                    "use_blueprint": {
-                        "path": NOTIFY,
-                        "input": {
-                            "cameras": [camera_event],
-                            "min_level": "high",
-                            "object_types": ["Person"],
-                            "active_from": "23:00:00",
-                            "active_to": "06:00:00",
-                            "cooldown": 10,
-                            "notify_devices": [phone],
-                            "notify_entities": ["notify.family_chat"],
-                        },
-                    },
-                }
+                {"alias": alias, "use_blueprint": {"path": NOTIFY, "input": inputs}}
+                for alias, inputs in automations.items()
             ]
         },
     )
     await hass.async_block_till_done()
-    automation = hass.states.get("automation.night_alerts")
-    assert automation is not None
-    assert automation.state == STATE_ON
-
-    night = next_local(23)
-    with freeze_time(night - timedelta(minutes=2)) as clock:
-        # 22:58 is before the active hours: nothing, and no cooldown for what comes next.
-        announce(hass, entry, RiskLevel.HIGH)
-        await hass.async_block_till_done()
-        assert pushes == []
-
-        clock.move_to(night)
-        announce(hass, entry, RiskLevel.HIGH)
-        await hass.async_block_till_done()
-        assert len(pushes) == 1
-        push = pushes[0].data
-        assert push["title"] == "Front Door: High risk"
-        assert push["message"] == "A person at the front door"
-        assert push["data"]["image"] == f"/api/image_proxy/{picture}"
-        assert push["data"]["push"] == {"interruption-level": "active"}
-        assert push["data"]["url"] == push["data"]["clickAction"]
-        assert push["data"]["url"] == (
-            "/media-browser/browser/app%2Cmedia-source%3A%2F%2Fai_security%2F"
-            f"{entry.entry_id}%2Ffront_door"
-        )
-        assert chat.messages == [("Front Door: High risk", "A person at the front door")]
-
-        # Five minutes later, the same camera: inside the cooldown.
-        clock.move_to(night + timedelta(minutes=5))
-        announce(hass, entry, RiskLevel.HIGH)
-        await hass.async_block_till_done()
-        assert len(pushes) == 1
-
-        # A low-risk event: below the level.
-        clock.move_to(night + timedelta(minutes=20))
-        announce(hass, entry, RiskLevel.LOW, ("cat",), "A cat on the lawn")
-        await hass.async_block_till_done()
-        assert len(pushes) == 1
-        assert len(chat.messages) == 1
-
-        # Critical, 3 minutes after the low one and 18 after the last alert: sent, breaking
-        # through focus modes (the low one did not start a cooldown).
-        clock.move_to(night + timedelta(minutes=23))
-        announce(hass, entry, RiskLevel.CRITICAL, ("person", "knife"), "Armed person")
-        await hass.async_block_till_done()
-        assert len(pushes) == 2
-        critical = pushes[1].data
-        assert critical["title"] == "Front Door: Critical risk"
-        assert critical["data"]["push"] == {"interruption-level": "time-sensitive"}
-        assert (critical["data"]["priority"], critical["data"]["ttl"]) == ("high", 0)
-        assert len(chat.messages) == 2
-
-        # A car is not one of the object types.
-        clock.move_to(night + timedelta(minutes=40))
-        announce(hass, entry, RiskLevel.HIGH, ("car",), "A car in the driveway")
-        await hass.async_block_till_done()
-        assert len(pushes) == 2
-
-        # At noon nothing is sent, whatever the level.
-        clock.move_to(night + timedelta(hours=13))
-        announce(hass, entry, RiskLevel.CRITICAL)
-        await hass.async_block_till_done()
-        assert len(pushes) == 2
-        assert len(chat.messages) == 2
-    assert "Error evaluating condition" not in caplog.text
-    assert "Error executing script" not in caplog.text
 
 
-async def test_notify_blueprint_ignores_a_restart_and_respects_zones(
+def media_browser(config_entry: MockConfigEntry) -> str:
+    """Return the URL of Front Door's events in the media browser."""
+    return (
+        "/media-browser/browser/app%2Cmedia-source%3A%2F%2Fai_security%2F"
+        f"{config_entry.entry_id}%2Ffront_door"
+    )
+
+
+def assert_clean_run(caplog: pytest.LogCaptureFixture) -> None:
+    """No template or script of the blueprint failed or read a missing value."""
+    for problem in (
+        "Error evaluating condition",
+        "Error executing script",
+        "Error rendering",
+        "Template variable",
+        "Error in 'variables'",
+    ):
+        assert problem not in caplog.text
+
+
+async def test_notify_blueprint_two_stages(
     hass: HomeAssistant,
     entry: MockConfigEntry,  # noqa: F811
     camera_root: Path,
     detector_server: DetectorServer,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Reloading the entry restores the last event without a notification; zones filter.
+    """An incident notifies at once with its own picture; its new verdict replaces it silently."""
+    await add_front_door(hass, entry, camera_root, detector_server)
+    chat = await add_notify_entity(hass)
+    phone, pushes = add_phone(hass)
+    camera_event = entity_id(hass, entry, "event", "front_door_security_event")
+    await set_up_notify(
+        hass,
+        Alerts={
+            "cameras": [camera_event],
+            "cooldown": 0,
+            "notify_devices": [phone],
+            "notify_entities": ["notify.family_chat"],
+        },
+    )
 
-    Events carry no zones yet: a zone asked for matches nothing, no zone matches all.
-    """
+    first = incident(entry, "high", summary="A person at the door")
+    await opens(hass, first)
+    (push,) = pushes
+    assert push.data["title"] == "Front Door: High risk"
+    assert push.data["message"] == "A person at the door"
+    tag = f"ai_security_{first['event_id']}"
+    browser = media_browser(entry)
+    assert push.data["data"] == {
+        "tag": tag,
+        "group": "ai_security_front_door",
+        "image": first["image_url"],
+        "url": browser,
+        "clickAction": browser,
+        "push": {"interruption-level": "active"},
+        "actions": [
+            {
+                "action": f"AI_SECURITY_FALSE_ALARM|{entry.entry_id}|{first['event_id']}",
+                "title": "False alarm",
+                "destructive": True,
+            },
+            {
+                "action": f"AI_SECURITY_SNOOZE|{entry.entry_id}|front_door",
+                "title": "Snooze camera 1 h",
+                "authenticationRequired": True,
+            },
+            {"action": "URI", "title": "Open", "uri": browser},
+        ],
+    }
+    assert chat.messages == [("Front Door: High risk", "A person at the door")]
+
+    # The LLM's verdict: the same notification (same tag, same picture), without a sound.
+    second = judged(first, "high", "A stranger tries the door handle")
+    await updates(hass, second)
+    assert len(pushes) == 2
+    replaced = pushes[1].data
+    assert replaced["title"] == "Front Door: High risk"
+    assert replaced["message"] == "A stranger tries the door handle"
+    assert replaced["data"]["tag"] == tag
+    assert replaced["data"]["image"] == first["image_url"]
+    assert replaced["data"]["alert_once"] is True
+    assert replaced["data"]["push"] == {"interruption-level": "active", "sound": "none"}
+    assert replaced["data"]["actions"] == push.data["data"]["actions"]
+    assert len(chat.messages) == 1  # a silent update is for phones only
+
+    # Its clip and its end change nothing on the phone.
+    await updates(
+        hass, {**second, "changed": ["clip"], "clip_url": "/clip.mp4", "level_rose": False}
+    )
+    await updates(hass, {**second, "changed": ["ended"], "ongoing": False, "level_rose": False})
+    assert len(pushes) == 2
+
+    # The camera's next incident is a notification of its own, with its own picture.
+    other = incident(entry, "critical", summary="Two people at the door")
+    await opens(hass, other)
+    assert len(pushes) == 3
+    assert pushes[2].data["data"]["tag"] == f"ai_security_{other['event_id']}"
+    assert pushes[2].data["data"]["image"] == other["image_url"]
+    assert len(chat.messages) == 2
+
+    # Another camera's incident (a device not chosen), and one without a device: nothing.
+    await opens(hass, {**incident(entry, "critical"), "device_id": phone, "camera_id": "garage"})
+    await opens(hass, {**incident(entry, "critical"), "device_id": None})
+    assert len(pushes) == 3
+    assert_clean_run(caplog)
+
+
+async def test_notify_blueprint_sends_an_incident_when_its_level_rises(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    camera_root: Path,
+    detector_server: DetectorServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A low first look notifies when the level reaches the minimum; a fall is shown silently."""
+    await add_front_door(hass, entry, camera_root, detector_server)
+    chat = await add_notify_entity(hass)
+    phone, pushes = add_phone(hass)
+    camera_event = entity_id(hass, entry, "event", "front_door_security_event")
+    await set_up_notify(
+        hass,
+        Alerts={
+            "cameras": [camera_event],
+            "min_level": "high",
+            "cooldown": 0,
+            "notify_devices": [phone],
+            "notify_entities": ["notify.family_chat"],
+        },
+    )
+
+    low = incident(entry, "low", summary="Someone on the pavement")
+    await opens(hass, low)
+    medium = judged(low, "medium", "Someone stops at the gate", level_rose=True)
+    await updates(hass, medium)
+    assert pushes == []
+
+    # High: the first notification of this incident, so it sounds (no silencing flags).
+    high = judged(medium, "high", "Someone walks up to the door", level_rose=True)
+    await updates(hass, high)
+    (push,) = pushes
+    assert push.data["title"] == "Front Door: High risk"
+    assert push.data["data"]["tag"] == f"ai_security_{low['event_id']}"
+    assert push.data["data"]["push"] == {"interruption-level": "active"}
+    assert "alert_once" not in push.data["data"]
+    assert chat.messages == [("Front Door: High risk", "Someone walks up to the door")]
+
+    # Judged lower: the phone is told, silently, so that it no longer says high.
+    lower = judged(high, "medium", "A parcel delivery")
+    await updates(hass, lower)
+    assert len(pushes) == 2
+    assert pushes[1].data["title"] == "Front Door: Medium risk"
+    assert pushes[1].data["data"]["alert_once"] is True
+    assert pushes[1].data["data"]["push"]["sound"] == "none"
+    # Still lower: it was not sent at that level, nothing more to say.
+    await updates(hass, judged(lower, "low", "A parcel delivery, gone"))
+    assert len(pushes) == 2
+
+    # High again is no rise (it was high before): silent.
+    again = judged(lower, "high", "The courier comes back")
+    await updates(hass, again)
+    assert len(pushes) == 3
+    assert pushes[2].data["data"]["alert_once"] is True
+
+    # Critical is a rise that sounds, through focus modes.
+    critical = judged(again, "critical", "The courier forces the door", level_rose=True)
+    await updates(hass, critical)
+    assert len(pushes) == 4
+    data = pushes[3].data["data"]
+    assert data["tag"] == f"ai_security_{low['event_id']}"
+    assert data["push"] == {"interruption-level": "time-sensitive"}
+    assert (data["priority"], data["ttl"]) == ("high", 0)
+    assert "alert_once" not in data
+    assert "channel" not in data
+    assert chat.messages[-1] == ("Front Door: Critical risk", "The courier forces the door")
+    assert len(chat.messages) == 2
+    assert_clean_run(caplog)
+
+
+async def test_notify_blueprint_uses_the_critical_channel_for_critical_incidents(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    camera_root: Path,
+    detector_server: DetectorServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Critical alerts sound through a muted phone (iOS) and on the alarm stream (Android)."""
     await add_front_door(hass, entry, camera_root, detector_server)
     phone, pushes = add_phone(hass)
     camera_event = entity_id(hass, entry, "event", "front_door_security_event")
-    await async_install_blueprints(hass)
-
-    def automation(alias: str, **inputs: Any) -> dict[str, Any]:
-        return {
-            "alias": alias,
-            "use_blueprint": {
-                "path": NOTIFY,
-                "input": {
-                    "cameras": [camera_event],
-                    "notify_devices": [phone],
-                    "cooldown": 0,
-                    "attach_picture": False,
-                    "critical_interruption": "critical",
-                    "tap_url": "/lovelace/security",
-                    **inputs,
-                },
-            },
-        }
-
-    assert await async_setup_component(
+    await set_up_notify(
         hass,
-        "automation",
-        {"automation": [automation("Anywhere"), automation("Porch only", zones=["porch"])]},
+        Alerts={
+            "cameras": [camera_event],
+            "min_level": "medium",
+            "cooldown": 0,
+            "critical_interruption": "critical",
+            "notify_devices": [phone],
+        },
     )
-    await hass.async_block_till_done()
 
-    announce(hass, entry, RiskLevel.CRITICAL)
-    await hass.async_block_till_done()
-    assert len(pushes) == 1  # "Porch only" stays silent
-    data = pushes[0].data["data"]
-    assert "image" not in data
-    assert data["url"] == "/lovelace/security"
-    assert data["push"]["interruption-level"] == "critical"
-    assert data["push"]["sound"] == {"name": "default", "critical": 1, "volume": 1.0}
-    assert data["channel"] == "alarm_stream"
+    critical = incident(entry, "critical", summary="Armed person")
+    await opens(hass, critical)
+    (push,) = pushes
+    data = push.data["data"]
+    assert data["push"] == {
+        "interruption-level": "critical",
+        "sound": {"name": "default", "critical": 1, "volume": 1.0},
+    }
+    assert (data["channel"], data["priority"], data["ttl"]) == ("alarm_stream", "high", 0)
 
-    # The event entity comes back with its last event: that is no new event, whether it was
-    # unavailable meanwhile (a reload) or not there at all (added while Home Assistant starts).
-    assert await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
-    restored = hass.states.get(camera_event)
-    assert restored is not None
-    assert restored.state not in ("unknown", "unavailable")
-    hass.states.async_remove(camera_event)
-    hass.states.async_set(camera_event, restored.state, restored.attributes)
-    await hass.async_block_till_done()
-    assert len(pushes) == 1
-    assert "Error evaluating condition" not in caplog.text
+    high = incident(entry, "high")
+    await opens(hass, high)
+    data = pushes[1].data["data"]
+    assert data["push"] == {"interruption-level": "active"}
+    assert not {"channel", "priority", "ttl", "alert_once"} & set(data)
 
-    # Cooldown 0: the next event, moments later, is sent.
-    announce(hass, entry, RiskLevel.HIGH)
-    await hass.async_block_till_done()
-    assert len(pushes) == 2
+    # The critical incident judged again: still through focus modes, but silent and not on
+    # the alarm stream.
+    await updates(hass, judged(critical, "critical", "Armed person at the window"))
+    data = pushes[2].data["data"]
+    assert data["tag"] == f"ai_security_{critical['event_id']}"
+    assert data["push"] == {"interruption-level": "time-sensitive", "sound": "none"}
+    assert data["alert_once"] is True
+    assert "channel" not in data
+    assert_clean_run(caplog)
 
 
 async def test_notify_blueprint_holds_back_a_paused_camera(
@@ -429,75 +550,139 @@ async def test_notify_blueprint_holds_back_a_paused_camera(
     detector_server: DetectorServer,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Nothing is sent while the camera's Alerts switch is off or snoozed; again once it is on."""
+    """Nothing is sent for an incident announced with alerts_paused, opening or updated."""
     await add_front_door(hass, entry, camera_root, detector_server)
     chat = await add_notify_entity(hass)
     phone, pushes = add_phone(hass)
     camera_event = entity_id(hass, entry, "event", "front_door_security_event")
-    alerts = entity_id(hass, entry, "switch", "front_door_alerts")
-    await async_install_blueprints(hass)
-    assert await async_setup_component(
+    await set_up_notify(
         hass,
-        "automation",
-        {
-            "automation": [
-                {
-                    "alias": "Alerts",
-                    "use_blueprint": {
-                        "path": NOTIFY,
-                        "input": {
-                            "cameras": [camera_event],
-                            "min_level": "low",
-                            "cooldown": 0,
-                            "notify_devices": [phone],
-                            "notify_entities": ["notify.family_chat"],
-                        },
-                    },
-                }
-            ]
+        Alerts={
+            "cameras": [camera_event],
+            "min_level": "low",
+            "cooldown": 0,
+            "notify_devices": [phone],
+            "notify_entities": ["notify.family_chat"],
         },
     )
-    await hass.async_block_till_done()
 
-    async def alerts_switch(on: bool) -> None:
-        await hass.services.async_call(
-            "switch", "turn_on" if on else "turn_off", {"entity_id": alerts}, blocking=True
-        )
-        await hass.async_block_till_done()
-
-    await alerts_switch(False)
-    held = announce(hass, entry, RiskLevel.CRITICAL)
-    await hass.async_block_till_done()
+    held = incident(entry, "critical", alerts_paused=True)
+    await opens(hass, held)
+    await updates(hass, judged(held, "critical", "Still there"))
+    await updates(hass, {**judged(held, "high", "Still there"), "alerts_paused": True})
     assert pushes == []
     assert chat.messages == []
-    fired = hass.states.get(camera_event)
-    assert fired is not None
-    assert fired.attributes["event_id"] == held.event_id  # shown all the same
 
-    await alerts_switch(True)
-    announce(hass, entry, RiskLevel.HIGH)
-    await hass.async_block_till_done()
+    await opens(hass, incident(entry, "high"))
     assert len(pushes) == 1
     assert len(chat.messages) == 1
+    assert_clean_run(caplog)
 
-    await hass.services.async_call(
-        "ai_security",
-        "snooze_camera",
-        {"config_entry_id": entry.entry_id, "camera": "front_door", "duration": 15},
-        blocking=True,
+
+async def test_notify_blueprint_cooldown_hours_and_objects(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    camera_root: Path,
+    detector_server: DetectorServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At night a person notifies once per quiet spell; a camera's next incident waits.
+
+    Active from 23:00 to 06:00 (by the incident's start), high risk or above, a person, 10
+    minutes of cooldown between the starts of a camera's matching incidents.
+    """
+    await add_front_door(hass, entry, camera_root, detector_server)
+    phone, pushes = add_phone(hass)
+    camera_event = entity_id(hass, entry, "event", "front_door_security_event")
+    await set_up_notify(
+        hass,
+        Night={
+            "cameras": [camera_event],
+            "min_level": "high",
+            "object_types": ["Person"],
+            "active_from": "23:00:00",
+            "active_to": "06:00:00",
+            "cooldown": 10,
+            "notify_devices": [phone],
+        },
     )
-    announce(hass, entry, RiskLevel.HIGH)
-    await hass.async_block_till_done()
+    night = dt_util.start_of_local_day() + timedelta(hours=23)
+
+    async def happens(data: dict[str, Any]) -> None:
+        await store(entry, data)
+        await opens(hass, data)
+
+    # 22:58 is before the active hours: nothing, and no cooldown for what comes next.
+    await happens(incident(entry, "high", started=night - timedelta(minutes=2)))
+    assert pushes == []
+
+    first = incident(entry, "high", started=night)
+    await happens(first)
     assert len(pushes) == 1
 
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=16))
-    await hass.async_block_till_done()
-    announce(hass, entry, RiskLevel.HIGH)
-    await hass.async_block_till_done()
+    # Five minutes later, the same camera: inside the cooldown, also when judged again.
+    second = incident(entry, "high", started=night + timedelta(minutes=5))
+    await happens(second)
+    await updates(hass, judged(second, "critical", "Two people", level_rose=True))
+    assert len(pushes) == 1
+
+    # The first incident's new verdict is still sent: it was sent before.
+    await updates(hass, judged(first, "high", "A person tries the door"))
     assert len(pushes) == 2
-    assert len(chat.messages) == 2
-    assert "Error evaluating condition" not in caplog.text
-    assert "Error executing script" not in caplog.text
+    assert pushes[1].data["data"]["tag"] == f"ai_security_{first['event_id']}"
+
+    # A low-risk cat is below the level and holds nothing back: a person 18 minutes after the
+    # last matching incident (the one held back) is sent.
+    await happens(incident(entry, "low", started=night + timedelta(minutes=20), objects=("cat",)))
+    assert len(pushes) == 2
+    armed = incident(
+        entry, "critical", started=night + timedelta(minutes=23), objects=("person", "knife")
+    )
+    await happens(armed)
+    assert len(pushes) == 3
+    assert pushes[2].data["data"]["tag"] == f"ai_security_{armed['event_id']}"
+
+    # A car is not one of the object types; at noon nothing is sent, whatever the level.
+    await happens(incident(entry, "high", started=night + timedelta(minutes=40), objects=("car",)))
+    await happens(incident(entry, "critical", started=night + timedelta(hours=13)))
+    assert len(pushes) == 3
+    assert_clean_run(caplog)
+
+
+async def test_notify_blueprint_zones_tap_url_and_picture(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    camera_root: Path,
+    detector_server: DetectorServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Zones filter; the page to open is the one given; no picture when none is wanted or made."""
+    await add_front_door(hass, entry, camera_root, detector_server)
+    phone, pushes = add_phone(hass)
+    camera_event = entity_id(hass, entry, "event", "front_door_security_event")
+    common = {
+        "cameras": [camera_event],
+        "notify_devices": [phone],
+        "cooldown": 0,
+        "tap_url": "/lovelace/security",
+    }
+    await set_up_notify(
+        hass,
+        Anywhere={**common, "attach_picture": False},
+        Porch={**common, "zones": ["porch"]},
+    )
+
+    await opens(hass, incident(entry, "critical"))
+    (push,) = pushes  # the porch's automation stays silent
+    data = push.data["data"]
+    assert "image" not in data
+    assert data["url"] == data["clickAction"] == "/lovelace/security"
+    assert data["actions"][2] == {"action": "URI", "title": "Open", "uri": "/lovelace/security"}
+
+    await opens(hass, incident(entry, "high", zones=("Porch",), picture=False))
+    assert len(pushes) == 3
+    assert all("image" not in call.data["data"] for call in pushes)
+    assert_clean_run(caplog)
 
 
 # --- restart a model server -----------------------------------------------------------------------

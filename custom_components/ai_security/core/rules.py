@@ -11,9 +11,9 @@ keeps seeing the same thing therefore notifies once, and again after a quiet spe
 the cooldown; events that do not match (a cat at noon, a low-risk event) never hold back an
 alert.
 
-The blueprint only sees its camera's immediately previous event (the event entity's previous
-state), so the two differ in one case: when an event that does not match comes between two
-matching ones less than the cooldown apart, the blueprint sends the second, the replay does not.
+The blueprint applies the same cooldown: it looks up the camera's matching events that started
+within the cooldown before an incident (search_events). It judges an incident by its verdict
+when it opens or is judged again, the replay by its verdict as stored.
 """
 
 from __future__ import annotations
