@@ -43,6 +43,7 @@ from .core.storage import DatabaseError
 from .frontend import async_register_card
 from .hub import AiSecurityHub
 from .media_source import async_register_view, media_root
+from .notify_actions import async_setup_notification_actions
 from .repairs import RepairTracker, async_delete_issues
 from .services import async_setup_services
 from .websocket import async_register_commands
@@ -186,6 +187,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         raise
     hub.start(activity, cutoff)
     _follow_zones(hass, entry, pipeline, hub)
+    async_setup_notification_actions(hass, entry)
     entry.async_on_unload(hub.stop)
     entry.async_on_unload(coordinator.repairs.clear)
     entry.runtime_data = AiSecurityRuntimeData(
