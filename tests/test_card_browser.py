@@ -10,7 +10,8 @@ each in a new browser context (empty cache, no service worker yet, no reload), a
 card each time: the card's module races Home Assistant's own app on every fresh load, and a
 check after a reload would hide a lost race. Opening the card writes nothing to the audit trail.
 Screenshots of the card in the light and the dark theme are saved (to $AI_SECURITY_SCREENSHOTS
-when set; that is how docs/ got its pictures).
+when set; that is how docs/ got its pictures). A second, quicker test runs the card alone against
+a stub of Home Assistant's websocket, to watch an event's clip play in its dialog.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+import io
 import os
 from pathlib import Path
 import shutil
 from typing import TYPE_CHECKING, Literal
 
 import aiohttp
+from aiohttp import web
 import pytest
 
+from custom_components.ai_security.core.clips import make_clip
+from custom_components.ai_security.frontend import CARD_FILE, CARD_FOLDER
 from scripts.demo import hass_api
 
 from .live_hass import LiveHomeAssistant
 from .pipeline_helpers import write
-from .programs import missing
+from .programs import missing, require_program
 from .reference_detector import ReferenceDetector, astronaut_scene, encode, reference_detector
 from .servers import LlmStub
 
@@ -324,3 +329,139 @@ async def _wait_for_camera(http: aiohttp.ClientSession, session: hass_api.Sessio
     finally:
         await connection.close()
     raise AssertionError("the Front Door camera never appeared")
+
+
+KEY_FRAME = (220, 30, 220)
+"""The annotated key frame's colour in the dialog test; the clip's stills are green then blue."""
+CLIP_STILLS = ((30, 200, 30), (30, 30, 220))
+DIALOG_PAGE = """<!doctype html>
+<html><body><script type="module">
+import "/card.js";
+const event = {
+  event_id: "e1", started_at: "2026-11-26T23:00:00Z", risk_level: "high", risk_score: 80,
+  summary: "Person at the door", reasoning: "", object_types: ["person"], zones: [],
+  image_url: "/media/key.jpg?authSig=signed", clip_url: "/media/clip.mp4?authSig=signed",
+};
+const camera = {
+  config_entry_id: "entry", hub_name: "Home", camera_id: "front_door", name: "Front Door",
+  device_id: null, entities: {},
+};
+const card = document.createElement("ai-security-card");
+card.setConfig({ cameras: ["front_door"] });
+card.hass = {
+  states: {},
+  locale: { language: "en" },
+  callWS: async (message) => message.type === "ai_security/cameras"
+    ? { cameras: [camera] }
+    : { total: 1, page: 1, page_size: 5, events: [event] },
+};
+document.body.append(card);
+</script></body></html>
+"""
+
+
+async def test_dialog_shows_the_key_frame_with_the_clip_and_comes_back_to_it(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """The event's dialog shows its key frame over its clip, and again once the clip has ended.
+
+    The card runs alone in Chromium against a stub of Home Assistant's websocket, with a real
+    clip made by core.clips: the key frame is the video's poster, the video waits at 0 s for a
+    press on play, and at its end it goes back to 0 s and the key frame, not its last still.
+    """
+    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
+
+    browser_path = chromium()
+    ffmpeg = require_program("ffmpeg")
+    loop = asyncio.get_running_loop()
+    stills = []
+    for index, color in enumerate(CLIP_STILLS):
+        stills.append(tmp_path / f"still{index}.jpg")
+        await loop.run_in_executor(None, _solid_jpeg, stills[-1], color)
+    await loop.run_in_executor(None, _solid_jpeg, tmp_path / "key.jpg", KEY_FRAME)
+    await make_clip(tmp_path / "clip.mp4", frames=stills, durations=[0.6, 0.6], ffmpeg=ffmpeg)
+
+    files = {
+        "/card.js": CARD_FOLDER / CARD_FILE,
+        "/media/key.jpg": tmp_path / "key.jpg",
+        "/media/clip.mp4": tmp_path / "clip.mp4",
+    }
+
+    async def page_of_the_card(_request: web.Request) -> web.Response:
+        return web.Response(text=DIALOG_PAGE, content_type="text/html")
+
+    async def file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(files[request.path])  # ranges too, as a player asks for them
+
+    app = web.Application()
+    app.router.add_get("/", page_of_the_card)
+    for path in files:
+        app.router.add_get(path, file)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page, console = await _fresh_page(browser, None, "light")
+                async with _explained(page, console, tmp_path / "failure-dialog.png"):
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    await page.locator("ai-security-card .event-row").click()
+                    video = page.locator("ai-security-card .event-dialog video")
+                    await video.wait_for()
+                    opened = await video.evaluate(
+                        "v => ({poster: v.poster, time: v.currentTime, paused: v.paused,"
+                        " autoplay: v.autoplay, src: v.src})"
+                    )
+                    assert opened["poster"].endswith("/media/key.jpg?authSig=signed"), opened
+                    assert opened["src"].endswith("/media/clip.mp4?authSig=signed"), opened
+                    assert (opened["time"], opened["paused"], opened["autoplay"]) == (
+                        0,
+                        True,
+                        False,
+                    )
+                    await _shows(page, video, KEY_FRAME)
+
+                    # Played to its end: it shows its stills, then the key frame again at 0 s.
+                    played = video.evaluate(
+                        """v => new Promise((resolve, reject) => {
+                            v.addEventListener("ended", () => setTimeout(() => resolve(
+                                {time: v.currentTime, paused: v.paused}), 0), {once: true});
+                            v.addEventListener("error", () => reject(new Error("no clip")));
+                            v.play().catch(reject);
+                        })"""
+                    )
+                    ended = await asyncio.wait_for(played, 30)
+                    assert ended == {"time": 0, "paused": True}
+                    await _shows(page, video, KEY_FRAME)
+                    assert await video.evaluate("v => v.currentTime") == 0
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+
+
+def _solid_jpeg(path: Path, color: tuple[int, int, int]) -> None:
+    """Write a 320x240 JPEG of one colour."""
+    from PIL import Image  # noqa: PLC0415
+
+    Image.new("RGB", (320, 240), color).save(path, "JPEG", quality=95)
+
+
+async def _shows(page: Page, element: Locator, color: tuple[int, int, int]) -> None:
+    """Wait until the middle of the element, as the browser paints it, is of color."""
+    from PIL import Image  # noqa: PLC0415
+
+    seen: tuple[int, ...] = ()
+    for _attempt in range(100):
+        shot = Image.open(io.BytesIO(await element.screenshot())).convert("RGB")
+        seen = shot.getpixel((shot.width // 2, shot.height // 2))  # type: ignore[assignment]
+        if all(abs(a - b) <= 30 for a, b in zip(seen, color, strict=True)):
+            return
+        await page.wait_for_timeout(100)
+    raise AssertionError(f"the element shows {seen}, not {color}")

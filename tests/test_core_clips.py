@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import io
 import json
 import os
@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 import pytest
 
-from custom_components.ai_security.core.clips import ClipError, make_clip
+from custom_components.ai_security.core.clips import ClipError, TimedBox, make_clip
 from custom_components.ai_security.core.video import extract_frame
 
 from .programs import require_program
@@ -206,6 +206,156 @@ async def test_cut_from_video(tools: Tools, source: Path, tmp_path: Path) -> Non
     assert info.duration == pytest.approx(5.0, abs=0.5)
     assert (info.codec, info.pix_fmt, info.width, info.height) == ("h264", "yuv420p", 320, 240)
     assert leftovers(tmp_path) == []
+
+
+async def test_stills_each_shown_for_its_own_time(
+    tools: Tools, frames: list[Path], tmp_path: Path
+) -> None:
+    """durations: each still is shown for its own seconds, rounded to whole frames at 5 a second."""
+    output = tmp_path / "clip.mp4"
+    await make_clip(output, frames=frames, durations=[1.2, 0.2, 3.0], ffmpeg=tools.ffmpeg)
+    info = probe(tools, output)
+    assert info.duration == pytest.approx(4.4, abs=0.05)
+    assert colors_of_frames(tools, output, (400, 240)) == "R" * 6 + "G" + "B" * 15
+    # A still shown for less than a fifth of a second raises the rate: 10 a second here.
+    await make_clip(output, frames=frames[:2], durations=[0.1, 0.5], ffmpeg=tools.ffmpeg)
+    assert probe(tools, output).duration == pytest.approx(0.6, abs=0.05)
+    assert colors_of_frames(tools, output, (400, 240)) == "R" + "G" * 5
+    assert leftovers(tmp_path) == []
+    assert entries(tmp_path) == ["clip.mp4", "stills"]  # the list of stills is gone too
+
+
+@pytest.mark.parametrize("fps", [30.0, 60.0])
+async def test_stills_at_high_rates_keep_their_frames(
+    tools: Tools, frames: list[Path], tmp_path: Path, fps: float
+) -> None:
+    """At 30 or 60 stills a second each still is still exactly one frame, in order."""
+    output = tmp_path / "clip.mp4"
+    await make_clip(output, frames=frames * 4, fps=fps, ffmpeg=tools.ffmpeg)
+    assert colors_of_frames(tools, output, (400, 240)) == "RGB" * 4
+    await make_clip(output, frames=frames * 4, durations=[1 / fps] * 12, ffmpeg=tools.ffmpeg)
+    assert colors_of_frames(tools, output, (400, 240)) == "RGB" * 4
+
+
+async def test_many_stills_with_awkward_names(tools: Tools, tmp_path: Path) -> None:
+    """Stills go to ffmpeg as one list: hundreds of them, quotes and dashes in their names."""
+    colors = [RED, GREEN, BLUE]
+    names = ["it's a 'still'.jpg", "-dash.jpg", "plain.jpg"]
+    stills = [
+        still(tmp_path, f"{index:03d}{names[index % 3]}", (64, 48), colors[index % 3])
+        for index in range(300)
+    ]
+    stills[1] = still(tmp_path, "-dash.jpg", (64, 48), GREEN)
+    output = tmp_path / "clips" / "clip.mp4"
+    await make_clip(output, frames=stills, durations=[0.2] * 300, ffmpeg=tools.ffmpeg)
+    info = probe(tools, output)
+    assert (info.width, info.height) == (64, 48)
+    assert colors_of_frames(tools, output, (32, 24)) == "RGB" * 100
+    assert entries(output.parent) == ["clip.mp4"]
+
+
+def colors_of_frames(tools: Tools, clip: Path, at: tuple[int, int]) -> str:
+    """Return which of red, green and blue is strongest at `at`, one letter for each frame."""
+    x, y = at
+    pixels = subprocess.run(
+        [
+            *(tools.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(clip)),
+            *("-vf", f"crop=2:2:{x}:{y},scale=1:1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    return "".join(
+        "RGB"[max(range(3), key=lambda channel: pixels[index + channel])]
+        for index in range(0, len(pixels), 3)
+    )
+
+
+PERSON = "#E74856"
+"""annotate.py's person colour."""
+
+
+def color_of(hex_color: str) -> tuple[int, int, int]:
+    """Return "#RRGGBB" as an RGB tuple."""
+    return (int(hex_color[1:3], 16), int(hex_color[3:5], 16), int(hex_color[5:7], 16))
+
+
+@pytest.fixture(scope="module")
+def grey_source(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a 10 s 640x480 grey H.264 video: a drawn box stands out on it."""
+    path = tmp_path_factory.mktemp("grey") / "camera.mp4"
+    subprocess.run(
+        [
+            *(tools.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"),
+            *("-f", "lavfi", "-i", "color=c=0x808080:size=640x480:rate=25:duration=10"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)),
+        ],
+        check=True,
+        timeout=60,
+    )
+    return path
+
+
+async def test_cut_with_boxes_drawn_over_their_time(
+    tools: Tools, grey_source: Path, tmp_path: Path
+) -> None:
+    """A box drawn from 4 s to 5 s of the source shows 2-3 s into the cut (which starts at 2 s)."""
+    output = tmp_path / "clip.mp4"
+    box = TimedBox(left=0.25, top=0.25, width=0.5, height=0.5, start=4.0, end=5.0, color=PERSON)
+    await make_clip(
+        output, source=grey_source, start=4.0, end=6.0, boxes=[box], ffmpeg=tools.ffmpeg
+    )
+    assert probe(tools, output).duration == pytest.approx(6.0, abs=0.1)
+    grey = (128, 128, 128)
+    for at, drawn in (
+        (1.0, False),
+        (1.9, False),
+        (2.0, True),
+        (2.5, True),
+        (2.96, True),
+        (3.04, False),
+        (4.0, False),
+    ):
+        frame = await frame_at(tools, output, at)
+        edge = frame.getpixel((161, 240))  # the box's left edge: x = 640 * 0.25
+        assert near(edge, color_of(PERSON), 40) if drawn else near(edge, grey, 12), (at, edge)
+        assert near(frame.getpixel((320, 240)), grey, 12)  # an outline, not a filled box
+        assert near(frame.getpixel((100, 240)), grey, 12)
+
+
+@pytest.fixture(scope="module")
+def grey_sideways(
+    tools: Tools, grey_source: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Return the grey video turned 90 degrees clockwise to show, as sideways_source is."""
+    path = tmp_path_factory.mktemp("grey-sideways") / "camera.mp4"
+    subprocess.run(
+        [
+            *(tools.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"),
+            *("-display_rotation", "270", "-i", str(grey_source), "-c", "copy", str(path)),
+        ],
+        check=True,
+        timeout=60,
+    )
+    return path
+
+
+async def test_boxes_on_a_rotated_video_are_placed_upright(
+    tools: Tools, grey_sideways: Path, tmp_path: Path
+) -> None:
+    """A box given in the upright frame (as the detector saw it) lands there on a turned video."""
+    output = tmp_path / "clip.mp4"
+    # Upright the video is 480x640: this box's left edge is at x = 48, from y = 320 to 576.
+    box = TimedBox(left=0.1, top=0.5, width=0.5, height=0.4, start=0.0, end=10.0, color=PERSON)
+    await make_clip(
+        output, source=grey_sideways, start=1.0, end=2.0, boxes=[box], ffmpeg=tools.ffmpeg
+    )
+    info = probe(tools, output)
+    assert (info.width, info.height) == (480, 640)
+    frame = await frame_at(tools, output, 1.0)
+    assert near(frame.getpixel((49, 448)), color_of(PERSON), 40)
+    assert near(frame.getpixel((49, 200)), (128, 128, 128), 12)  # above the box: nothing drawn
 
 
 @pytest.fixture(scope="module")
@@ -465,7 +615,7 @@ async def test_existing_clip_replaced_whole(
 async def test_file_work_goes_through_run_blocking(
     tools: Tools, frames: list[Path], tmp_path: Path
 ) -> None:
-    """Folder creation, frame sizes and the rename all run through the caller's hook."""
+    """Folder creation, frame sizes, the list of stills and the rename all run through the hook."""
     called: list[str] = []
 
     async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
@@ -475,7 +625,11 @@ async def test_file_work_goes_through_run_blocking(
     await make_clip(
         tmp_path / "a" / "clip.mp4", frames=frames, ffmpeg=tools.ffmpeg, run_blocking=run_blocking
     )
-    assert called == ["_largest_size", "_make_folder", "replace"]
+    assert called == ["_largest_size", "_make_folder", "_write_listing", "replace", "_unlink"]
+    assert entries(tmp_path / "a") == ["clip.mp4"]  # the list of stills is gone
+
+
+BOX = TimedBox(left=0.1, top=0.1, width=0.2, height=0.2, start=1.0, end=2.0)
 
 
 @pytest.mark.parametrize(
@@ -494,6 +648,17 @@ async def test_file_work_goes_through_run_blocking(
         ({"source": "a.mp4", "start": 1, "end": 4, "margin": -1}, "not a time span"),
         ({"source": "a.mp4", "start": float("inf")}, "finite"),
         ({"source": "a.mp4", "time_limit": 0}, "time_limit"),
+        ({"frames": ["a.jpg", "b.jpg"], "durations": [1.0]}, "1 durations for 2 frames"),
+        ({"frames": ["a.jpg"], "durations": [1.0], "fps": 1}, "either fps or durations"),
+        ({"frames": ["a.jpg"], "durations": [0.001]}, "each duration must be between"),
+        ({"frames": ["a.jpg"], "durations": [float("nan")]}, "each duration must be between"),
+        ({"frames": ["a\nb.jpg"]}, "cannot be listed"),
+        ({"source": "a.mp4", "durations": [1.0]}, "for stills"),
+        ({"frames": ["a.jpg"], "boxes": [BOX]}, "not on stills"),
+        ({"source": "a.mp4", "boxes": [replace(BOX, width=0)]}, "not a box"),
+        ({"source": "a.mp4", "boxes": [replace(BOX, end=0.5)]}, "not a box"),
+        ({"source": "a.mp4", "boxes": [replace(BOX, left=float("inf"))]}, "finite"),
+        ({"source": "a.mp4", "boxes": [replace(BOX, color="red")]}, "#RRGGBB"),
     ],
 )
 async def test_arguments_checked(tmp_path: Path, arguments: dict[str, Any], message: str) -> None:

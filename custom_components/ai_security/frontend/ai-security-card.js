@@ -166,6 +166,24 @@ function el(tag, className, text) {
   return node;
 }
 
+/**
+ * The player of an event's clip, showing the event's annotated key frame (its poster) with it.
+ * It does not play by itself: the key frame stays in view until the user presses play, the
+ * clip starts at its beginning, and when it ends it goes back to the key frame instead of
+ * stopping on its last frame (load() rewinds it and shows the poster again).
+ * @param {string} clip
+ * @param {string|null} poster
+ */
+function clipPlayer(clip, poster) {
+  const video = el("video", "dialog-clip");
+  Object.assign(video, { controls: true, muted: true, playsInline: true, preload: "metadata" });
+  for (const attr of ["controls", "muted", "playsinline"]) video.setAttribute(attr, "");
+  if (poster) video.poster = poster;
+  video.src = clip;
+  video.addEventListener("ended", () => video.load());
+  return video;
+}
+
 /** Comma-separated list of strings from an array that may contain non-strings or be missing. */
 function joinList(value) {
   return Array.isArray(value) ? value.map((item) => String(item)).join(", ") : "";
@@ -711,7 +729,7 @@ class AiSecurityCard extends HTMLElement {
     return item;
   }
 
-  /** Show one event (clip if any, else image) in the card's modal dialog. */
+  /** Show one event (its clip with its key frame, else the key frame) in the card's dialog. */
   _openDialog(event, returnFocus) {
     const dialog = this.shadowRoot.querySelector(".event-dialog");
     if (!dialog) return;
@@ -735,15 +753,7 @@ class AiSecurityCard extends HTMLElement {
     const clip = safeUrl(event.clip_url);
     const image = safeUrl(event.image_url);
     if (clip) {
-      const video = el("video");
-      Object.assign(video, { controls: true, autoplay: true, muted: true, playsInline: true });
-      // Attributes too, so autoplay policies that look at markup see "muted".
-      for (const attr of ["controls", "autoplay", "muted", "playsinline"]) {
-        video.setAttribute(attr, "");
-      }
-      if (image) video.poster = image;
-      video.src = clip;
-      media.append(video);
+      media.append(clipPlayer(clip, image));
     } else if (image) {
       const img = el("img");
       img.alt = event.summary ? String(event.summary) : t.eventAlt;
