@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
@@ -15,6 +15,8 @@ from custom_components.ai_security.const import (
     CONF_LLM_URL,
     DOMAIN,
 )
+
+from .pipeline_helpers import wait_until
 
 FAST_OPTIONS: dict[str, Any] = {
     "batch_window": 1.5,
@@ -52,3 +54,28 @@ def hub_entry(
     )
     entry.add_to_hass(hass)
     return entry
+
+
+class Incidents:
+    """Captures a hub's incidents on the bus: each opening, and each update."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Start capturing (before the uploads the test makes)."""
+        self.opened = async_capture_events(hass, "ai_security_event")
+        self.updates = async_capture_events(hass, "ai_security_event_updated")
+
+    def ended(self) -> list[dict[str, Any]]:
+        """Return the incidents that ended, as judged at their end, in order."""
+        return [
+            dict(update.data)
+            for update in self.updates
+            if "ended" in update.data["changed"] and not update.data["ongoing"]
+        ]
+
+    async def wait_opened(self, count: int, seconds: float = 20.0) -> None:
+        """Wait until count incidents opened."""
+        await wait_until(lambda: len(self.opened) >= count, seconds, f"incident {count} to open")
+
+    async def wait_ended(self, count: int, seconds: float = 20.0) -> None:
+        """Wait until count incidents ended (the next upload then opens a new one)."""
+        await wait_until(lambda: len(self.ended()) >= count, seconds, f"incident {count} to end")

@@ -17,7 +17,12 @@ from PIL import Image
 
 from custom_components.ai_security.core.jobs import Job, JobKind, JobState
 from custom_components.ai_security.core.models import Camera, Detection, SecurityEvent
-from custom_components.ai_security.core.pipeline import Pipeline, PipelineCallbacks, PipelineConfig
+from custom_components.ai_security.core.pipeline import (
+    EventUpdate,
+    Pipeline,
+    PipelineCallbacks,
+    PipelineConfig,
+)
 from custom_components.ai_security.core.resilience import RetryPolicy
 from custom_components.ai_security.core.settings import LlmApi, PipelineOptions
 
@@ -63,7 +68,21 @@ class Recorder:
     cameras: list[Camera] = field(default_factory=list)
     detections: list[tuple[str, Detection]] = field(default_factory=list)
     events: list[SecurityEvent] = field(default_factory=list)
+    """Incidents as announced when they opened (and events of version-3 batches)."""
     batches: list[tuple[str, bool]] = field(default_factory=list)
+    updates: list[EventUpdate] = field(default_factory=list)
+
+    @property
+    def closed(self) -> list[SecurityEvent]:
+        """Incidents as they were when they closed, in closing order."""
+        return [u.event for u in self.updates if u.previous.ongoing and not u.event.ongoing]
+
+    def latest(self, event_id: str) -> SecurityEvent:
+        """Return an incident as last announced."""
+        for update in reversed(self.updates):
+            if update.event.event_id == event_id:
+                return update.event
+        return next(event for event in self.events if event.event_id == event_id)
 
     def callbacks(self) -> PipelineCallbacks:
         return PipelineCallbacks(
@@ -73,6 +92,7 @@ class Recorder:
             ),
             event=lambda _camera, event: self.events.append(event),
             batch_changed=lambda camera_id, is_open: self.batches.append((camera_id, is_open)),
+            event_updated=lambda _camera, update: self.updates.append(update),
         )
 
 

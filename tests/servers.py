@@ -102,6 +102,8 @@ class LlmStub(ModelServer):
         }
     )
     completion_status: int = 200
+    completion_delay: float = 0.0
+    """Seconds a completion takes; its prompt is recorded once it is answered."""
     prompts: list[str] = field(default_factory=list)
 
     def routes(self, app: web.Application) -> None:
@@ -114,6 +116,8 @@ class LlmStub(ModelServer):
 
     async def _completion(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.completion_delay:
+            await asyncio.sleep(self.completion_delay)
         self.requests.append(request.path)
         self.prompts.append(body.get("prompt", ""))
         if self.completion_status != 200:
@@ -122,6 +126,8 @@ class LlmStub(ModelServer):
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.completion_delay:
+            await asyncio.sleep(self.completion_delay)
         self.requests.append(request.path)
         self.prompts.append(body["messages"][-1]["content"])
         if self.completion_status != 200:

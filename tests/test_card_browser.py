@@ -139,8 +139,10 @@ async def test_card_shows_a_new_event_in_a_real_browser(
                     await loop.run_in_executor(
                         None, write, cameras / "Front Door" / "person.jpg", encode(scene)
                     )
+                    # The incident shows at once with the quick verdict, then the LLM's.
+                    await card.locator(".event-row").first.wait_for()
+                    await card.locator('.event-row[data-level="high"]').first.wait_for()
                     row = card.locator(".event-row").first
-                    await row.wait_for()
                     assert await row.get_attribute("data-level") == "high"
                     summary = await row.locator(".event-summary").inner_text()
                     assert summary.strip() == "Person at the door at night"

@@ -532,6 +532,7 @@ VALID_OPTIONS: dict[str, Any] = {
     "confidence_threshold": 0.6,
     "batch_window": 120,
     "batch_idle_timeout": 20,
+    "incident_max_minutes": 15,
     "fast_path_confidence": 0.95,
     "fast_path_objects": ["person", " Dog ", ""],
     "debounce": 1.5,
@@ -563,6 +564,7 @@ async def test_options_defaults_and_save(
         "confidence_threshold": 0.5,
         "batch_window": 90.0,
         "batch_idle_timeout": 30.0,
+        "incident_max_minutes": 10.0,
         "fast_path_confidence": 0.9,
         "fast_path_objects": ["person"],
         "debounce": 0.5,
@@ -589,6 +591,7 @@ async def test_options_defaults_and_save(
         "confidence_threshold": 0.6,
         "batch_window": 120.0,
         "batch_idle_timeout": 20.0,
+        "incident_max_minutes": 15.0,
         "fast_path_objects": ["person", "dog"],
         "database_url": "",
     }
@@ -613,6 +616,10 @@ async def test_options_defaults_and_save(
         (
             {"batch_window": 60, "batch_idle_timeout": 61},
             {"batch_idle_timeout": "idle_longer_than_window"},
+        ),
+        (
+            {"batch_window": 600, "incident_max_minutes": 5},
+            {"incident_max_minutes": "incident_shorter_than_window"},
         ),
         (
             {"threshold_medium": 60, "threshold_high": 60},

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 import hashlib
 import logging
 import os
@@ -67,12 +66,21 @@ async def detector(socket_enabled: None) -> AsyncIterator[DetectorServer]:
 async def test_image_to_event(
     root: Path, database_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
-    """An upload in a dated sub-folder becomes detections, one batch, and one judged event."""
+    """An upload in a dated sub-folder becomes detections and one incident, judged when it ends.
+
+    The incident is announced at once with the heuristic's verdict (still going), and updated
+    with the LLM's once it closes: one event in the database.
+    """
     async with running(config(root, database_url, detector.url, llm.url)) as (pipeline, rec):
         content = jpeg(1)
         path = await asyncio.to_thread(write, root / "Front Door" / "2026-11-26" / "a.jpg", content)
-        await wait_until(lambda: len(rec.events) == 1, what="the event")
-        (event,) = rec.events
+        await wait_until(lambda: len(rec.closed) == 1, what="the incident to close")
+        (opened,) = rec.events
+        assert (opened.ongoing, opened.source) == (True, EventSource.HEURISTIC)
+        (event,) = rec.closed
+        assert event.event_id == opened.event_id
+        assert not event.ongoing
+        assert rec.updates[-1].changed == ("verdict", "ended")
         assert [c.camera_id for c in rec.cameras] == ["front_door"]
         assert detector.requests[0].sha256 == hashlib.sha256(content).hexdigest()
         assert (event.camera_id, event.risk_score, event.risk_level) == (
@@ -104,8 +112,13 @@ async def test_image_to_event(
 async def test_fast_path_and_batch(
     root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
-    """A confident person is judged at once, and still joins the batch judged later."""
+    """A confident person opens an incident, which the LLM judges at once and again at its end.
+
+    One event, three verdicts, never a second event for the same visit.
+    """
     detector.answer(Reply(body=detections(PERSON, CAR)))
+    llm.completion_delay = 0.3  # the instant verdict must not wait for the LLM
+    llm.verdict = {"risk_score": 95, "risk_level": "critical", "summary": "s", "reasoning": "r"}
     cfg = config(
         root,
         sqlite_url,
@@ -113,18 +126,34 @@ async def test_fast_path_and_batch(
         llm.url,
         options=fast_options(batch_window=3.0, batch_idle_timeout=2.0),
     )
-    async with running(cfg) as (_pipeline, rec):
+    async with running(cfg) as (pipeline, rec):
         await asyncio.to_thread(write, root / "Porch" / "a.jpg", jpeg(2))
-        await wait_until(lambda: len(rec.events) == 1, what="the fast-path event")
-        assert rec.events[0].is_fast_path
-        assert rec.events[0].object_types == ("person",)
-        assert rec.events[0].detection_count == 1
-        assert rec.batches == [("porch", True)]  # the batch is still open
-        await wait_until(lambda: len(rec.events) == 2, what="the batch event")
-        batch_event = rec.events[1]
-        assert not batch_event.is_fast_path
-        assert batch_event.object_types == ("car", "person")
-        assert batch_event.detection_count == 2
+        await wait_until(lambda: len(rec.events) == 1, what="the incident to open")
+        (opened,) = rec.events
+        assert (opened.source, opened.ongoing) == (EventSource.HEURISTIC, True)
+        assert opened.object_types == ("car", "person")
+        assert opened.detection_count == 2
+        assert llm.prompts == []  # announced before the LLM answered
+        await wait_until(lambda: len(rec.updates) == 1, what="the fast-path verdict")
+        fast = rec.updates[0]
+        assert fast.event.event_id == opened.event_id
+        assert (fast.event.is_fast_path, fast.event.source) == (True, EventSource.LLM)
+        assert fast.event.ongoing
+        assert opened.risk_level is not RiskLevel.CRITICAL
+        assert fast.level_rose  # the LLM says critical
+        assert rec.batches == [("porch", True)]  # the incident is still open
+        await wait_until(lambda: len(rec.closed) == 1, what="the incident to close")
+        (closed,) = rec.closed
+        assert closed.event_id == opened.event_id
+        assert not closed.is_fast_path
+        assert closed.object_types == ("car", "person")
+        assert closed.detection_count == 2
+        assert not rec.updates[-1].level_rose  # critical again is no rise
+        stored = await pipeline.db.run(
+            lambda s: s.scalar(select(func.count()).select_from(EventRow))
+        )
+    assert stored == 1
+    assert len(rec.events) == 1
 
 
 async def test_nothing_processed_twice(
@@ -400,13 +429,16 @@ async def test_bad_llm_answers_retry_then_dead_letter(
         assert job.kind is JobKind.ANALYZE
         assert job.attempts == 5
         assert len(llm.prompts) == 5
-        assert rec.events == []
-        # Re-queued once the LLM behaves, the same job becomes the event.
+        # The incident was announced with the heuristic's verdict; its final one never came.
+        assert [event.source for event in rec.events] == [EventSource.HEURISTIC]
+        assert rec.updates == []
+        # Re-queued once the LLM behaves, the same job judges the incident.
         llm.verdict = {"risk_score": 10, "risk_level": "low", "summary": "ok", "reasoning": "ok"}
         llm.completion_status = 200
         assert await pipeline.queue.requeue_dead() == 1
-        await wait_until(lambda: len(rec.events) == 1, what="the event after re-queueing")
-        assert rec.events[0].risk_level is RiskLevel.LOW
+        await wait_until(lambda: len(rec.closed) == 1, what="the verdict after re-queueing")
+        assert rec.closed[0].risk_level is RiskLevel.LOW
+        assert len(rec.events) == 1
 
 
 async def test_unknown_llm_level_uses_the_score(
@@ -416,8 +448,8 @@ async def test_unknown_llm_level_uses_the_score(
     llm.verdict = {"risk_score": 90, "risk_level": "apocalyptic", "summary": "s", "reasoning": "r"}
     async with running(config(root, sqlite_url, detector.url, llm.url)) as (_pipeline, rec):
         await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(44))
-        await wait_until(lambda: len(rec.events) == 1, what="the event")
-    assert rec.events[0].risk_level is RiskLevel.CRITICAL
+        await wait_until(lambda: len(rec.closed) == 1, what="the verdict")
+    assert rec.closed[0].risk_level is RiskLevel.CRITICAL
 
 
 async def test_llm_unreachable_falls_back_to_the_heuristic(
@@ -431,8 +463,8 @@ async def test_llm_unreachable_falls_back_to_the_heuristic(
     )
     async with running(cfg) as (_pipeline, rec):
         await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(45))
-        await wait_until(lambda: len(rec.events) == 1, what="the heuristic event")
-    (event,) = rec.events
+        await wait_until(lambda: len(rec.closed) == 1, what="the heuristic verdict at the end")
+    (event,) = rec.closed
     assert event.source is EventSource.HEURISTIC
     assert event.object_types == ("person",)
     assert 0 < event.risk_score <= 100
@@ -485,14 +517,14 @@ async def test_both_servers_down_then_back(
         events = await pipeline.db.run(
             lambda s: s.scalar(select(func.count()).select_from(EventRow))
         )
-        assert events == len(rec.events) >= 3
+        assert events == len(rec.events) == len(rec.closed) >= 3
         assert {e.source for e in rec.events} <= {EventSource.LLM, EventSource.HEURISTIC}
 
 
 async def test_restart_in_the_middle_of_a_batch(
     root: Path, database_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
-    """Stopped with a batch open and started again: the batch resumes and yields one event."""
+    """Stopped with an incident open and started again: it resumes, and closes once."""
     cfg = config(
         root,
         database_url,
@@ -503,18 +535,21 @@ async def test_restart_in_the_middle_of_a_batch(
     first = Recorder()
     async with running(cfg, first):
         await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(70))
-        await wait_until(lambda: first.batches == [("cam", True)], what="the batch to open")
-    assert first.events == []
+        await wait_until(lambda: first.batches == [("cam", True)], what="the incident to open")
+        await wait_until(lambda: len(first.events) == 1, what="the incident's announcement")
+    assert first.closed == []
     second = Recorder()
     async with running(cfg, second) as (pipeline, _rec):
-        await wait_until(lambda: len(second.events) == 1, what="the resumed batch's event")
+        await wait_until(lambda: len(second.closed) == 1, what="the resumed incident to close")
         await asyncio.sleep(2.5)
-        assert len(second.events) == 1
+        assert len(second.closed) == 1
+        assert second.events == []  # not announced again
         events = await pipeline.db.run(
             lambda s: s.scalar(select(func.count()).select_from(EventRow))
         )
     assert events == 1
-    assert second.events[0].detection_count == 1
+    assert second.closed[0].event_id == first.events[0].event_id
+    assert second.closed[0].detection_count == 1
 
 
 async def test_uploads_made_while_stopped_are_picked_up(
@@ -593,8 +628,8 @@ async def test_real_llama_server_end_to_end(
     )
     async with running(cfg) as (_pipeline, rec):
         await asyncio.to_thread(write, root / "Front Door" / "a.jpg", jpeg(90))
-        await wait_until(lambda: len(rec.events) == 1, seconds=30, what="the LLM's event")
-    (event,) = rec.events
+        await wait_until(lambda: len(rec.closed) == 1, seconds=30, what="the LLM's verdict")
+    (event,) = rec.closed
     assert event.source is EventSource.LLM
     assert 0 <= event.risk_score <= 100
     assert event.summary
@@ -613,27 +648,29 @@ async def test_heuristic_event_is_rescored_when_the_llm_is_back(
     root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
     """An event scored by the heuristic during an outage is judged again by the LLM later."""
-    rescored: list[tuple[int, int, EventSource]] = []
     recorder = Recorder()
     await llm.stop()
     cfg = config(root, sqlite_url, detector.url, llm.url)
+
+    def rescored() -> list[tuple[int, int, EventSource]]:
+        return [
+            (u.previous.risk_score, u.event.risk_score, u.event.source)
+            for u in rec.updates
+            if not u.previous.ongoing
+        ]
+
     async with running(cfg, recorder) as (pipeline, rec):
-        pipeline.callbacks = replace(
-            pipeline.callbacks,
-            event_rescored=lambda _c, old, new: rescored.append(
-                (old.risk_score, new.risk_score, new.source)
-            ),
-        )
         await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(100))
-        await wait_until(lambda: len(rec.events) == 1, what="the heuristic event")
-        assert rec.events[0].source is EventSource.HEURISTIC
+        await wait_until(lambda: len(rec.closed) == 1, what="the heuristic verdict at the end")
+        assert rec.closed[0].source is EventSource.HEURISTIC
         await asyncio.sleep(1.0)  # the LLM stays away for a while; the job waits, not dies
-        assert rescored == []
+        assert rescored() == []
         assert await pipeline.queue.dead_jobs() == []
         await llm.start()
-        await wait_until(lambda: len(rescored) == 1, what="the re-scored event")
+        await wait_until(lambda: len(rescored()) == 1, what="the re-scored event")
         stored = await pipeline.db.run(lambda s: s.scalars(select(EventRow)).one())
-    assert rescored == [(rec.events[0].risk_score, 72, EventSource.LLM)]
+    assert rescored() == [(rec.closed[0].risk_score, 72, EventSource.LLM)]
+    assert rec.updates[-1].changed == ("verdict",)
     assert (stored.risk_score, stored.source, stored.summary) == (
         72,
         "llm",
@@ -650,7 +687,7 @@ async def test_rescoring_can_be_turned_off(
     cfg = config(root, sqlite_url, detector.url, llm.url, options=fast_options(rescore_minutes=0))
     async with running(cfg) as (pipeline, rec):
         await asyncio.to_thread(write, root / "Cam" / "a.jpg", jpeg(101))
-        await wait_until(lambda: len(rec.events) == 1, what="the heuristic event")
+        await wait_until(lambda: len(rec.closed) == 1, what="the heuristic verdict at the end")
         counts = await pipeline.queue.counts()
     assert not any(kind is JobKind.RESCORE for kind, _state in counts)
 
@@ -659,7 +696,7 @@ async def test_rescoring_can_be_turned_off(
 async def test_every_detection_is_judged_in_exactly_one_batch(
     root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub
 ) -> None:
-    """Under a steady stream with short windows, batches close and reopen without overlap."""
+    """Under a steady stream with short windows, incidents close and reopen without overlap."""
     detector.answer(Reply(body=detections(SMALL_CAR)))
     cfg = config(
         root,
@@ -689,6 +726,7 @@ async def test_every_detection_is_judged_in_exactly_one_batch(
         links = await pipeline.db.run(
             lambda s: list(s.scalars(select(EventDetectionRow.detection_id)).all())
         )
-    assert sum(event.detection_count for event in rec.events) == 600
+    assert len(rec.closed) == len(rec.events)
+    assert sum(event.detection_count for event in rec.closed) == 600
     assert sorted(links) == sorted(set(links))
     assert len(links) == 600

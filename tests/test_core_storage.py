@@ -434,3 +434,122 @@ async def test_migration_from_v1_keeps_events_and_makes_them_searchable(
     finally:
         await db.close()
     assert _schema(database_url) == fresh
+
+
+async def test_stored_bursts_become_one_incident_per_visit(database_url: str) -> None:
+    """Schema 4 merges a camera's fast-path and batch events of one visit into one incident.
+
+    The most worrying verdict stays, with the whole span, every object, zone and detection, and
+    the reviews; visits apart, and other cameras, stay apart.
+    """
+    db = Database(database_url)
+    await db.start()
+    t0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+
+    def seed(session: Session) -> None:
+        session.add(CameraRow(camera_id="door", folder="Door", name="Door", created_at=t0))
+        session.add(CameraRow(camera_id="yard", folder="Yard", name="Yard", created_at=t0))
+        session.flush()
+        session.add(
+            storage.MediaRow(
+                camera_id="door",
+                path="/x.jpg",
+                sha256="0" * 64,
+                media_type="image",
+                size=1,
+                width=1,
+                height=1,
+                received_at=t0,
+            )
+        )
+        session.flush()
+        for _ in range(4):
+            session.add(
+                storage.DetectionRow(
+                    media_id=1,
+                    camera_id="door",
+                    label="person",
+                    confidence=0.9,
+                    x=0,
+                    y=0,
+                    w=1,
+                    h=1,
+                    frame_width=1,
+                    frame_height=1,
+                    detected_at=t0,
+                )
+            )
+        session.flush()
+
+        def event(ident: str, camera: str, start: int, end: int, score: int, **more: Any) -> None:
+            level = "critical" if score >= 85 else "high" if score >= 60 else "medium"
+            session.add(
+                storage.EventRow(
+                    event_id=ident,
+                    camera_id=camera,
+                    started_at=t0 + timedelta(seconds=start),
+                    ended_at=t0 + timedelta(seconds=end),
+                    risk_score=score,
+                    risk_level=level,
+                    summary=f"summary {ident}",
+                    reasoning="",
+                    object_types=more.pop("objects"),
+                    detection_count=1,
+                    is_fast_path=start == end,
+                    source="llm",
+                    reviewed=more.pop("reviewed", False),
+                    created_at=t0,
+                    **more,
+                )
+            )
+
+        # One visit at the door: a fast-path event per upload and a batch event over them.
+        event("fast1", "door", 0, 0, 70, objects=["person"], keep=True)
+        event("fast2", "door", 20, 20, 90, objects=["person"], zones=["porch"])
+        event(
+            "batch",
+            "door",
+            0,
+            45,
+            65,
+            objects=["car", "person"],
+            reviewed=True,
+            review_note="postman",
+        )
+        # Another visit an hour later, and the yard at the same time: apart.
+        event("later", "door", 3600, 3610, 40, objects=["cat"])
+        event("yard", "yard", 10, 20, 50, objects=["dog"])
+        session.flush()
+        for ident, detection in (("fast1", 1), ("fast2", 2), ("batch", 1), ("batch", 3)):
+            session.add(storage.EventDetectionRow(event_id=ident, detection_id=detection))
+
+    await db.run(seed)
+
+    def merge(session: Session) -> int:
+        return storage.merge_bursts(session.connection())
+
+    try:
+        assert await db.run(merge) == 2
+        kept = await db.run(lambda s: events.get_event(s, "fast2"))
+        row = await db.run(lambda s: s.get(storage.EventRow, "fast2"))
+        remaining = await db.run(
+            lambda s: sorted(s.scalars(select(storage.EventRow.event_id)).all())
+        )
+        assert await db.run(merge) == 0  # once merged, nothing more to merge
+    finally:
+        await db.close()
+    assert remaining == ["fast2", "later", "yard"]
+    assert kept is not None
+    assert (kept.risk_score, kept.summary) == (90, "summary fast2")
+    assert (kept.started_at, kept.ended_at) == (t0, t0 + timedelta(seconds=45))
+    assert kept.object_types == ("car", "person")
+    assert kept.zones == ("porch",)
+    assert kept.detection_ids == (1, 2, 3)
+    assert kept.detection_count == 3
+    assert (kept.reviewed, kept.dismissed, kept.review_note, kept.keep) == (
+        True,
+        False,
+        "postman",
+        True,
+    )
+    assert row.peak_level == "critical"

@@ -173,7 +173,7 @@ async def test_a_real_upload_fires_the_cameras_triggers(
     camera_root: Path,
     detector_server: DetectorServer,  # noqa: F811
 ) -> None:
-    """A person judged high risk fires "person", "high or above" and "any", not "critical".
+    """A person judged high risk fires "person", "any" and, at the rise, "high or above".
 
     The per-detection bus event is off: none is fired, and "person" fires all the same, with the
     trigger data an event trigger on it would give.
@@ -182,16 +182,21 @@ async def test_a_real_upload_fires_the_cameras_triggers(
     calls = await set_up_automations(hass, camera_device(hass, entry))
     events = async_capture_events(hass, "ai_security_event")
     on_the_bus = async_capture_events(hass, "ai_security_detection")
+    updates = async_capture_events(hass, "ai_security_event_updated")
     detector_server.answer(Reply(body=detections(detection("person", 0.8, [10, 20, 30, 60]))))
     await hass.async_add_executor_job(write, camera_root / "Front Door" / "a.jpg", jpeg(2))
-    await wait_until(lambda: len(events) == 1, seconds=20, what="the event")
+    await wait_until(lambda: len(events) == 1, seconds=20, what="the incident")
+    # Opened Medium by the heuristic, High once the LLM has judged it.
+    await wait_until(lambda: bool(updates), seconds=20, what="the LLM's verdict")
     await hass.async_block_till_done()
-    assert events[0].data["risk_level"] == "high"
+    assert events[0].data["risk_level"] == "medium"
+    assert updates[0].data["risk_level"] == "high"
+    assert updates[0].data["level_rose"] is True
     assert events[0].data["entry_id"] == entry.entry_id
     fired = sorted((call.data["name"], call.data["event_type"]) for call in calls)
     assert fired == [
         ("any", "ai_security_event"),
-        ("high_or_above", "ai_security_event"),
+        ("high_or_above", "ai_security_event_updated"),
         ("person", "ai_security_detection"),
     ]
     assert {call.data["platform"] for call in calls} == {"device"}

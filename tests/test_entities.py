@@ -122,10 +122,11 @@ async def test_camera_entities_follow_uploads_and_events(
 async def test_activity_and_risk_hold(
     hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path
 ) -> None:
-    """Activity is on while a batch is open; risk shows the event for 10 minutes, then clears."""
+    """Activity is on while an incident is open; risk shows it for 10 minutes after, then clears."""
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     security_events = async_capture_events(hass, "ai_security_event")
+    updates = async_capture_events(hass, "ai_security_event_updated")
     hub = entry.runtime_data.hub
     await hass.async_add_executor_job(write, camera_root / "Yard" / "a.jpg", jpeg(2))
     await wait_until(lambda: "yard" in hub.cameras, seconds=10, what="camera")
@@ -140,7 +141,12 @@ async def test_activity_and_risk_hold(
     )
     score_id = entity_id(hass, entry, "sensor", "yard_risk_score")
     level_id = entity_id(hass, entry, "sensor", "yard_risk_level")
-    assert hass.states.get(score_id).state == str(security_events[-1].data["risk_score"])
+    # While the incident lasts, and after, the score follows its verdicts.
+    await wait_until(
+        lambda: any(not update.data["ongoing"] for update in updates), 20, "its last verdict"
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(score_id).state == str(updates[-1].data["risk_score"])
 
     later = dt_util.utcnow() + timedelta(minutes=11)
     with freeze_time(later):

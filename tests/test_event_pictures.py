@@ -58,10 +58,11 @@ async def test_every_event_is_announced_with_its_own_picture(
     detector_server: DetectorServer,
     llm_stub: LlmStub,
 ) -> None:
-    """Twenty events in a row, each of a differently coloured upload.
+    """Twenty incidents in a row, each of a differently coloured upload.
 
-    When ai_security_event fires, the camera's "Last event" picture is already this event's,
-    and the event's image_url loads (without a token) this event's annotated picture.
+    When ai_security_event fires, the camera's "Last event" picture is already this incident's,
+    and its image_url loads (without a token) this incident's annotated picture, however many
+    incidents followed.
     """
     assert await async_setup_component(hass, "http", {})  # served: URLs are signed
     options: dict[str, Any] = {**FAST_OPTIONS, "fast_path_objects": []}
@@ -76,12 +77,22 @@ async def test_every_event_is_announced_with_its_own_picture(
         state = hub.cameras[event.data["camera_id"]]
         at_trigger.append((dict(event.data), state.event_image_event_id))
 
+    closed: list[str] = []
+
+    @callback
+    def on_update(event: Event) -> None:
+        if "ended" in event.data["changed"] and not event.data["ongoing"]:
+            closed.append(event.data["event_id"])
+
     hass.bus.async_listen(f"{DOMAIN}_event", on_event)
+    hass.bus.async_listen(f"{DOMAIN}_event_updated", on_update)
     for index, color in enumerate(COLORS):
         await hass.async_add_executor_job(
             write, camera_root / "Front" / f"{index:02}.jpg", picture(color)
         )
-        await wait_until(lambda n=index: len(at_trigger) == n + 1, 20, f"event {index}")
+        await wait_until(lambda n=index: len(at_trigger) == n + 1, 20, f"incident {index}")
+        # The visit ends (idle); the next upload is the next visit.
+        await wait_until(lambda n=index: len(closed) == n + 1, 20, f"incident {index} to end")
 
     http = await hass_client_no_auth()
     for index, (data, shown_event) in enumerate(at_trigger):
@@ -101,7 +112,7 @@ async def test_a_clip_made_later_is_announced_as_an_update(
     detector_server: DetectorServer,
     llm_stub: LlmStub,
 ) -> None:
-    """Two uploads in one batch make a clip after the event: ai_security_event_updated says so."""
+    """Two uploads in one incident make a clip when it ends: ai_security_event_updated says so."""
     assert await async_setup_component(hass, "http", {})  # served: URLs are signed
     options: dict[str, Any] = {**FAST_OPTIONS, "fast_path_objects": [], "batch_idle_timeout": 1}
     entry = hub_entry(hass, camera_root, detector_server.url, llm_stub.url, options=options)
@@ -115,12 +126,16 @@ async def test_a_clip_made_later_is_announced_as_an_update(
         await hass.async_add_executor_job(
             write, camera_root / "Front" / f"{index}.jpg", picture(COLORS[index])
         )
-    await wait_until(lambda: bool(updates), 30, "the clip's update")
+    await wait_until(
+        lambda: any("clip" in update["changed"] for update in updates), 30, "the clip's update"
+    )
     (event,) = events
     assert event["clip_url"] is None
     assert event["image_url"] is not None
-    (update,) = updates
+    (update,) = [update for update in updates if "clip" in update["changed"]]
     assert update["event_id"] == event["event_id"]
+    # The phone's picture stays: the same file (the signature's time differs).
+    assert update["image_url"].split("?")[0] == event["image_url"].split("?")[0]
     assert update["changed"] == ["clip"]
     assert update["clip_url"] is not None
     assert event["event_id"] in update["clip_url"]

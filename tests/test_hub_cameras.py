@@ -33,6 +33,7 @@ from custom_components.ai_security.core.models import (
     SecurityEvent,
 )
 from custom_components.ai_security.core.monitor import ServiceKind, endpoint_key
+from custom_components.ai_security.core.pipeline import EventUpdate
 from custom_components.ai_security.hub import readable_camera
 
 from .detector_server import DetectorServer, Reply, detection, detections
@@ -140,11 +141,11 @@ async def test_a_folder_without_letters_gets_readable_entity_ids(
 async def test_every_bus_event_names_its_hub(
     hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path
 ) -> None:
-    """ai_security_event, _detection and _event_rescored carry the entry id of their hub."""
+    """ai_security_event, _detection and _event_updated carry the entry id of their hub."""
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     detected = async_capture_events(hass, "ai_security_detection")
-    rescored = async_capture_events(hass, "ai_security_event_rescored")
+    updated = async_capture_events(hass, "ai_security_event_updated")
     (event,) = await upload(hass, camera_root, "Front Door", "a.jpg", 2)
     assert event.data["entry_id"] == entry.entry_id
     assert detected
@@ -167,9 +168,13 @@ async def test_every_bus_event_names_its_hub(
         source=EventSource.HEURISTIC,
     )
     new = replace(old, risk_score=72, risk_level=RiskLevel.HIGH, source=EventSource.LLM)
-    pipeline.callbacks.event_rescored(pipeline.cameras["front_door"], old, new)
+    pipeline.callbacks.event_updated(
+        pipeline.cameras["front_door"],
+        EventUpdate(previous=old, event=new, changed=("verdict",), level_rose=True),
+    )
     await hass.async_block_till_done()
-    (again,) = rescored
+    again = updated[-1]
+    assert again.data["event_id"] == event.data["event_id"]
     assert again.data["entry_id"] == entry.entry_id
     assert (again.data["previous_risk_level"], again.data["risk_level"]) == ("medium", "high")
 
@@ -246,9 +251,12 @@ async def test_a_camera_whose_folder_is_gone_can_be_deleted(
         is None
     )
 
-    # An upload in its folder does, with its entities.
-    await upload(hass, camera_root, "Gate", "b.jpg", 5)
-    assert "gate" in entry.runtime_data.hub.device_ids
+    # An upload in its folder does, with its entities (it may join the visit a.jpg began).
+    await hass.async_add_executor_job(write, camera_root / "Gate" / "b.jpg", jpeg(5))
+    await wait_until(
+        lambda: "gate" in entry.runtime_data.hub.device_ids, 20, "the camera to come back"
+    )
+    await hass.async_block_till_done()
     assert registered(hass, entry, "sensor", "gate_risk_score") is not None
     assert hass.states.get(score) is not None
 

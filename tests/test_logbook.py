@@ -67,7 +67,6 @@ async def test_registered_events(hass: HomeAssistant) -> None:
     found = describers(hass)
     assert {event: domain for event, (domain, _) in found.items()} == {
         "ai_security_event": DOMAIN,
-        "ai_security_event_rescored": DOMAIN,
     }
 
 
@@ -83,11 +82,6 @@ async def test_message_and_entity(hass: HomeAssistant, init_integration: MockCon
         "message": "High risk at Front Door: person near the entrance",
         "entity_id": "event.front_door_security_event",
     }
-    rescored = describe(hass, "ai_security_event_rescored", {**EVENT, "risk_level": "medium"})
-    assert rescored["message"] == (
-        "re-judged by the LLM: Medium risk at Front Door: person near the entrance"
-    )
-    assert rescored["entity_id"] == "event.front_door_security_event"
 
 
 async def test_incomplete_or_unknown_events(

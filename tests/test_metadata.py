@@ -84,6 +84,7 @@ def test_every_error_and_abort_is_translated() -> None:
     assert option_errors == {
         "out_of_range",
         "idle_longer_than_window",
+        "incident_shorter_than_window",
         "thresholds_not_increasing",
         "no_object_types",
         "invalid_time",

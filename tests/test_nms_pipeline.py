@@ -80,15 +80,16 @@ async def test_three_boxes_of_one_person_are_one_detection(
 async def test_one_person_in_three_uploads_is_one_person(
     root: Path, sqlite_url: str, detector: DetectorServer, llm: LlmStub, with_llm: bool
 ) -> None:
-    """Three uploads of one person in one window: "person 1" for the LLM, "A person" if scored."""
+    """Three uploads of one person in one visit: "person 1" for the LLM, "A person" if scored."""
     detector.answer(Reply(body=detections(detection("person", 0.8, [100, 60, 70, 150]))))
     options = fast_options(fast_path_objects=(), batch_window=4.0, batch_idle_timeout=1.5)
     cfg = config(root, sqlite_url, detector.url, llm.url if with_llm else "", options=options)
     async with running(cfg) as (_pipeline, rec):
         for n in range(3):
             await asyncio.to_thread(write, root / "Front Door" / f"snap-{n}.jpg", jpeg(10 + n))
-        await wait_until(lambda: len(rec.events) == 1, what="the event")
-    (event,) = rec.events
+        await wait_until(lambda: len(rec.closed) == 1, what="the incident's last verdict")
+    assert len(rec.events) == 1  # one visit, one incident
+    (event,) = rec.closed
     assert event.detection_count == 3
     if with_llm:
         (prompt,) = llm.prompts

@@ -44,8 +44,13 @@ def entry(
 async def test_upload_becomes_device_and_events(
     hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path
 ) -> None:
-    """An image in a new camera folder makes the camera's device, a detection and an event."""
+    """An image in a new camera folder makes the camera's device, a detection and an incident.
+
+    The incident is announced at once with the heuristic's verdict, and updated (the same event,
+    its own picture) with the LLM's when it closes.
+    """
     security_events = async_capture_events(hass, "ai_security_event")
+    updates = async_capture_events(hass, "ai_security_event_updated")
     detection_events = async_capture_events(hass, "ai_security_detection")
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -83,13 +88,27 @@ async def test_upload_becomes_device_and_events(
         "alerts_paused": False,
     }
     (event,) = security_events
-    data = dict(event.data)
+    opened = dict(event.data)
+    assert (opened["source"], opened["ongoing"], opened["object_types"]) == (
+        "heuristic",
+        True,
+        ["person"],
+    )
+    await wait_until(
+        lambda: any(not update.data["ongoing"] for update in updates),
+        seconds=20,
+        what="the incident to close",
+    )
+    (update,) = updates
+    data = dict(update.data)
     event_id = data.pop("event_id")
+    assert event_id == opened["event_id"]
     assert len(event_id) == 32
     # The event's own annotated picture, signed for the phone (tests/test_event_pictures.py).
     assert f"/api/{DOMAIN}/media/{entry.entry_id}/camera_jardin/" in data["image_url"]
     assert event_id in data.pop("image_url")
     started_at, ended_at = data.pop("started_at"), data.pop("ended_at")
+    assert started_at == opened["started_at"]
     assert started_at.endswith("+00:00")
     assert ended_at >= started_at
     assert data == {
@@ -106,9 +125,17 @@ async def test_upload_becomes_device_and_events(
         "detection_count": 1,
         "is_fast_path": False,
         "source": "llm",
+        "ongoing": False,
         "alerts_paused": False,
         "clip_url": None,  # one still: no clip
+        "changed": ["verdict", "ended"],
+        "level_rose": opened["risk_level"] != "high",
+        "previous_risk_score": opened["risk_score"],
+        "previous_risk_level": opened["risk_level"],
+        "previous_summary": opened["summary"],
+        "previous_source": "heuristic",
     }
+    assert len(security_events) == 1
 
 
 async def test_unload_and_stop_leave_nothing_running(
@@ -154,18 +181,29 @@ async def test_uploads_survive_a_restart_of_the_integration(
 async def test_heuristic_event_then_rescored_event(
     hass: HomeAssistant, entry: MockConfigEntry, camera_root: Path, llm_stub: LlmStub
 ) -> None:
-    """While the LLM is away the event is scored by rule; when it is back, a re-score follows."""
+    """While the LLM is away the incident is scored by rule; when it is back, a re-score follows."""
     security_events = async_capture_events(hass, "ai_security_event")
-    rescored = async_capture_events(hass, "ai_security_event_rescored")
+    updates = async_capture_events(hass, "ai_security_event_updated")
+    rescored = [update for update in updates if update.data["source"] == "llm"]
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     await llm_stub.stop()
     await hass.async_add_executor_job(write, camera_root / "Porch" / "a.jpg", jpeg(3))
     await wait_until(lambda: len(security_events) == 1, seconds=20, what="the heuristic event")
     assert security_events[0].data["source"] == "heuristic"
+    await wait_until(lambda: bool(updates), seconds=20, what="the incident to end")
     await llm_stub.start()
-    await wait_until(lambda: len(rescored) == 1, seconds=60, what="the re-scored event")
-    data = rescored[0].data
+    await wait_until(
+        lambda: any(update.data["source"] == "llm" for update in updates),
+        seconds=60,
+        what="the re-scored event",
+    )
+    rescored = [update for update in updates if update.data["source"] == "llm"]
+    (closed,) = [update for update in updates if "ended" in update.data["changed"]]
+    assert closed.data["source"] == "heuristic"
+    (again,) = rescored
+    data = again.data
+    assert data["changed"] == ["verdict"]
     assert data["event_id"] == security_events[0].data["event_id"]
     assert (data["risk_score"], data["source"]) == (72, "llm")
     assert data["previous_risk_score"] == security_events[0].data["risk_score"]

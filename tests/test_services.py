@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 import hashlib
@@ -79,11 +80,25 @@ async def set_up(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:
 async def upload_event(
     hass: HomeAssistant, camera_root: Path, relative: str, seed: int, events: list[Any]
 ) -> dict[str, Any]:
-    """Upload an image; return the data of the ai_security_event it becomes."""
+    """Upload an image; return the data of the incident it becomes, as judged when it ended."""
     count = len(events)
+    updates = async_capture_events(hass, "ai_security_event_updated")
     await hass.async_add_executor_job(write, camera_root / relative, jpeg(seed))
     await wait_until(lambda: len(events) > count, seconds=20, what=f"the event of {relative}")
-    return dict(events[-1].data)
+    event_id = events[-1].data["event_id"]
+
+    def ended() -> dict[str, Any] | None:
+        for update in updates:
+            if update.data["event_id"] == event_id and not update.data["ongoing"]:
+                return dict(update.data)
+        return None
+
+    await wait_until(lambda: ended() is not None, seconds=20, what=f"the end of {relative}")
+    data = ended()
+    assert data is not None
+    for key in ("changed", "level_rose", *(k for k in data if k.startswith("previous_"))):
+        data.pop(key, None)
+    return data
 
 
 async def add_camera(
@@ -629,7 +644,7 @@ async def test_analyze_now_judges_the_open_batch_at_once(
     camera_root: Path,
     detector_server: DetectorServer,  # noqa: F811
 ) -> None:
-    """With a 60 s window, the batch is judged right after analyze_now, not a minute later."""
+    """With a 60 s idle time, the incident is judged right after analyze_now, not a minute later."""
     hass.config_entries.async_update_entry(
         entry,
         options={
@@ -647,19 +662,25 @@ async def test_analyze_now_judges_the_open_batch_at_once(
 
     err = await refused(hass, "analyze_now", data, response=False)
     assert err.translation_key == "no_open_batch"
-    assert str(err) == "Camera porch has no open batch of detections to analyze"
+    assert str(err) == "Camera porch has no open incident to analyze"
 
+    updates = async_capture_events(hass, "ai_security_event_updated")
     detector_server.answer(Reply(body=detections(detection("person", 0.8, [10, 20, 30, 60]))))
     await hass.async_add_executor_job(write, camera_root / "Porch" / "b.jpg", jpeg(2))
     await wait_until(lambda: len(found) == 1, seconds=20, what="the detection")
-    assert events == []
+    await wait_until(lambda: len(events) == 1, seconds=5, what="the incident to open")
+    assert events[0].data["source"] == "heuristic"
+    await asyncio.sleep(0.5)
+    assert updates == []  # not judged again before it ends (a minute of idleness)
     started = time.monotonic()
     assert await call(hass, "analyze_now", data, response=False) is None
-    await wait_until(lambda: len(events) == 1, seconds=5, what="the event after analyze_now")
+    await wait_until(lambda: len(updates) == 1, seconds=5, what="the verdict after analyze_now")
     assert time.monotonic() - started < 5
-    (event,) = events
-    assert (event.data["camera_id"], event.data["detection_count"]) == (porch, 1)
-    assert event.data["summary"] == SUMMARY
+    (update,) = updates
+    assert update.data["event_id"] == events[0].data["event_id"]
+    assert (update.data["camera_id"], update.data["detection_count"]) == (porch, 1)
+    assert (update.data["summary"], update.data["ongoing"]) == (SUMMARY, False)
+    assert len(events) == 1
 
     # The batch is gone: nothing is left to analyze.
     err = await refused(hass, "analyze_now", data, response=False)

@@ -32,7 +32,7 @@ from custom_components.ai_security.core.jobs import JobKind, JobState
 from custom_components.ai_security.core.storage import MediaRow
 
 from .detector_server import DetectorServer, Reply, detection, detections
-from .hub_helpers import hub_entry
+from .hub_helpers import Incidents, hub_entry
 from .pipeline_helpers import jpeg, wait_for_jobs, wait_until, write
 from .servers import LlmStub
 from .test_blueprints import add_front_door
@@ -148,6 +148,7 @@ async def test_paused_alerts_mark_events_and_hold_device_triggers(
     detector_server.answer(PERSON)
     calls = await set_up_automations(hass, camera_device(hass, entry))
     events = async_capture_events(hass, "ai_security_event")
+    incidents = Incidents(hass)
     found = async_capture_events(hass, "ai_security_detection")
     alerts = switch(hass, entry, "alerts")
     fired = entity_id(hass, entry, "event", "front_door_security_event")
@@ -167,10 +168,15 @@ async def test_paused_alerts_mark_events_and_hold_device_triggers(
     assert isinstance(stored, dict)
     assert stored["total"] == 1
 
+    await incidents.wait_ended(1)  # the next upload is another visit
+    await hass.async_block_till_done()
+    assert calls == []  # its rise to High was paused too
     await turn(hass, alerts, True)
     await upload(hass, camera_root, "allowed.jpg", 12, events, 2)
     assert events[1].data["alerts_paused"] is False
     assert found[-1].data["alerts_paused"] is False
+    await incidents.wait_ended(2)
+    await hass.async_block_till_done()
     assert sorted(c.data["name"] for c in calls) == ["any", "high_or_above", "person"]
 
 

@@ -20,8 +20,8 @@ from custom_components.ai_security.const import (
 )
 
 from .detector_server import DetectorServer, Reply, detection, detections
-from .hub_helpers import hub_entry
-from .pipeline_helpers import jpeg, wait_until, write
+from .hub_helpers import Incidents, hub_entry
+from .pipeline_helpers import jpeg, write
 from .servers import LlmStub
 
 # A person whose feet (box bottom centre: 160, 200 in a 320x240 frame) stand in the lower half.
@@ -45,9 +45,9 @@ async def entry(
     entry = hub_entry(hass, camera_root, detector_server.url, llm_stub.url, llm_api="llama_cpp")
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    events = async_capture_events(hass, "ai_security_event")
+    incidents = Incidents(hass)
     await hass.async_add_executor_job(write, camera_root / "Drive" / "first.jpg", jpeg(1))
-    await wait_until(lambda: len(events) == 1, seconds=20, what="first event")
+    await incidents.wait_ended(1)  # the test's uploads are new visits
     return entry
 
 
@@ -99,10 +99,11 @@ async def test_zone_applies_to_detections_prompts_and_events(
     again = await add_zone(hass, entry, points="0,0 0.5,0 0.5,0.5")
     assert again["errors"] == {"name": "zone_duplicate_name"}
 
-    security_events = async_capture_events(hass, "ai_security_event")
+    incidents = Incidents(hass)
+    security_events = incidents.opened
     detection_events = async_capture_events(hass, "ai_security_detection")
     await hass.async_add_executor_job(write, camera_root / "Drive" / "second.jpg", jpeg(2))
-    await wait_until(lambda: len(security_events) == 1, seconds=20, what="event")
+    await incidents.wait_ended(1)
     assert detection_events[0].data["zone"] == "Driveway"
     assert security_events[0].data["zones"] == ["Driveway"]
     assert '"object":"person","confidence":80,"zone":"Driveway (driveway)"' in llm_stub.prompts[-1]
@@ -131,7 +132,7 @@ async def test_zone_applies_to_detections_prompts_and_events(
     assert zones is not None
     assert [(zone.name, zone.priority) for zone in zones] == [("Porch", 5)]
     await hass.async_add_executor_job(write, camera_root / "Drive" / "third.jpg", jpeg(3))
-    await wait_until(lambda: len(security_events) == 2, seconds=20, what="second event")
+    await incidents.wait_opened(2)
     assert security_events[1].data["zones"] == []
 
 

@@ -310,6 +310,7 @@ def _options_schema() -> probatio.Schema:
             ),
             probatio.Required(opt.BATCH_WINDOW): _number(opt.BATCH_WINDOW, "s"),
             probatio.Required(opt.BATCH_IDLE_TIMEOUT): _number(opt.BATCH_IDLE_TIMEOUT, "s"),
+            probatio.Required(opt.INCIDENT_MAX_MINUTES): _number(opt.INCIDENT_MAX_MINUTES, "min"),
             probatio.Required(opt.FAST_PATH_CONFIDENCE): _number(
                 opt.FAST_PATH_CONFIDENCE, slider=True
             ),

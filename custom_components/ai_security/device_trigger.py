@@ -1,7 +1,10 @@
 """Device triggers of a camera: a security event at or above a level, a person, any event.
 
-The security event triggers are event triggers on `ai_security_event`, filtered on the camera's
-device id. "Person detected" listens to the hub's per-device detection signal instead of the
+The security event triggers are event triggers on `ai_security_event` (an incident opened),
+filtered on the camera's device id; one with a level also fires when an incident's verdict rises
+to that level from below (`ai_security_event_updated` with `level_rose`), so a visit judged
+Medium at first and High by the LLM moments later fires "High or above" once, when it gets there.
+"Person detected" listens to the hub's per-device detection signal instead of the
 `ai_security_detection` bus event, which is off unless the user turns it on (it would fill the
 recorder). Either way an automation made from the device page gets the same trigger data as one
 listening to the bus event itself: `trigger.event.event_type` and `trigger.event.data`.
@@ -35,7 +38,13 @@ import probatio
 from .const import DOMAIN
 from .core.events import levels_at_least
 from .core.models import RiskLevel
-from .hub import ATTR_ALERTS_PAUSED, EVENT_DETECTION, EVENT_SECURITY, SIGNAL_DEVICE_DETECTIONS
+from .hub import (
+    ATTR_ALERTS_PAUSED,
+    EVENT_DETECTION,
+    EVENT_SECURITY,
+    EVENT_UPDATED,
+    SIGNAL_DEVICE_DETECTIONS,
+)
 
 TRIGGER_SECURITY_EVENT: Final = "security_event"
 TRIGGER_PERSON_DETECTED: Final = "person_detected"
@@ -118,15 +127,24 @@ async def async_attach_trigger(
     if trigger_type == TRIGGER_PERSON_DETECTED:
         return _attach_person_detected(hass, device_id, action, trigger_info)
     filters: list[tuple[str, dict[str, Any]]]
+    unless_paused = _unless_alerts_paused(action)
     if trigger_type == TRIGGER_SECURITY_EVENT:
+        levels = levels_at_least(RiskLevel(config[CONF_LEVEL]))
         filters = [
             (EVENT_SECURITY, {ATTR_DEVICE_ID: device_id, "risk_level": level.value})
-            for level in levels_at_least(RiskLevel(config[CONF_LEVEL]))
+            for level in levels
         ]
+        filters.extend(
+            (
+                EVENT_UPDATED,
+                {ATTR_DEVICE_ID: device_id, "risk_level": level.value, "level_rose": True},
+            )
+            for level in levels
+        )
+        unless_paused = _unless_reached_before(unless_paused, {level.value for level in levels})
     else:
         filters = [(EVENT_SECURITY, {ATTR_DEVICE_ID: device_id})]
     removes = []
-    unless_paused = _unless_alerts_paused(action)
     for event_type, event_data in filters:
         event_config = event_trigger.TRIGGER_SCHEMA(
             {
@@ -147,6 +165,22 @@ async def async_attach_trigger(
             remove_one()
 
     return remove
+
+
+def _unless_reached_before(action: TriggerActionType, levels: set[str]) -> TriggerActionType:
+    """Return action, skipped for an incident's rise from a level the trigger fired for already.
+
+    A rise from High to Critical does not fire "High or above" again: it fired at High.
+    """
+
+    async def _run(run_variables: dict[str, Any], context: Context | None = None) -> Any:
+        event = run_variables["trigger"]["event"]
+        if event.event_type == EVENT_UPDATED and event.data.get("previous_risk_level") in levels:
+            return None
+        result = action(run_variables, context)
+        return await result if inspect.isawaitable(result) else result
+
+    return _run
 
 
 def _unless_alerts_paused(action: TriggerActionType) -> TriggerActionType:

@@ -1,4 +1,9 @@
-"""Event entity "Security event" per camera: one trigger per security event, typed by its level."""
+"""Event entity "Security event" per camera: fires when an incident opens, and when its level rises.
+
+A visit is one incident: judged again as it goes, it fires again only when its level climbs above
+any it had (a person at the door at night, first judged Medium, then High), never for a verdict
+that stays or falls, so an automation on the entity alerts once per visit and once per escalation.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import AiSecurityConfigEntry
 from .core.models import Camera, RiskLevel, SecurityEvent
+from .core.pipeline import EventUpdate
 from .entity import AiSecurityCameraEntity, add_camera_entities
-from .hub import SIGNAL_EVENT
+from .hub import SIGNAL_EVENT, SIGNAL_EVENT_UPDATED
 
 PARALLEL_UPDATES = 0
 
@@ -22,16 +28,26 @@ SECURITY_EVENT = EventEntityDescription(
 
 
 class SecurityEventEntity(AiSecurityCameraEntity, EventEntity):
-    """Fires once per new security event of its camera (a re-score does not fire it again)."""
+    """Fires when an incident of its camera opens, and again only when its level rises."""
 
     async def async_added_to_hass(self) -> None:
-        """Listen for the camera's new events."""
+        """Listen for the camera's new incidents and their updates."""
         await super().async_added_to_hass()
         self.async_on_remove(
             async_dispatcher_connect(
                 self.hass, SIGNAL_EVENT.format(self.hub.entry_id), self._handle_event
             )
         )
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass, SIGNAL_EVENT_UPDATED.format(self.hub.entry_id), self._handle_update
+            )
+        )
+
+    @callback
+    def _handle_update(self, camera: Camera, update: EventUpdate) -> None:
+        if update.level_rose:
+            self._handle_event(camera, update.event)
 
     @callback
     def _handle_camera_update(self) -> None:
@@ -53,6 +69,7 @@ class SecurityEventEntity(AiSecurityCameraEntity, EventEntity):
                 "detection_count": event.detection_count,
                 "is_fast_path": event.is_fast_path,
                 "source": event.source.value,
+                "ongoing": event.ongoing,
             },
         )
         self.async_write_ha_state()

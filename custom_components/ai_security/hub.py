@@ -34,7 +34,7 @@ from .const import DOMAIN, LOGGER
 from .core.audit import AuditRecord, record as record_audit
 from .core.eventmedia import EventMedia
 from .core.models import Camera, Detection, SecurityEvent
-from .core.pipeline import Pipeline, PipelineCallbacks
+from .core.pipeline import EventUpdate, Pipeline, PipelineCallbacks
 from .core.retention import RetentionStats
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ from .media_source import async_sign_notification_url
 
 EVENT_SECURITY: Final = f"{DOMAIN}_event"
 EVENT_DETECTION: Final = f"{DOMAIN}_detection"
-EVENT_RESCORED: Final = f"{DOMAIN}_event_rescored"
 EVENT_UPDATED: Final = f"{DOMAIN}_event_updated"
 """Fired when an announced event gains pictures (its clip is made after it is announced)."""
 MEDIA_REMEMBERED: Final = 200
@@ -53,7 +52,8 @@ MEDIA_REMEMBERED: Final = 200
 SIGNAL_CAMERA_ADDED: Final = f"{DOMAIN}_camera_added_{{}}"
 SIGNAL_EVENT: Final = f"{DOMAIN}_event_{{}}"
 """Sent (camera, event) for each new security event."""
-SIGNAL_EVENT_RESCORED: Final = f"{DOMAIN}_event_rescored_{{}}"
+SIGNAL_EVENT_UPDATED: Final = f"{DOMAIN}_event_updated_{{}}"
+"""Sent (camera, EventUpdate) per hub when an incident is judged again or closes."""
 """Sent (camera, event) when the LLM re-judged an event the heuristic had scored."""
 SIGNAL_DETECTIONS: Final = f"{DOMAIN}_detections_{{}}"
 SIGNAL_DEVICE_DETECTIONS: Final = f"{DOMAIN}_device_detections_{{}}"
@@ -101,7 +101,7 @@ class CameraState:
     def current_event(self, now: datetime) -> SecurityEvent | None:
         """Return the latest event while it is current (up to RISK_HOLD after it ended)."""
         event = self.latest_event
-        if event is None or event.ended_at + RISK_HOLD <= now:
+        if event is None or (not event.ongoing and event.ended_at + RISK_HOLD <= now):
             return None
         return event
 
@@ -313,7 +313,7 @@ class AiSecurityHub:
             detections=self._detections,
             event=self._event,
             batch_changed=self._batch_changed,
-            event_rescored=self._event_rescored,
+            event_updated=self._event_updated,
             event_media=self._event_media,
         )
 
@@ -465,19 +465,27 @@ class AiSecurityHub:
             self._changed(camera.camera_id, at_once=True)
 
     @callback
-    def _event_rescored(self, camera: Camera, old: SecurityEvent, new: SecurityEvent) -> None:
-        """Announce an LLM verdict replacing a heuristic one (not a new ai_security_event)."""
+    def _event_updated(self, camera: Camera, update: EventUpdate) -> None:
+        """Announce an incident judged again or closed (not a new ai_security_event).
+
+        The data is the incident as it is now, with its previous verdict and what changed; a
+        notification sent when it opened is replaced in place from it.
+        """
+        previous = update.previous
         self.hass.bus.async_fire(
-            EVENT_RESCORED,
+            EVENT_UPDATED,
             {
-                **self.event_data(camera, new),
-                "previous_risk_score": old.risk_score,
-                "previous_risk_level": old.risk_level.value,
-                "previous_source": old.source.value,
+                **self.event_data(camera, update.event),
+                "changed": list(update.changed),
+                "level_rose": update.level_rose,
+                "previous_risk_score": previous.risk_score,
+                "previous_risk_level": previous.risk_level.value,
+                "previous_summary": previous.summary,
+                "previous_source": previous.source.value,
             },
         )
-        self._new_event(camera, new)
-        async_dispatcher_send(self.hass, SIGNAL_EVENT_RESCORED.format(self.entry_id), camera, new)
+        self._new_event(camera, update.event)
+        async_dispatcher_send(self.hass, SIGNAL_EVENT_UPDATED.format(self.entry_id), camera, update)
 
     def event_data(self, camera: Camera, event: SecurityEvent) -> dict[str, Any]:
         """Return the data of the ai_security_event bus event (times in ISO 8601, UTC).
@@ -501,6 +509,7 @@ class AiSecurityHub:
             "ended_at": event.ended_at.isoformat(),
             "is_fast_path": event.is_fast_path,
             "source": event.source.value,
+            "ongoing": event.ongoing,
             ATTR_ALERTS_PAUSED: self.alerts_paused(camera.camera_id),
             **self._media_urls(event),
         }
@@ -531,17 +540,23 @@ class AiSecurityHub:
         with ai_security_event_updated, carrying its URL.
         """
         known = self._media.get(event.event_id)
+        if known is not None and media.key_frame is None:
+            # A closed incident's clip: its key frame (the phone's picture) stays as it was.
+            media = replace(media, key_frame=known.key_frame)
         self._media[event.event_id] = media
         self._media.move_to_end(event.event_id)
         while len(self._media) > MEDIA_REMEMBERED:
             self._media.popitem(last=False)
-        if media.clip is not None and known is not None and known.clip is None:
+        if media.clip is not None and (known is None or known.clip is None):
             self.hass.bus.async_fire(
-                EVENT_UPDATED, {**self.event_data(camera, event), "changed": ["clip"]}
+                EVENT_UPDATED,
+                {**self.event_data(camera, self._latest_of(camera, event)), "changed": ["clip"]},
             )
         state = self.cameras.get(camera.camera_id)
         if state is None or media.key_frame is None:
             return
+        if known is not None and known.key_frame == media.key_frame:
+            return  # the picture shown already
         latest = state.latest_event
         if latest is not None and latest.started_at > event.started_at:
             return
@@ -549,6 +564,12 @@ class AiSecurityHub:
         state.event_image_at = dt_util.utcnow()
         state.event_image_event_id = event.event_id
         self._changed(camera.camera_id, at_once=True)
+
+    def _latest_of(self, camera: Camera, event: SecurityEvent) -> SecurityEvent:
+        """Return the camera's latest known state of event (its verdict may have changed)."""
+        state = self.cameras.get(camera.camera_id)
+        latest = state.latest_event if state is not None else None
+        return latest if latest is not None and latest.event_id == event.event_id else event
 
     @callback
     def _batch_changed(self, camera_id: str, is_open: bool) -> None:

@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 
 from .const import DEFAULT_NAME, DOMAIN
-from .hub import EVENT_RESCORED, EVENT_SECURITY
+from .hub import EVENT_SECURITY
 
 SECURITY_EVENT_KEY: Final = "security_event"
 """The key of a camera's event entity (unique id `<entry_id>_<camera_id>_security_event`)."""
@@ -28,18 +28,17 @@ type Describe = Callable[[LazyEventPartialState], dict[str, str]]
 def async_describe_events(
     hass: HomeAssistant, async_describe_event: Callable[[str, str, Describe], None]
 ) -> None:
-    """Describe ai_security_event (and the LLM's re-judging of one) for the logbook."""
+    """Describe ai_security_event for the logbook: one line per incident, when it opens.
+
+    Its later verdicts (ai_security_event_updated) add no lines: a visit judged four times is
+    still one visit; the event entity's own line marks a level that rose.
+    """
 
     @callback
     def describe_event(event: LazyEventPartialState) -> dict[str, str]:
         return _describe(hass, event.data, "")
 
-    @callback
-    def describe_rescored(event: LazyEventPartialState) -> dict[str, str]:
-        return _describe(hass, event.data, "re-judged by the LLM: ")
-
     async_describe_event(DOMAIN, EVENT_SECURITY, describe_event)
-    async_describe_event(DOMAIN, EVENT_RESCORED, describe_rescored)
 
 
 def _describe(hass: HomeAssistant, data: Mapping[str, Any], prefix: str) -> dict[str, str]:

@@ -1,17 +1,22 @@
-"""Per-camera batches: detections close in time are judged together, as one security event.
+"""Per-camera incidents: one visit of a camera is one security event, judged as it goes.
 
-A camera's batch opens with its first detection and closes `window` seconds later, or earlier
-after `idle` seconds without a new one. Closing queues an analyze job. Open batches live in the
-database and their rows change in the same transaction that stores the detections, so a restart
-resumes each batch with its original deadlines: one event, never two, never none.
+A camera's incident opens with its first detection (the pipeline gives it an instant verdict),
+is judged again with everything seen at most every `window` seconds while detections keep
+coming, and closes `idle` seconds after its last detection, or `cap` after it opened (the next
+detection then opens a new one). Closing queues the final judgement. Open incidents live in the
+database (their batch row) and change in the same transaction that stores the detections, so a
+restart resumes each with its original deadlines: one incident, never two, never none.
+
+A batch row without an event (left open by schema version 3) closes as batches did: one
+event, judged once, at the end of its window or after its idle time.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 import logging
 from typing import Any
 import uuid
@@ -24,16 +29,51 @@ from .storage import BatchRow, Database, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
+DEFAULT_CAP = timedelta(minutes=10)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class OpenBatch:
-    """A camera's batch that is still collecting detections."""
+    """A camera's open incident (its batch row): what decides when it is judged and closed."""
 
     camera_id: str
     batch_key: str
     opened_at: datetime
     last_detection_at: datetime
     detection_count: int
+    event_id: str | None = None
+    """The incident's event; None for a batch left by schema version 3."""
+    window_opened_at: datetime | None = None
+    """When the current judging window began (the incident's opening, or its last judgement)."""
+    judged_count: int = 0
+    """Detections the last queued judgement covers: the window only matters when more came."""
+    fast_judged: bool = False
+    """Whether the LLM was asked at once about a fast-path object of this incident."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BatchChange:
+    """What counting new detections into a camera's incident did."""
+
+    batch: OpenBatch
+    opened: bool
+    """Whether the detections opened a new incident (batch.event_id is its event's id)."""
+    closed: OpenBatch | None = None
+    """The camera's previous incident, closed because it reached the cap (its final judgement
+    is queued in the same transaction)."""
+
+
+_COLUMNS = (
+    BatchRow.camera_id,
+    BatchRow.batch_key,
+    BatchRow.opened_at,
+    BatchRow.last_detection_at,
+    BatchRow.detection_count,
+    BatchRow.event_id,
+    BatchRow.window_opened_at,
+    BatchRow.judged_count,
+    BatchRow.fast_judged,
+)
 
 
 def _open_batch(row: Any) -> OpenBatch:
@@ -44,53 +84,88 @@ def _open_batch(row: Any) -> OpenBatch:
         opened_at=row.opened_at,
         last_detection_at=row.last_detection_at,
         detection_count=row.detection_count,
+        event_id=row.event_id,
+        window_opened_at=row.window_opened_at,
+        judged_count=row.judged_count or 0,
+        fast_judged=bool(row.fast_judged),
     )
 
 
 _GROW_BATCH = (
     update(BatchRow)
-    .where(BatchRow.camera_id == bindparam("grow_camera"))
+    .where(
+        BatchRow.camera_id == bindparam("grow_camera"),
+        BatchRow.opened_at > bindparam("grow_after"),
+        BatchRow.last_detection_at > bindparam("grow_since"),
+    )
     .values(
         last_detection_at=bindparam("grow_at"),
         detection_count=BatchRow.detection_count + bindparam("grow_by"),
     )
-    .returning(
-        BatchRow.camera_id,
-        BatchRow.batch_key,
-        BatchRow.opened_at,
-        BatchRow.last_detection_at,
-        BatchRow.detection_count,
-    )
+    .returning(*_COLUMNS)
 )
 _OPEN_BATCH = insert(BatchRow)
-_SELECT_BATCH = select(
-    BatchRow.camera_id,
-    BatchRow.batch_key,
-    BatchRow.opened_at,
-    BatchRow.last_detection_at,
-    BatchRow.detection_count,
-).where(BatchRow.camera_id == bindparam("batch_camera"))
+_SELECT_BATCH = select(*_COLUMNS).where(BatchRow.camera_id == bindparam("batch_camera"))
 _DELETE_BATCH = delete(BatchRow).where(BatchRow.batch_key == bindparam("batch_key"))
+_CLAIM_FAST = (
+    update(BatchRow)
+    .where(BatchRow.batch_key == bindparam("fast_key"), BatchRow.fast_judged.is_(False))
+    .values(fast_judged=True, judged_count=bindparam("fast_count"))
+)
+_NEXT_WINDOW = (
+    update(BatchRow)
+    .where(BatchRow.batch_key == bindparam("window_key"))
+    .values(window_opened_at=bindparam("window_at"), judged_count=bindparam("window_count"))
+)
 
 
-def add_to_batch(session: Session, camera_id: str, count: int, now: datetime) -> OpenBatch:
-    """Count count new detections into camera_id's batch (opening one if none is).
+def add_to_batch(
+    session: Session,
+    camera_id: str,
+    count: int,
+    now: datetime,
+    *,
+    cap: timedelta = DEFAULT_CAP,
+    idle: timedelta | None = None,
+    fast: bool = False,
+) -> BatchChange:
+    """Count count new detections into camera_id's incident, opening one if none is open.
 
+    An incident that has lasted cap, or been idle for idle (its timer may not have fired yet:
+    Home Assistant was down), is closed here (its final judgement queued) and a new one opened.
+    fast marks a new incident as judged at once (the caller queues that judgement).
     Runs in the caller's transaction (for every detected upload, hence prebuilt statements);
-    the caller stores the detections with the returned batch_key.
+    the caller stores the detections with the returned batch_key, and creates the event of a
+    new incident with batch.event_id.
     """
     connection = session.connection()
     row = connection.execute(
-        _GROW_BATCH, {"grow_camera": camera_id, "grow_at": now, "grow_by": count}
+        _GROW_BATCH,
+        {
+            "grow_camera": camera_id,
+            "grow_at": now,
+            "grow_by": count,
+            "grow_after": now - cap,
+            "grow_since": now - idle if idle is not None else datetime.min.replace(tzinfo=UTC),
+        },
     ).first()
     if row is not None:
-        return _open_batch(row)
+        return BatchChange(batch=_open_batch(row), opened=False)
+    closed: OpenBatch | None = None
+    old = connection.execute(_SELECT_BATCH, {"batch_camera": camera_id}).first()
+    if old is not None:
+        closed = _open_batch(old)
+        finish(session, closed, now)
     batch = OpenBatch(
         camera_id=camera_id,
         batch_key=uuid.uuid4().hex,
         opened_at=now,
         last_detection_at=now,
         detection_count=count,
+        event_id=uuid.uuid4().hex,
+        window_opened_at=now,
+        judged_count=count,
+        fast_judged=fast,
     )
     connection.execute(
         _OPEN_BATCH,
@@ -100,9 +175,51 @@ def add_to_batch(session: Session, camera_id: str, count: int, now: datetime) ->
             "opened_at": now,
             "last_detection_at": now,
             "detection_count": count,
+            "event_id": batch.event_id,
+            "window_opened_at": now,
+            "judged_count": count,
+            "fast_judged": fast,
         },
     )
-    return batch
+    return BatchChange(batch=batch, opened=True, closed=closed)
+
+
+def claim_fast(session: Session, batch: OpenBatch) -> bool:
+    """Mark batch's incident as judged at once; return False when it already was (or is gone).
+
+    Whoever marks it queues the judgement: two uploads with a person arriving together ask the
+    LLM once.
+    """
+    result = session.connection().execute(
+        _CLAIM_FAST, {"fast_key": batch.batch_key, "fast_count": batch.detection_count}
+    )
+    return bool(result.rowcount == 1)
+
+
+def finish(session: Session, batch: OpenBatch, now: datetime) -> bool:
+    """Close batch's incident in the caller's transaction and queue its final judgement.
+
+    Deleting by key is what makes the close happen once: whoever deletes the row queues the
+    judgement. Return whether this call closed it.
+    """
+    connection = session.connection()
+    if connection.execute(_DELETE_BATCH, {"batch_key": batch.batch_key}).rowcount != 1:
+        return False
+    add_job(
+        session,
+        JobKind.ANALYZE,
+        analyze_payload(
+            batch.camera_id,
+            batch.opened_at,
+            batch.last_detection_at,
+            batch_key=batch.batch_key,
+            event_id=batch.event_id,
+            final=True,
+            judged=batch.detection_count,
+        ),
+        now,
+    )
+    return True
 
 
 def analyze_payload(
@@ -112,14 +229,28 @@ def analyze_payload(
     *,
     batch_key: str | None = None,
     detection_ids: Iterable[int] = (),
+    event_id: str | None = None,
+    final: bool = True,
+    fast_path: bool = False,
+    judged: int = 0,
 ) -> dict[str, Any]:
-    """Return the payload of an analyze job: a closed batch, or a fast-path detection list."""
+    """Return the payload of an analyze job.
+
+    With event_id: a judgement of that incident (every detection of its batch so far; final
+    when it closed, fast_path when asked at once about a fast-path object; judged is how many
+    detections it covers). Without: a version-3 batch or fast-path detection list, judged into
+    a new event.
+    """
     payload: dict[str, Any] = {
         "camera_id": camera_id,
         "started_at": started_at.isoformat(),
         "ended_at": ended_at.isoformat(),
-        "fast_path": batch_key is None,
+        "fast_path": fast_path if event_id is not None else batch_key is None,
     }
+    if event_id is not None:
+        payload["event_id"] = event_id
+        payload["final"] = final
+        payload["judged"] = judged
     if batch_key is not None:
         payload["batch_key"] = batch_key
     else:
@@ -128,7 +259,7 @@ def analyze_payload(
 
 
 class Batcher:
-    """Keeps a timer per open batch and closes batches into analyze jobs when they are due."""
+    """Keeps a timer per open incident; judges and closes incidents into analyze jobs when due."""
 
     def __init__(
         self,
@@ -137,14 +268,19 @@ class Batcher:
         *,
         window: float,
         idle: float,
+        cap: float = DEFAULT_CAP.total_seconds(),
         clock: Callable[[], datetime] = utcnow,
         on_change: Callable[[str, bool], None] | None = None,
     ) -> None:
-        """Close batches window s after they opened or idle s after their last detection."""
+        """Judge incidents every window s; close them idle s after their last detection or at cap s.
+
+        The cap counts from the incident's opening.
+        """
         self._db = db
         self._queue = queue
         self.window = timedelta(seconds=window)
         self.idle = timedelta(seconds=idle)
+        self.cap = timedelta(seconds=cap)
         self._clock = clock
         self._on_change = on_change
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -161,9 +297,21 @@ class Batcher:
         """Return the cameras with an open batch."""
         return frozenset(self._open)
 
+    def ends(self, batch: OpenBatch) -> datetime:
+        """Return when batch's incident closes: idle too long, or at its cap.
+
+        A version-3 batch (no event) closes at the end of its window, as it did then.
+        """
+        if batch.event_id is None:
+            return min(batch.opened_at + self.window, batch.last_detection_at + self.idle)
+        return min(batch.opened_at + self.cap, batch.last_detection_at + self.idle)
+
     def deadline(self, batch: OpenBatch) -> datetime:
-        """Return when batch closes: at the end of its window, or when it has been idle too long."""
-        return min(batch.opened_at + self.window, batch.last_detection_at + self.idle)
+        """Return when batch is next due: it closes, or its window ends with detections unjudged."""
+        ends = self.ends(batch)
+        if batch.event_id is None or batch.detection_count <= batch.judged_count:
+            return ends
+        return min(ends, (batch.window_opened_at or batch.opened_at) + self.window)
 
     async def resume(self) -> int:
         """Schedule the batches a previous run left open, with their original deadlines."""
@@ -233,9 +381,10 @@ class Batcher:
         return camera_id not in self._open
 
     async def _close(self, camera_id: str, *, force: bool = False) -> None:
-        """Turn the batch into an analyze job, unless detections arrived after the timer was set.
+        """Judge or close the camera's incident, unless detections arrived after the timer was set.
 
-        force closes it even before its deadline.
+        force closes it even before its deadline. A window that ended while the incident goes on
+        queues a judgement of everything seen so far and starts the next window.
         """
         now = self._clock()
 
@@ -247,10 +396,16 @@ class Batcher:
             batch = _open_batch(row)
             if not force and self.deadline(batch) > now:
                 return "open", batch  # it grew meanwhile: not due yet
-            # Deleting by key is what makes the close happen once: whoever deletes the row
-            # queues the analysis.
-            if connection.execute(_DELETE_BATCH, {"batch_key": batch.batch_key}).rowcount != 1:
-                return "gone", None
+            if force or self.ends(batch) <= now:
+                return ("closed", batch) if finish(session, batch, now) else ("gone", None)
+            connection.execute(
+                _NEXT_WINDOW,
+                {
+                    "window_key": batch.batch_key,
+                    "window_at": now,
+                    "window_count": batch.detection_count,
+                },
+            )
             add_job(
                 session,
                 JobKind.ANALYZE,
@@ -259,16 +414,25 @@ class Batcher:
                     batch.opened_at,
                     batch.last_detection_at,
                     batch_key=batch.batch_key,
+                    event_id=batch.event_id,
+                    final=False,
+                    judged=batch.detection_count,
                 ),
                 now,
             )
-            return "closed", batch
+            return "judged", replace(
+                batch, window_opened_at=now, judged_count=batch.detection_count
+            )
 
         try:
             outcome, batch = await self._db.run(close)
         except Exception:
-            _LOGGER.exception("Closing the batch of %s failed; trying again in 5 s", camera_id)
+            _LOGGER.exception("Closing the incident of %s failed; trying again in 5 s", camera_id)
             self._timers[camera_id] = asyncio.get_running_loop().call_later(5, self._due, camera_id)
+            return
+        if outcome == "judged" and batch is not None:
+            self._queue.notify(JobKind.ANALYZE)
+            self.track(batch)
             return
         if outcome == "open" and batch is not None:
             self.track(batch)

@@ -222,6 +222,7 @@ def event_from_row(row: EventRow, detection_ids: tuple[int, ...] = ()) -> Securi
         review_note=row.review_note,
         zones=tuple(row.zones or ()),
         keep=row.keep,
+        ongoing=bool(row.ongoing),
     )
 
 

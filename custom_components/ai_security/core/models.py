@@ -88,7 +88,11 @@ class Detection:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SecurityEvent:
-    """The verdict on one batch (or one fast-path detection) of a camera."""
+    """One incident of a camera (a visit) and the verdict on it.
+
+    It opens at the camera's first detection with an instant verdict, is judged again while it
+    lasts and once more when it closes (ongoing False); its end time follows its detections.
+    """
 
     event_id: str
     camera_id: str
@@ -116,3 +120,5 @@ class SecurityEvent:
     anomaly_note: str = ""
     """The baseline's words for it ("unusual: 4 person, typical 0.2 at this hour")."""
     anomaly_learning: bool = False
+    ongoing: bool = False
+    """Whether the incident is still open: more detections may join it and change its verdict."""

@@ -27,18 +27,18 @@ from typing import Any, Final
 import uuid
 
 import aiohttp
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
 from .baseline import assess, describe as describe_anomaly, heuristic_bonus, record_batch
-from .batcher import Batcher, OpenBatch, add_to_batch, analyze_payload
+from .batcher import Batcher, OpenBatch, add_to_batch, analyze_payload, claim_fast
 from .dedupe import RecentHashes
 from .derived import DerivedMedia
 from .detector import DetectorClient, DetectorError, DetectorRejectedError, DetectorResult
-from .eventmedia import EventMedia, render_event_media
+from .eventmedia import EventMedia, SpanUpload, render_event_media, render_incident_clip
 from .events import (
     delete_event as delete_stored_event,
     detection_from_row,
@@ -63,15 +63,24 @@ from .models import (
     Detection,
     EventSource,
     MediaType,
+    RiskLevel,
     SecurityEvent,
 )
 from .monitor import HealthMonitor
 from .nms import one_box_per_object
 from .prompts import AnalysisRequest
 from .resilience import CircuitBreaker, CircuitOpenError, CircuitState, RetryPolicy
-from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, class_facts, heuristic_verdict
+from .risk import (
+    LEVEL_ORDER,
+    OBJECT_WEIGHTS,
+    UNKNOWN_WEIGHT,
+    Verdict,
+    class_facts,
+    heuristic_verdict,
+)
 from .settings import LlmApi, PipelineOptions
 from .storage import (
+    BatchRow,
     BlockingRunner,
     CameraRow,
     Database,
@@ -153,6 +162,19 @@ class PipelineConfig:
     process_old_uploads() takes them in on purpose."""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventUpdate:
+    """An incident judged again: what it was, what it is, and what changed."""
+
+    previous: SecurityEvent
+    event: SecurityEvent
+    changed: tuple[str, ...]
+    """Among "verdict" (score, level, summary or who judged) and "ended" (its end time, or it
+    closed)."""
+    level_rose: bool
+    """Whether its level is now higher than any it had before (what is worth a new alert)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PipelineCallbacks:
     """How the pipeline tells its host what happened; each runs on the loop, after the commit."""
@@ -160,11 +182,10 @@ class PipelineCallbacks:
     camera_added: Callable[[Camera], None] = lambda _camera: None
     detections: Callable[[Camera, list[Detection]], None] = lambda _camera, _found: None
     event: Callable[[Camera, SecurityEvent], None] = lambda _camera, _event: None
+    """A new incident, once its key frame is drawn: once per incident."""
     batch_changed: Callable[[str, bool], None] = lambda _camera_id, _open: None
-    event_rescored: Callable[[Camera, SecurityEvent, SecurityEvent], None] = (
-        lambda _camera, _old, _new: None
-    )
-    """(camera, the heuristic event, the same event as the LLM judged it)."""
+    event_updated: Callable[[Camera, EventUpdate], None] = lambda _camera, _update: None
+    """An incident's verdict or end changed (judged again, closed, or re-scored by the LLM)."""
     event_media: Callable[[Camera, SecurityEvent, EventMedia], None] = (
         lambda _camera, _event, _media: None
     )
@@ -195,6 +216,10 @@ class _Stored:
     detections: list[Detection]
     batch: OpenBatch | None
     fast_path_jobs: int
+    opened: SecurityEvent | None = None
+    """The incident these detections opened, with its instant verdict."""
+    closed_previous: bool = False
+    """Whether the camera's previous incident closed at its cap (its final judgement queued)."""
 
 
 def _camera(row: CameraRow) -> Camera:
@@ -283,6 +308,7 @@ class Pipeline:
             self.queue,
             window=options.batch_window,
             idle=options.batch_idle_timeout,
+            cap=options.incident_max_minutes * 60,
             clock=clock,
             on_change=self._batch_changed,
         )
@@ -702,6 +728,8 @@ class Pipeline:
                     ffmpeg=self.config.ffmpeg,
                     camera_root=self.config.camera_root,
                     on_key_frame=first_picture,
+                    # An incident's clip covers all of it: made when it closes.
+                    clip=not event.ongoing,
                 )
             except Exception:
                 _LOGGER.exception("Making the pictures of event %s failed", event.event_id)
@@ -875,10 +903,28 @@ class Pipeline:
             for found in result.detections
         ]
 
+        camera = self._cameras.get(camera_id) or Camera(
+            camera_id=camera_id, name=camera_id, folder=camera_id
+        )
+        judge_at_once = self.analyzer is not None
+
         def store(session: Session) -> _Stored:
             if not result.detections:
                 return _Stored(detections=[], batch=None, fast_path_jobs=0)
-            batch = add_to_batch(session, camera_id, len(result.detections), now)
+            fast_found = any(
+                found.label in fast_types and found.confidence >= options.fast_path_confidence
+                for found in result.detections
+            )
+            change = add_to_batch(
+                session,
+                camera_id,
+                len(result.detections),
+                now,
+                cap=timedelta(minutes=options.incident_max_minutes),
+                idle=timedelta(seconds=options.batch_idle_timeout),
+                fast=fast_found and judge_at_once,
+            )
+            batch = change.batch
             rows = [
                 {
                     "zone": zone,
@@ -916,29 +962,88 @@ class Pipeline:
                 )
                 for detection_id, found, zone in zip(ids, result.detections, zones, strict=True)
             ]
-            fast = [
-                d.detection_id or 0
-                for d in detections
-                if d.label in fast_types and d.confidence >= options.fast_path_confidence
-            ]
-            if fast:
+            opened: SecurityEvent | None = None
+            judge = False
+            if change.opened and batch.event_id is not None:
+                # The incident opens with an instant verdict: the phone must not wait for the LLM.
+                opened = self._open_incident(session, camera, batch, detections, now)
+                judge = fast_found and judge_at_once
+            elif batch.event_id is not None and fast_found and not batch.fast_judged:
+                # Someone appeared in an incident that began with a car: ask at once.
+                judge = claim_fast(session, batch)
+            if judge:
                 add_job(
                     session,
                     JobKind.ANALYZE,
-                    analyze_payload(camera_id, now, now, detection_ids=fast),
+                    analyze_payload(
+                        camera_id,
+                        batch.opened_at,
+                        now,
+                        batch_key=batch.batch_key,
+                        event_id=batch.event_id,
+                        final=False,
+                        fast_path=True,
+                        judged=batch.detection_count,
+                    ),
                     now,
                 )
-            return _Stored(detections=detections, batch=batch, fast_path_jobs=1 if fast else 0)
+            return _Stored(
+                detections=detections,
+                batch=batch,
+                fast_path_jobs=1 if judge else 0,
+                opened=opened,
+                closed_previous=change.closed is not None,
+            )
 
         def after(stored: _Stored) -> None:
             if stored.batch is not None:
                 self.batcher.track(stored.batch)
-            if stored.fast_path_jobs:
+            if stored.fast_path_jobs or stored.closed_previous:
                 self.queue.notify(JobKind.ANALYZE)
-            if stored.detections and (camera := self._cameras.get(camera_id)) is not None:
-                self.callbacks.detections(camera, stored.detections)
+            if stored.detections and (known := self._cameras.get(camera_id)) is not None:
+                self.callbacks.detections(known, stored.detections)
+                if stored.opened is not None:
+                    self._announce(known, stored.opened, stored.detections)
 
         return JobResult(store=store, after=after)
+
+    def _open_incident(
+        self,
+        session: Session,
+        camera: Camera,
+        batch: OpenBatch,
+        detections: list[Detection],
+        now: datetime,
+    ) -> SecurityEvent:
+        """Store a new incident's event with the heuristic's verdict on its first detections.
+
+        The heuristic answers in microseconds, so the incident is announced (and the phone
+        notified) at once; the LLM's verdict replaces it moments later (see _judge_incident).
+        """
+        request = AnalysisRequest(
+            camera_name=camera.name,
+            started_at=now,
+            ended_at=now,
+            local_tz=self.config.local_tz,
+            detections=tuple(detections),
+            is_fast_path=False,
+            zone_descriptions=self._zone_descriptions(camera.camera_id),
+        )
+        verdict = heuristic_verdict(request, self.config.options.severity)
+        event = replace(
+            _event(camera, request, verdict, detections, event_id=batch.event_id),
+            ongoing=True,
+        )
+        session.add(_event_row(event, now))
+        session.flush()
+        session.execute(
+            insert(EventDetectionRow),
+            [
+                {"event_id": event.event_id, "detection_id": detection_id}
+                for detection_id in event.detection_ids
+            ],
+        )
+        return event
 
     # --- analysis -------------------------------------------------------------------------------
 
@@ -947,25 +1052,15 @@ class Pipeline:
             isinstance(error, AnalyzerError) and self.llm_breaker.state is not CircuitState.CLOSED
         )
 
-    async def _analyze(self, job: Job) -> JobResult:
-        payload = job.payload
-        camera_id = str(payload["camera_id"])
-        batch_key: str | None = payload.get("batch_key")
-        ids = [int(i) for i in payload.get("detection_ids", ())]
-        camera, detections = await self.db.run(
-            lambda s: _camera_and_detections(s, camera_id, ids, batch_key)
-        )
-        if camera is None:
-            raise PermanentJobError(f"camera {camera_id} is no longer in the database")
-        request = AnalysisRequest(
-            camera_name=camera.name,
-            started_at=datetime.fromisoformat(payload["started_at"]),
-            ended_at=datetime.fromisoformat(payload["ended_at"]),
-            local_tz=self.config.local_tz,
-            detections=tuple(detections),
-            is_fast_path=bool(payload.get("fast_path")),
-            zone_descriptions=self._zone_descriptions(camera.camera_id),
-        )
+    async def _verdict(
+        self, camera: Camera, request: AnalysisRequest
+    ) -> tuple[AnalysisRequest, Verdict, Any, dict[str, int]]:
+        """Judge request (the LLM, or the heuristic when it cannot); with the hour's baseline.
+
+        Returns the request as judged (with the baseline's context), the verdict, the baseline's
+        assessment (None when unreadable) and the counts it was assessed on.
+        """
+        detections = list(request.detections)
         # How unusual this is for the hour: read before the batch itself joins the baseline.
         counts = {fact.label: fact.at_once for fact in class_facts(detections)}
         try:
@@ -1001,42 +1096,48 @@ class Pipeline:
                 "The LLM refused the batch of %s (%s); scored heuristically", camera.name, err
             )
             verdict = heuristic_verdict(request, self.config.options.severity)
-        event = _event(camera, request, verdict, detections)
-        if anomaly is not None:
-            event = replace(
-                event,
-                anomaly_score=round(anomaly.score, 2),
-                anomaly_note=describe_anomaly(anomaly),
-                anomaly_learning=anomaly.learning,
-            )
+        return request, verdict, anomaly, counts
 
-        rescore = (
-            verdict.source is EventSource.HEURISTIC
-            and self.config.options.rescore_minutes > 0
-            and self.analyzer is not None
+    def _with_anomaly(self, event: SecurityEvent, anomaly: Any) -> SecurityEvent:
+        if anomaly is None:
+            return event
+        return replace(
+            event,
+            anomaly_score=round(anomaly.score, 2),
+            anomaly_note=describe_anomaly(anomaly),
+            anomaly_learning=anomaly.learning,
         )
+
+    async def _analyze(self, job: Job) -> JobResult:
+        payload = job.payload
+        if payload.get("event_id"):
+            return await self._judge_incident(job)
+        # A job queued by schema version 3 (a closed batch, or fast-path detections): judged
+        # into an event of its own, as it was then.
+        camera_id = str(payload["camera_id"])
+        batch_key: str | None = payload.get("batch_key")
+        ids = [int(i) for i in payload.get("detection_ids", ())]
+        camera, detections = await self.db.run(
+            lambda s: _camera_and_detections(s, camera_id, ids, batch_key)
+        )
+        if camera is None:
+            raise PermanentJobError(f"camera {camera_id} is no longer in the database")
+        request = AnalysisRequest(
+            camera_name=camera.name,
+            started_at=datetime.fromisoformat(payload["started_at"]),
+            ended_at=datetime.fromisoformat(payload["ended_at"]),
+            local_tz=self.config.local_tz,
+            detections=tuple(detections),
+            is_fast_path=bool(payload.get("fast_path")),
+            zone_descriptions=self._zone_descriptions(camera.camera_id),
+        )
+        request, verdict, anomaly, counts = await self._verdict(camera, request)
+        event = self._with_anomaly(_event(camera, request, verdict, detections), anomaly)
+        rescore = self._rescore_wanted(verdict)
 
         def store(session: Session) -> SecurityEvent:
             now = self._clock()
-            session.add(
-                EventRow(
-                    event_id=event.event_id,
-                    camera_id=event.camera_id,
-                    started_at=event.started_at,
-                    ended_at=event.ended_at,
-                    risk_score=event.risk_score,
-                    risk_level=event.risk_level.value,
-                    summary=event.summary,
-                    reasoning=event.reasoning,
-                    object_types=list(event.object_types),
-                    detection_count=event.detection_count,
-                    is_fast_path=event.is_fast_path,
-                    source=event.source.value,
-                    reviewed=False,
-                    created_at=now,
-                    zones=list(event.zones) or None,
-                )
-            )
+            session.add(_event_row(event, now))
             session.flush()
             if event.detection_ids:
                 session.execute(
@@ -1066,6 +1167,160 @@ class Pipeline:
             self._announce(camera, stored, detections)
 
         return JobResult(store=store, after=after)
+
+    def _rescore_wanted(self, verdict: Verdict) -> bool:
+        """Return whether a verdict is the heuristic's, to be judged again once the LLM is back."""
+        return (
+            verdict.source is EventSource.HEURISTIC
+            and self.config.options.rescore_minutes > 0
+            and self.analyzer is not None
+        )
+
+    async def _judge_incident(self, job: Job) -> JobResult:
+        """Judge an incident again with everything seen so far, and store the new verdict.
+
+        The LLM (or the heuristic when it cannot answer) sees every detection of the incident.
+        A judgement that covers fewer detections than one stored already came late (two were
+        queued close together) and is dropped. The final one (the incident closed) also teaches
+        the hour's baseline, makes the clip over the whole incident, and is re-scored by the
+        LLM later when the heuristic had to give it.
+        """
+        payload = job.payload
+        event_id = str(payload["event_id"])
+        camera_id = str(payload["camera_id"])
+        batch_key = str(payload["batch_key"])
+        final = bool(payload.get("final"))
+        found = await self.db.run(lambda s: _incident(s, camera_id, event_id, batch_key))
+        if found is None:
+            _LOGGER.debug("Not judging incident %s: deleted meanwhile", event_id)
+            return JobResult()
+        camera, old, detections = found
+        if not detections:
+            return JobResult()
+        if (announcing := self._announcing.get(event_id)) is not None:
+            await announcing.wait()  # the update never reaches the host before the incident
+        ended_at = max(d.detected_at or old.ended_at for d in detections)
+        request = AnalysisRequest(
+            camera_name=camera.name,
+            started_at=old.started_at,
+            ended_at=ended_at,
+            local_tz=self.config.local_tz,
+            detections=tuple(detections),
+            is_fast_path=bool(payload.get("fast_path")),
+            zone_descriptions=self._zone_descriptions(camera.camera_id),
+        )
+        request, verdict, anomaly, counts = await self._verdict(camera, request)
+        judged = _event(camera, request, verdict, detections, event_id=event_id)
+        rescore = final and self._rescore_wanted(verdict)
+
+        def store(session: Session) -> EventUpdate | None:
+            now = self._clock()
+            row = session.get(EventRow, event_id)
+            if row is None:
+                return None  # deleted while it was being judged
+            previous = event_from_row(row)
+            if len(detections) < row.judged_detections:
+                # A newer judgement is stored: keep its verdict; only a close still counts.
+                if not final or not row.ongoing:
+                    return None
+                row.ongoing = False
+                row.updated_at = now
+                return EventUpdate(
+                    previous=previous,
+                    event=event_from_row(row),
+                    changed=("ended",),
+                    level_rose=False,
+                )
+            peak = RiskLevel(row.peak_level) if row.peak_level in _LEVEL_VALUES else None
+            rose = _apply_judgement(row, judged, final=final, now=now)
+            linked = set(
+                session.scalars(
+                    select(EventDetectionRow.detection_id).where(
+                        EventDetectionRow.event_id == event_id
+                    )
+                )
+            )
+            if new_links := [i for i in judged.detection_ids if i not in linked]:
+                session.execute(
+                    insert(EventDetectionRow),
+                    [{"event_id": event_id, "detection_id": i} for i in new_links],
+                )
+            if rescore:
+                add_job(session, JobKind.RESCORE, {"event_id": event_id}, now)
+            if final:
+                record_batch(
+                    session,
+                    camera.camera_id,
+                    counts,
+                    started_at=request.started_at,
+                    ended_at=request.ended_at,
+                    tz=self.config.local_tz,
+                    now=now,
+                )
+            session.flush()
+            event = self._with_anomaly(
+                event_from_row(row, tuple(sorted(linked | set(new_links)))), anomaly
+            )
+            return _update(previous, event, level_rose=rose and peak is not None)
+
+        def after(update_: EventUpdate | None) -> None:
+            if rescore:
+                self.queue.notify(JobKind.RESCORE)
+            if update_ is None:
+                return
+            if update_.changed:
+                self.callbacks.event_updated(camera, update_)
+            if final and not update_.event.ongoing:
+                self._finish_media(camera, update_.event, detections, batch_key)
+
+        return JobResult(store=store, after=after)
+
+    def _finish_media(
+        self, camera: Camera, event: SecurityEvent, detections: list[Detection], batch_key: str
+    ) -> None:
+        """Draw a closed incident's other frames and make its clip over the whole visit.
+
+        The key frame stays as it is: it is the picture the phone already shows.
+        """
+        media = self.media
+        if media is None or not self._started:
+            return
+
+        async def render() -> None:
+            try:
+                uploads = await self.db.run(
+                    lambda s: _uploads_between(s, camera.camera_id, batch_key, event.ended_at)
+                )
+                made = await render_event_media(
+                    event,
+                    detections,
+                    media,
+                    run_blocking=self._run_blocking,
+                    ffmpeg=self.config.ffmpeg,
+                    camera_root=self.config.camera_root,
+                    clip=False,
+                    key_frame=False,
+                )
+                clip = await render_incident_clip(
+                    event,
+                    detections,
+                    uploads,
+                    media,
+                    run_blocking=self._run_blocking,
+                    ffmpeg=self.config.ffmpeg,
+                    camera_root=self.config.camera_root,
+                )
+            except Exception:
+                _LOGGER.exception("Making the clip of event %s failed", event.event_id)
+                return
+            if clip is not None:
+                self.callbacks.event_media(camera, event, replace(made, clip=clip))
+
+        task = asyncio.get_running_loop().create_task(
+            render(), name=f"ai_security clip {event.event_id}"
+        )
+        self._media_tasks.add(task)
+        task.add_done_callback(self._media_tasks.discard)
 
     def _rescore_outage(self, error: BaseException) -> bool:
         return isinstance(error, LlmUnavailableError) or self._llm_outage(error)
@@ -1106,22 +1361,25 @@ class Pipeline:
             source=verdict.source,
         )
 
-        def store(session: Session) -> SecurityEvent:
-            session.execute(
-                update(EventRow)
-                .where(EventRow.event_id == event_id)
-                .values(
-                    risk_score=new.risk_score,
-                    risk_level=new.risk_level.value,
-                    summary=new.summary,
-                    reasoning=new.reasoning,
-                    source=new.source.value,
-                )
-            )
-            return new
+        def store(session: Session) -> EventUpdate | None:
+            row = session.get(EventRow, event_id)
+            if row is None:
+                return None
+            peak = RiskLevel(row.peak_level) if row.peak_level in _LEVEL_VALUES else old.risk_level
+            rose = LEVEL_ORDER.index(new.risk_level) > LEVEL_ORDER.index(peak)
+            row.risk_score = new.risk_score
+            row.risk_level = new.risk_level.value
+            row.summary = new.summary
+            row.reasoning = new.reasoning
+            row.source = new.source.value
+            row.updated_at = self._clock()
+            if rose:
+                row.peak_level = new.risk_level.value
+            return _update(old, new, level_rose=rose)
 
-        def after(stored: SecurityEvent) -> None:
-            self.callbacks.event_rescored(camera, old, stored)
+        def after(stored: EventUpdate | None) -> None:
+            if stored is not None and stored.changed:
+                self.callbacks.event_updated(camera, stored)
 
         return JobResult(store=store, after=after)
 
@@ -1165,6 +1423,8 @@ class Pipeline:
             event = get_event(session, event_id)
             if event is None:
                 return None
+            # An incident deleted while open ends with it: the next detection opens a new one.
+            session.execute(delete(BatchRow).where(BatchRow.event_id == event_id))
             delete_stored_event(session, event_id)
             return event
 
@@ -1308,12 +1568,140 @@ def _stored_event(
     return _camera(camera_row), event, row.created_at, detections
 
 
+_LEVEL_VALUES: Final = frozenset(level.value for level in RiskLevel)
+
+
+def _update(previous: SecurityEvent, event: SecurityEvent, *, level_rose: bool) -> EventUpdate:
+    """Return what changed from previous to event (see EventUpdate.changed)."""
+    changed: list[str] = []
+    if (previous.risk_score, previous.risk_level, previous.summary, previous.source) != (
+        event.risk_score,
+        event.risk_level,
+        event.summary,
+        event.source,
+    ):
+        changed.append("verdict")
+    if previous.ended_at != event.ended_at or previous.ongoing != event.ongoing:
+        changed.append("ended")
+    return EventUpdate(
+        previous=previous, event=event, changed=tuple(changed), level_rose=level_rose
+    )
+
+
+def _apply_judgement(row: EventRow, judged: SecurityEvent, *, final: bool, now: datetime) -> bool:
+    """Write an incident's new verdict into its row; return whether its level rose to a new peak.
+
+    judged holds the verdict on every detection so far (its detection_ids).
+    """
+    peak = RiskLevel(row.peak_level) if row.peak_level in _LEVEL_VALUES else None
+    rose = peak is None or LEVEL_ORDER.index(judged.risk_level) > LEVEL_ORDER.index(peak)
+    row.risk_score = judged.risk_score
+    row.risk_level = judged.risk_level.value
+    row.summary = judged.summary
+    row.reasoning = judged.reasoning
+    row.source = judged.source.value
+    row.is_fast_path = judged.is_fast_path
+    row.object_types = list(judged.object_types)
+    row.zones = list(judged.zones) or None
+    row.detection_count = judged.detection_count
+    row.ended_at = max(row.ended_at, judged.ended_at)
+    row.judged_detections = len(judged.detection_ids)
+    row.ongoing = row.ongoing and not final
+    row.updated_at = now
+    if rose:
+        row.peak_level = judged.risk_level.value
+    return rose
+
+
+def _uploads_between(
+    session: Session, camera_id: str, batch_key: str, end: datetime
+) -> list[SpanUpload]:
+    """Return the uploads of an incident's clip, in time order.
+
+    From the first upload it detected something in to its end: its own uploads, and those of
+    the camera in which nothing was seen (the clip shows the whole visit). An upload whose
+    detections belong to another incident (the previous visit, still being detected) is not
+    this one's.
+    """
+    first = session.scalar(
+        select(func.min(MediaRow.received_at))
+        .join(DetectionRow, DetectionRow.media_id == MediaRow.media_id)
+        .where(DetectionRow.batch_key == batch_key)
+    )
+    if first is None:
+        return []
+    others = (
+        select(DetectionRow.detection_id)
+        .where(
+            DetectionRow.media_id == MediaRow.media_id,
+            DetectionRow.batch_key.is_not(None),
+            DetectionRow.batch_key != batch_key,
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(MediaRow.path, MediaRow.received_at, MediaRow.media_type)
+        .where(
+            MediaRow.camera_id == camera_id,
+            MediaRow.received_at >= first,
+            MediaRow.received_at <= end,
+            ~others,
+        )
+        .order_by(MediaRow.received_at, MediaRow.media_id)
+    ).all()
+    return [
+        SpanUpload(path=path, received_at=received_at, media_type=MediaType(media_type))
+        for path, received_at, media_type in rows
+    ]
+
+
+def _incident(
+    session: Session, camera_id: str, event_id: str, batch_key: str
+) -> tuple[Camera, SecurityEvent, list[Detection]] | None:
+    """Return an incident's camera, its event as stored, and every detection of it so far."""
+    row = session.get(EventRow, event_id)
+    camera, detections = _camera_and_detections(session, camera_id, [], batch_key)
+    if row is None or camera is None:
+        return None
+    return camera, event_from_row(row), detections
+
+
+def _event_row(event: SecurityEvent, now: datetime) -> EventRow:
+    """Return the row of a new event (an incident, or a version-3 batch's event)."""
+    return EventRow(
+        event_id=event.event_id,
+        camera_id=event.camera_id,
+        started_at=event.started_at,
+        ended_at=event.ended_at,
+        risk_score=event.risk_score,
+        risk_level=event.risk_level.value,
+        summary=event.summary,
+        reasoning=event.reasoning,
+        object_types=list(event.object_types),
+        detection_count=event.detection_count,
+        is_fast_path=event.is_fast_path,
+        source=event.source.value,
+        reviewed=False,
+        created_at=now,
+        zones=list(event.zones) or None,
+        ongoing=event.ongoing,
+        judged_detections=len(event.detection_ids),
+        peak_level=event.risk_level.value,
+        updated_at=now,
+    )
+
+
 def _event(
-    camera: Camera, request: AnalysisRequest, verdict: Verdict, detections: list[Detection]
+    camera: Camera,
+    request: AnalysisRequest,
+    verdict: Verdict,
+    detections: list[Detection],
+    *,
+    event_id: str | None = None,
 ) -> SecurityEvent:
     object_types = tuple(sorted({d.label for d in detections}))
     return SecurityEvent(
-        event_id=uuid.uuid4().hex,
+        event_id=event_id or uuid.uuid4().hex,
         camera_id=camera.camera_id,
         started_at=request.started_at,
         ended_at=request.ended_at,

@@ -33,6 +33,7 @@ class Limit:
 CONFIDENCE_THRESHOLD: Final = "confidence_threshold"
 BATCH_WINDOW: Final = "batch_window"
 BATCH_IDLE_TIMEOUT: Final = "batch_idle_timeout"
+INCIDENT_MAX_MINUTES: Final = "incident_max_minutes"
 FAST_PATH_CONFIDENCE: Final = "fast_path_confidence"
 FAST_PATH_OBJECTS: Final = "fast_path_objects"
 DEBOUNCE: Final = "debounce"
@@ -53,6 +54,7 @@ LIMITS: Final[dict[str, Limit]] = {
     CONFIDENCE_THRESHOLD: Limit(minimum=0.05, maximum=0.99, step=0.01),
     BATCH_WINDOW: Limit(minimum=10, maximum=900, step=1),
     BATCH_IDLE_TIMEOUT: Limit(minimum=5, maximum=600, step=1),
+    INCIDENT_MAX_MINUTES: Limit(minimum=1, maximum=120, step=1),
     FAST_PATH_CONFIDENCE: Limit(minimum=0.5, maximum=1.0, step=0.01),
     DEBOUNCE: Limit(minimum=0.1, maximum=10, step=0.1),
     RETENTION_DAYS: Limit(minimum=1, maximum=3650, step=1),
@@ -106,6 +108,10 @@ class PipelineOptions:
     confidence_threshold: float = 0.5
     batch_window: float = 90.0
     batch_idle_timeout: float = 30.0
+    """Seconds without a detection after which a camera's incident closes."""
+    incident_max_minutes: float = 10.0
+    """The longest incident: one still going after this closes, and the next detection opens a
+    new one (someone standing in view for an hour is six incidents, not one hidden for an hour)."""
     fast_path_confidence: float = 0.9
     fast_path_objects: tuple[str, ...] = ("person",)
     debounce: float = 0.5
@@ -148,6 +154,7 @@ class PipelineOptions:
             CONFIDENCE_THRESHOLD: self.confidence_threshold,
             BATCH_WINDOW: self.batch_window,
             BATCH_IDLE_TIMEOUT: self.batch_idle_timeout,
+            INCIDENT_MAX_MINUTES: self.incident_max_minutes,
             FAST_PATH_CONFIDENCE: self.fast_path_confidence,
             DEBOUNCE: self.debounce,
             RETENTION_DAYS: self.retention_days,
@@ -167,6 +174,11 @@ class PipelineOptions:
             and self.batch_idle_timeout > self.batch_window
         ):
             errors[BATCH_IDLE_TIMEOUT] = "idle_longer_than_window"
+        if (
+            not {BATCH_WINDOW, INCIDENT_MAX_MINUTES} & errors.keys()
+            and self.incident_max_minutes * 60 < self.batch_window
+        ):
+            errors[INCIDENT_MAX_MINUTES] = "incident_shorter_than_window"
         if not {THRESHOLD_MEDIUM, THRESHOLD_HIGH, THRESHOLD_CRITICAL} & errors.keys() and (
             problem := self.severity.problem()
         ):
@@ -193,6 +205,7 @@ class PipelineOptions:
             confidence_threshold=number(CONFIDENCE_THRESHOLD, default.confidence_threshold),
             batch_window=number(BATCH_WINDOW, default.batch_window),
             batch_idle_timeout=number(BATCH_IDLE_TIMEOUT, default.batch_idle_timeout),
+            incident_max_minutes=number(INCIDENT_MAX_MINUTES, default.incident_max_minutes),
             fast_path_confidence=number(FAST_PATH_CONFIDENCE, default.fast_path_confidence),
             fast_path_objects=tuple(
                 str(item).strip().lower()
@@ -222,6 +235,7 @@ class PipelineOptions:
             CONFIDENCE_THRESHOLD: self.confidence_threshold,
             BATCH_WINDOW: self.batch_window,
             BATCH_IDLE_TIMEOUT: self.batch_idle_timeout,
+            INCIDENT_MAX_MINUTES: self.incident_max_minutes,
             FAST_PATH_CONFIDENCE: self.fast_path_confidence,
             FAST_PATH_OBJECTS: list(self.fast_path_objects),
             DEBOUNCE: self.debounce,

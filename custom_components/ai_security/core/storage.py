@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import logging
 import os
 import threading
@@ -29,12 +29,15 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    column,
     create_engine,
+    delete,
     event,
     false,
     insert,
     inspect,
     select,
+    table,
     text,
     update,
 )
@@ -51,7 +54,7 @@ from sqlalchemy.types import TypeDecorator
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """Bump with a new entry in MIGRATIONS whenever the tables change."""
 
 EVENTS_FTS_TABLE: Final = "ai_security_events_fts"
@@ -182,7 +185,7 @@ class DetectionRow(Base):
 
 
 class EventRow(Base):
-    """A judged batch of a camera: the security event users see."""
+    """An incident of a camera (one visit) and its latest verdict: the security event users see."""
 
     __tablename__ = "ai_security_events"
     event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -206,6 +209,13 @@ class EventRow(Base):
     # Schema version 3: retention spares events flagged keep; the zones the event happened in.
     keep: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     zones: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Schema version 4: incidents. An open one is judged again as it grows; each judgement says
+    # how many of its detections it saw, so a slower, older judgement never overwrites a newer.
+    ongoing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    judged_detections: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    peak_level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """The highest level the incident has had: a rise above it is news, a fall and rise is not."""
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (
         Index("ix_ai_security_events_camera_started", "camera_id", "started_at"),
@@ -283,9 +293,10 @@ class AuditRow(Base):
 
 
 class BatchRow(Base):
-    """A camera's open batch, stored so a restart resumes it with its original deadlines.
+    """A camera's open incident, stored so a restart resumes it with its original deadlines.
 
-    Its detections carry its batch_key, so adding one never rewrites a growing list here.
+    Its detections carry its batch_key, so adding one never rewrites a growing list here. A row
+    without event_id is a batch left by schema version 3 (judged into one event when it closes).
     """
 
     __tablename__ = "ai_security_batches"
@@ -294,6 +305,12 @@ class BatchRow(Base):
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_detection_at: Mapped[datetime] = mapped_column(UtcDateTime)
     detection_count: Mapped[int] = mapped_column(Integer)
+    # Schema version 4: the incident's event, its current judging window, and how many of its
+    # detections the last queued judgement covers.
+    event_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    window_opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    judged_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    fast_judged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 type Migration = Callable[[Connection], None]
@@ -427,7 +444,7 @@ def _migrate_2_to_3(conn: Connection) -> None:
     sqlite = conn.dialect.name == "sqlite"
     false_ = "0" if sqlite else "false"
     existing = set(inspect(conn).get_table_names())
-    for table, statement in (
+    for name, statement in (
         (
             "ai_security_events",
             f"ALTER TABLE ai_security_events ADD COLUMN keep BOOLEAN DEFAULT {false_} NOT NULL",
@@ -450,11 +467,175 @@ def _migrate_2_to_3(conn: Connection) -> None:
     ):
         # A table that is not there at all is created whole, new columns included, by the
         # create_all that follows the steps.
-        if table in existing:
+        if name in existing:
             conn.execute(text(statement))
 
 
-MIGRATIONS: dict[int, Migration] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MERGE_IDLE: Final = timedelta(seconds=30)
+"""Schema version 4 merges a camera's stored events less than this apart into one incident (the
+default idle time after which an incident closes)."""
+MERGE_CAP: Final = timedelta(minutes=10)
+"""...and no longer than this (the default longest incident)."""
+
+_LEVELS: Final = ("low", "medium", "high", "critical")
+
+# The events table as schema version 3 wrote it: the merge reads and writes only these columns.
+_V3_EVENTS = table(
+    "ai_security_events",
+    column("event_id", String),
+    column("camera_id", String),
+    column("started_at", UtcDateTime),
+    column("ended_at", UtcDateTime),
+    column("risk_score", Integer),
+    column("risk_level", String),
+    column("object_types", JSON),
+    column("zones", JSON),
+    column("detection_count", Integer),
+    column("reviewed", Boolean),
+    column("dismissed", Boolean),
+    column("review_note", Text),
+    column("keep", Boolean),
+    column("peak_level", String),
+)
+_V3_LINKS = table(
+    "ai_security_event_detections", column("event_id", String), column("detection_id", Integer)
+)
+
+
+def _migrate_3_to_4(conn: Connection) -> None:
+    """Add incidents: the events' and batches' new columns, then merge stored bursts.
+
+    Before, one visit left a fast-path event per upload plus an event per batch; now it is one
+    incident. A camera's events that follow each other within MERGE_IDLE (and span at most
+    MERGE_CAP) become one: the most worrying verdict is kept with the whole span, every object,
+    zone and detection of the others, and the others' reviews (kept if any was; dismissed only
+    if every reviewed one was). Their pictures stay on disk until retention removes them.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    false_ = "0" if sqlite else "false"
+    timestamp = "DATETIME" if sqlite else "TIMESTAMP WITHOUT TIME ZONE"
+    existing = set(inspect(conn).get_table_names())
+    for table_name, statement in (
+        (
+            "ai_security_events",
+            f"ALTER TABLE ai_security_events ADD COLUMN ongoing BOOLEAN DEFAULT {false_} NOT NULL",
+        ),
+        (
+            "ai_security_events",
+            "ALTER TABLE ai_security_events ADD COLUMN judged_detections INTEGER "
+            "DEFAULT 0 NOT NULL",
+        ),
+        ("ai_security_events", "ALTER TABLE ai_security_events ADD COLUMN peak_level VARCHAR(16)"),
+        ("ai_security_events", f"ALTER TABLE ai_security_events ADD COLUMN updated_at {timestamp}"),
+        ("ai_security_batches", "ALTER TABLE ai_security_batches ADD COLUMN event_id VARCHAR(32)"),
+        (
+            "ai_security_batches",
+            f"ALTER TABLE ai_security_batches ADD COLUMN window_opened_at {timestamp}",
+        ),
+        (
+            "ai_security_batches",
+            "ALTER TABLE ai_security_batches ADD COLUMN judged_count INTEGER DEFAULT 0 NOT NULL",
+        ),
+        (
+            "ai_security_batches",
+            f"ALTER TABLE ai_security_batches ADD COLUMN fast_judged BOOLEAN DEFAULT {false_} "
+            "NOT NULL",
+        ),
+    ):
+        if table_name in existing:
+            conn.execute(text(statement))
+    if "ai_security_events" in existing:
+        merge_bursts(conn)
+
+
+def _incidents(rows: list[Any]) -> list[list[Any]]:
+    """Group one camera's events (in start order) into incidents."""
+    groups: list[list[Any]] = []
+    end: datetime | None = None
+    for row in rows:
+        if (
+            groups
+            and end is not None
+            and row.started_at <= end + MERGE_IDLE
+            and row.ended_at <= groups[-1][0].started_at + MERGE_CAP
+        ):
+            groups[-1].append(row)
+            end = max(end, row.ended_at)
+            continue
+        groups.append([row])
+        end = row.ended_at
+    return groups
+
+
+def merge_bursts(conn: Connection) -> int:
+    """Merge each camera's stored events that belong to one visit; return how many were merged.
+
+    Runs once, in the migration to schema version 4 (see _migrate_3_to_4).
+    """
+    events = _V3_EVENTS
+    rows = conn.execute(
+        select(events).order_by(events.c.camera_id, events.c.started_at, events.c.event_id)
+    ).all()
+    by_camera: dict[str, list[Any]] = {}
+    for row in rows:
+        by_camera.setdefault(row.camera_id, []).append(row)
+    merged = 0
+    for camera_rows in by_camera.values():
+        for group in _incidents(camera_rows):
+            if len(group) > 1:
+                _merge(conn, group)
+                merged += len(group) - 1
+    conn.execute(
+        update(events).where(events.c.peak_level.is_(None)).values(peak_level=events.c.risk_level)
+    )
+    if merged:
+        _LOGGER.info("Merged %s stored events into the incidents they belong to", merged)
+    return merged
+
+
+def _merge(conn: Connection, group: list[Any]) -> None:
+    """Merge group's events into its most worrying one (highest score, then the first)."""
+    events, links = _V3_EVENTS, _V3_LINKS
+    kept = max(group, key=lambda row: (row.risk_score, -group.index(row)))
+    others = [row.event_id for row in group if row.event_id != kept.event_id]
+    linked = set(
+        conn.scalars(
+            select(links.c.detection_id).where(
+                links.c.event_id.in_([row.event_id for row in group])
+            )
+        )
+    )
+    conn.execute(delete(links).where(links.c.event_id.in_([row.event_id for row in group])))
+    if linked:
+        conn.execute(
+            insert(links),
+            [{"event_id": kept.event_id, "detection_id": ident} for ident in sorted(linked)],
+        )
+    conn.execute(delete(events).where(events.c.event_id.in_(others)))
+    reviewed = [row for row in group if row.reviewed]
+    notes = dict.fromkeys(row.review_note for row in group if row.review_note)
+    conn.execute(
+        update(events)
+        .where(events.c.event_id == kept.event_id)
+        .values(
+            started_at=min(row.started_at for row in group),
+            ended_at=max(row.ended_at for row in group),
+            object_types=sorted({label for row in group for label in row.object_types or ()}),
+            zones=sorted({zone for row in group for zone in row.zones or ()}) or None,
+            detection_count=len(linked) or max(row.detection_count for row in group),
+            reviewed=bool(reviewed),
+            dismissed=bool(reviewed) and all(row.dismissed for row in reviewed),
+            review_note="\n".join(notes) or None,
+            keep=any(row.keep for row in group),
+            peak_level=max(
+                (row.risk_level for row in group),
+                key=lambda level: _LEVELS.index(level) if level in _LEVELS else -1,
+            ),
+        )
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
 """Step from version N to N+1, keyed by N."""
 
 
