@@ -7,13 +7,17 @@ snapshots; its clips must be real H.264 that ffprobe reads.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 import subprocess
 import sys
+import time
 
+import numpy as np
 from PIL import Image
 
+from scripts.demo.feeder import Camera, Feeder
 from scripts.detection_server.backends import HogBackend
 from scripts.detection_server.images import decode_image
 
@@ -81,3 +85,44 @@ def test_clips_are_real_video_and_uploads_leave_no_temporary_files(tmp_path: Pat
     for snapshot in snapshots:
         with Image.open(snapshot) as image:
             assert image.size == (1280, 720)
+
+
+def test_visits_show_a_person_for_the_visit_and_nobody_between(tmp_path: Path) -> None:
+    """Each camera has one visit of 2 minutes every 5 minutes, the cameras' visits staggered."""
+    cameras = [Camera(name, index) for index, name in enumerate(("A", "B", "C"))]
+    feeder = Feeder(
+        root=tmp_path,
+        cameras=cameras,
+        rng=np.random.default_rng(1),
+        clip_every=0,
+        visit=120.0,
+        gap=180.0,
+        started=0.0,
+    )
+    for camera in cameras:
+        seconds = [t for t in range(1000, 1600) if feeder.visiting(camera, float(t))]
+        assert len(seconds) == 240  # two visits of 120 s in 10 minutes
+        starts = [
+            t
+            for t in range(1, 1600)
+            if feeder.visiting(camera, float(t)) and not feeder.visiting(camera, t - 1.0)
+        ]
+        assert {b - a for a, b in itertools.pairwise(starts)} == {300}
+    assert [next(t for t in range(600) if feeder.visiting(c, float(t))) for c in cameras] == [
+        0,
+        100,
+        200,
+    ]
+    # The uploads follow: the camera's first upload shows someone (a fresh demo detects at
+    # once), then nobody during the gap, then someone during the visit.
+    (porch,) = [Camera("Porch", 0)]
+    feeder = Feeder(
+        root=tmp_path, cameras=[porch], rng=np.random.default_rng(1), clip_every=0, visit=120.0
+    )
+    feeder.started = time.monotonic() - 150  # within the gap
+    feeder.upload(porch)
+    feeder.upload(porch)
+    assert feeder.totals.with_person == 1
+    feeder.started = time.monotonic() - 310  # the next visit
+    feeder.upload(porch)
+    assert feeder.totals.with_person == 2

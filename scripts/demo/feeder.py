@@ -61,7 +61,12 @@ DEFAULT_INTERVAL = 6.0
 DEFAULT_CLIP_EVERY = 5
 """Every this many uploads of a camera is a clip instead of a snapshot."""
 DEFAULT_PERSON_SHARE = 0.6
-"""The share of snapshots with a person in them; the others show the empty scene."""
+"""With --visit 0: the share of snapshots with a person in them; the others show the empty scene."""
+DEFAULT_VISIT = 120.0
+"""Seconds a person stays in a camera's view on each visit (every snapshot then shows them)."""
+DEFAULT_GAP = 180.0
+"""Seconds between two visits of one camera (its snapshots then show the empty scene). The
+cameras' visits are staggered over visit + gap, so one is often busy while the others are quiet."""
 
 Rng = np.random.Generator
 
@@ -672,13 +677,25 @@ class Feeder:
     person_share: float = DEFAULT_PERSON_SHARE
     ffmpeg: str | None = None
     totals: Totals = field(default_factory=Totals)
+    visit: float = 0.0
+    """Seconds of each visit; 0: every snapshot shows a person at random (person_share)."""
+    gap: float = DEFAULT_GAP
+    started: float = field(default_factory=time.monotonic)
+
+    def visiting(self, camera: Camera, at: float | None = None) -> bool:
+        """Return whether a person is in camera's view at monotonic time at (visits mode)."""
+        cycle = self.visit + self.gap
+        offset = camera.index * cycle / max(1, len(self.cameras))
+        elapsed = (at if at is not None else time.monotonic()) - self.started - offset
+        return elapsed >= 0 and elapsed % cycle < self.visit
 
     def upload(self, camera: Camera, now: dt.datetime | None = None) -> Path:
         """Write camera's next upload and return its path; log one line about it.
 
         A camera's first upload always shows a person, so a fresh demo gets a detection at once.
         Every clip_every-th upload is a clip (shifted by the camera's index, so that a short run
-        already has some); the cameras' clips hold a person walking across.
+        already has some); the cameras' clips hold a person walking across. With visits, a person
+        is in every snapshot (and the clips) while the camera's visit lasts, and in none between.
         """
         now = now or dt.datetime.now().astimezone()
         camera.uploads += 1
@@ -686,8 +703,12 @@ class Feeder:
         folder = self.root / camera.name / now.strftime("%Y-%m-%d")
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{_file_stem(camera.name)}_{now:%Y%m%d-%H%M%S}_{number}"
+        visiting = self.visit > 0 and self.visiting(camera)
         is_clip = (
-            self.clip_every > 0 and (number + camera.index) % self.clip_every == 0 and number > 1
+            self.clip_every > 0
+            and (number + camera.index) % self.clip_every == 0
+            and number > 1
+            and (self.visit <= 0 or visiting)
         )
         gain = 1.0 + float(self.rng.normal(0.0, 0.03))
         if is_clip and self.ffmpeg is not None:
@@ -708,7 +729,10 @@ class Feeder:
             self.totals.with_person += 1
             what = "clip of a person walking by"
         else:
-            person = number == 1 or self.rng.random() < self.person_share
+            if self.visit > 0:
+                person = number == 1 or visiting
+            else:
+                person = number == 1 or self.rng.random() < self.person_share
             placement = random_placement(camera.scene, self.rng) if person else None
             image = render(camera.scene, camera.name, now, placement, self.rng, gain=gain)
             path = write_snapshot(image, folder / f"{stem}.jpg")
@@ -766,7 +790,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--person-share",
         type=float,
         default=DEFAULT_PERSON_SHARE,
-        help="share of snapshots showing a person (default: %(default)s)",
+        help="with --visit 0, the share of snapshots showing a person (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--visit",
+        type=float,
+        default=DEFAULT_VISIT,
+        help="seconds a person stays on each visit of a camera; 0: people at random "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=DEFAULT_GAP,
+        help="seconds between a camera's visits (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     args.cameras = [name.strip() for name in args.cameras.split(",") if name.strip()]
@@ -783,6 +820,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--count must be positive")
     if not 0.0 <= args.person_share <= 1.0:
         parser.error("--person-share must be between 0 and 1")
+    if args.visit < 0 or args.gap < 0 or (args.visit > 0 and args.gap <= 0):
+        parser.error("--visit and --gap must be positive (--visit 0: people at random)")
     return args
 
 
@@ -799,6 +838,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         clip_every=args.clip_every,
         person_share=args.person_share,
         ffmpeg=ffmpeg,
+        visit=args.visit,
+        gap=args.gap,
     )
     limit = len(feeder.cameras) if args.once else args.count
     stop = threading.Event()
