@@ -427,3 +427,38 @@ def test_threads_at_once() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: annotate(data, detections), range(16)))
     assert len({result.jpeg for result in results}) == 1
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((1920, 1080), (960, 540)), ((3840, 2160), (960, 540)), ((1280, 720), (1280, 720))],
+)
+def test_the_key_frame_is_drawn_small_with_its_boxes_where_they_belong(
+    size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    """A large upload's key frame is decoded at a reduced scale, no smaller than 960x540.
+
+    The box, given in the full-size frame, lands on the same part of the smaller picture.
+    """
+    width, height = size
+    box = detection("person", width * 0.25, height * 0.25, width * 0.5, height * 0.5)
+    frame = annotate_module.annotate_key_frame(jpeg(size), [box])
+    image = decode(frame.jpeg)
+    assert image.size == expected == (frame.width, frame.height)
+    assert frame.thumbnail == b""
+    left, top = round(expected[0] * 0.25), round(expected[1] * 0.5)
+    assert near(image.getpixel((left + 1, top)), PERSON)  # the box's left edge
+    assert near(image.getpixel((left - 6, top)), GREY, tolerance=12)  # beside it, untouched
+    assert near(image.getpixel((expected[0] // 2, expected[1] // 2)), GREY, tolerance=12)
+
+
+def test_a_turned_key_frame_is_upright_with_its_box() -> None:
+    """EXIF orientation 6 (turned 90°): the key frame is upright, the box on the upright frame."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = jpeg((1920, 1080), exif=exif.tobytes())  # shown 1080 wide, 1920 high
+    box = detection("person", 1080 * 0.25, 1920 * 0.25, 1080 * 0.5, 1920 * 0.5)
+    frame = annotate_module.annotate_key_frame(stored, [box])
+    image = decode(frame.jpeg)
+    assert image.size == (540, 960)
+    assert near(image.getpixel((round(540 * 0.25) + 1, 480)), PERSON)

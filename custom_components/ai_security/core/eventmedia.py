@@ -22,7 +22,7 @@ import secrets
 import shutil
 from typing import Final
 
-from .annotate import AnnotateError, annotate, color_for
+from .annotate import AnnotateError, annotate, annotate_key_frame, color_for
 from .clips import FRAME_SECONDS, ClipError, TimedBox, make_clip
 from .derived import DerivedMedia
 from .models import Detection, MediaType, SecurityEvent
@@ -152,6 +152,18 @@ async def render_event_media(
         except (OSError, VideoError) as err:
             _LOGGER.debug("No picture of %s for event %s: %s", first.path, event.event_id, err)
             continue
+        if key_frame and key_path is None:
+            # The phone's picture first, drawn small, then the full-size frames.
+            path = media.key_frame_path(event.camera_id, event.event_id, event.started_at)
+            try:
+                key_path = await run_blocking(_write_key_frame, media, path, image, group)
+            except AnnotateError as err:
+                _LOGGER.warning(
+                    "Cannot annotate %s for event %s: %s", first.path, event.event_id, err
+                )
+                continue
+            if on_key_frame is not None:
+                on_key_frame(key_path)
         try:
             frame = await run_blocking(annotate, image, group)
         except AnnotateError as err:
@@ -169,13 +181,7 @@ async def render_event_media(
             )
             for ident in ids
         )
-        if key_frame and key_path is None:
-            key_path = media.key_frame_path(event.camera_id, event.event_id, event.started_at)
-            paths.append((key_path, frame.jpeg))
-        for path, data in paths:
-            await run_blocking(media.write_file, path, data)
-        if key_path is not None and not written and on_key_frame is not None:
-            on_key_frame(key_path)
+        await run_blocking(_write_files, media, paths)
         detected = first.detected_at.timestamp() if first.detected_at is not None else 0.0
         written.append((detected + (first.frame_time or 0.0), paths[0][0]))
     clip_path: Path | None = None
@@ -184,6 +190,19 @@ async def render_event_media(
             event, media, written, videos=videos, ffmpeg=ffmpeg, run_blocking=run_blocking
         )
     return EventMedia(key_frame=key_path, clip=clip_path, frames=len(written))
+
+
+def _write_key_frame(
+    media: DerivedMedia, path: Path, image: bytes, group: Sequence[Detection]
+) -> Path:
+    """Draw the key frame (annotate_key_frame) and write it; blocking, one executor job."""
+    return media.write_file(path, annotate_key_frame(image, group).jpeg)
+
+
+def _write_files(media: DerivedMedia, paths: Sequence[tuple[Path, bytes]]) -> None:
+    """Write a frame and its thumbnails; blocking, one executor job for them all."""
+    for path, data in paths:
+        media.write_file(path, data)
 
 
 async def _clip(
