@@ -608,3 +608,35 @@ async def test_incident_clip_of_a_video_that_is_gone(tmp_path: Path) -> None:
     )
     assert clip is not None
     assert (await asyncio.to_thread(frames_of, clip))["frames"] == 15  # 2 s + 1 s
+
+
+async def test_a_picture_in_memory_is_drawn_without_reading_the_upload(tmp_path: Path) -> None:
+    """The image the detector was just sent makes the key frame: no file read, no ffmpeg run.
+
+    The uploads named here do not exist (a still) or hold another picture (a video whose frame
+    would be blue): the key frame shows the bytes given.
+    """
+    media = DerivedMedia(tmp_path / "media")
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (0, 200, 0)).save(buffer, "JPEG", quality=95)
+    green = buffer.getvalue()
+    for name, detection in (
+        ("still", found(1, tmp_path / "nowhere.jpg", 0.9)),
+        ("video", found(2, video(tmp_path / "blue.mp4", "blue"), 0.9, frame_time=3.0)),
+    ):
+        made = await render_event_media(
+            event(name),
+            [detection],
+            media,
+            run_blocking=to_thread,
+            clip=False,
+            pictures={(detection.path, detection.frame_time): green},
+        )
+        assert made.key_frame is not None, name
+        with Image.open(made.key_frame) as key:
+            assert near(key.convert("RGB").getpixel((300, 220)), (0, 200, 0), 20), name
+    # Without it the missing still makes no picture at all.
+    none = await render_event_media(
+        event("none"), [found(3, tmp_path / "nowhere.jpg", 0.9)], media, run_blocking=to_thread
+    )
+    assert none.key_frame is None

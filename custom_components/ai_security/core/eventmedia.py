@@ -11,7 +11,7 @@ camera or a clean-up deleted it) costs only its own pictures, never the event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 import itertools
@@ -123,8 +123,13 @@ async def render_event_media(
     key_frame: bool = True,
     camera_root: str | None = None,
     on_key_frame: Callable[[Path], None] | None = None,
+    pictures: Mapping[tuple[str, float | None], bytes] | None = None,
 ) -> EventMedia:
     """Write the event's key frame, per-detection frames and thumbnails, and its clip.
+
+    pictures holds images already in memory by (upload path, frame time): the upload the
+    detector was just sent (or the clip's frame it was sent), so the picture that announces an
+    incident is drawn without reading the file, or running ffmpeg, again.
 
     Pillow and file work run through run_blocking (the executor); ffmpeg runs as a subprocess.
     With camera_root, an upload is read only where it really lies inside it. on_key_frame is
@@ -140,8 +145,11 @@ async def render_event_media(
     videos: list[Detection] = []
     for index, group in enumerate(_frames(detections)):
         first = group[0]
+        known = pictures.get((first.path, first.frame_time)) if pictures else None
         try:
-            if first.frame_time is not None:
+            if known is not None and not clip:
+                image = known
+            elif first.frame_time is not None:
                 source = await _source(first.path, camera_root, run_blocking)
                 videos.append(replace(first, path=source))
                 image = await extract_frame(source, first.frame_time, ffmpeg=ffmpeg)

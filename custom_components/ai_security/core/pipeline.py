@@ -686,7 +686,13 @@ class Pipeline:
             return None
         return intake
 
-    def _announce(self, camera: Camera, event: SecurityEvent, detections: list[Detection]) -> None:
+    def _announce(
+        self,
+        camera: Camera,
+        event: SecurityEvent,
+        detections: list[Detection],
+        picture: tuple[str, float | None, bytes] | None = None,
+    ) -> None:
         """Announce a stored event with its own picture: the key frame first, then the event.
 
         An automation triggered by the event (a phone notification) must find this event's
@@ -730,6 +736,7 @@ class Pipeline:
                     on_key_frame=first_picture,
                     # An incident's clip covers all of it: made when it closes.
                     clip=not event.ongoing,
+                    pictures=None if picture is None else {picture[:2]: picture[2]},
                 )
             except Exception:
                 _LOGGER.exception("Making the pictures of event %s failed", event.event_id)
@@ -869,6 +876,7 @@ class Pipeline:
             height=height,
             frame_time=frame_time,
             result=result,
+            image=image,
         )
 
     def _store_detections(
@@ -881,6 +889,7 @@ class Pipeline:
         height: int,
         frame_time: float | None,
         result: DetectorResult,
+        image: bytes | None = None,
     ) -> JobResult:
         now = self._clock()
         options = self.config.options
@@ -1003,7 +1012,8 @@ class Pipeline:
             if stored.detections and (known := self._cameras.get(camera_id)) is not None:
                 self.callbacks.detections(known, stored.detections)
                 if stored.opened is not None:
-                    self._announce(known, stored.opened, stored.detections)
+                    picture = None if image is None else (path, frame_time, image)
+                    self._announce(known, stored.opened, stored.detections, picture)
 
         return JobResult(store=store, after=after)
 
