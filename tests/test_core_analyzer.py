@@ -189,6 +189,18 @@ def test_parser_cuts_long_strings() -> None:
     assert (tiny.summary, tiny.reasoning) == ("ss", "wor")
 
 
+def test_parser_replaces_half_characters_the_database_cannot_store() -> None:
+    """A small model may escape half an emoji (a lone surrogate): it becomes U+FFFD."""
+    text = (
+        '{"risk_score": 40, "risk_level": "medium", '
+        '"summary": "A person \\ud83d at the door", "reasoning": "\\udc00"}'
+    )
+    verdict = parse_verdict(text, DEFAULT)
+    assert verdict.summary == "A person \ufffd at the door"
+    assert verdict.reasoning == "\ufffd"
+    verdict.summary.encode("utf-8")  # what the database, the bus and a phone need
+
+
 # --- HTTP, against a stub server ----------------------------------------------------------------
 
 

@@ -200,14 +200,23 @@ async def test_bad_uploads_are_logged_and_skipped(
         await asyncio.to_thread(write, root / "Cam" / "good.jpg", jpeg(5))
         await wait_until(lambda: len(rec.events) == 1, what="the good upload's event")
 
+        def ours() -> list[str]:
+            # The integration's own warnings: asyncio's notes on slow steps, which a busy
+            # machine can produce, say nothing about the upload.
+            return [
+                r.getMessage()
+                for r in caplog.records
+                if r.levelno == logging.WARNING and r.name.startswith("custom_components")
+            ]
+
         def warned() -> bool:
-            return any(r.levelno == logging.WARNING for r in caplog.records)
+            return bool(ours())
 
         # A file that lands in a folder before its watch exists is seen only created: an empty
         # one is then given time to be written (the watcher waits up to 30 s) before it is
         # judged, so its warning may come after the good upload's event.
         await wait_until(warned, seconds=45, what="the bad upload's warning")
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = ours()
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith(f"Ignoring {bad}: {reason}"), warnings
     assert detector.count == 1
@@ -429,9 +438,12 @@ async def test_bad_llm_answers_retry_then_dead_letter(
         assert job.kind is JobKind.ANALYZE
         assert job.attempts == 5
         assert len(llm.prompts) == 5
-        # The incident was announced with the heuristic's verdict; its final one never came.
+        # The incident was announced with the heuristic's verdict; its final one never came,
+        # but it is over all the same: nothing shows it going on.
         assert [event.source for event in rec.events] == [EventSource.HEURISTIC]
         assert rec.updates == []
+        stored = await pipeline.db.run(lambda s: s.scalars(select(EventRow)).one())
+        assert (stored.ongoing, stored.source) == (False, "heuristic")
         # Re-queued once the LLM behaves, the same job judges the incident.
         llm.verdict = {"risk_score": 10, "risk_level": "low", "summary": "ok", "reasoning": "ok"}
         llm.completion_status = 200

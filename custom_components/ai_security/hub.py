@@ -575,7 +575,15 @@ class AiSecurityHub:
     def _batch_changed(self, camera_id: str, is_open: bool) -> None:
         async_dispatcher_send(self.hass, SIGNAL_BATCH.format(self.entry_id), camera_id, is_open)
         state = self.cameras.get(camera_id)
-        if state is not None and state.active != is_open:
+        if state is None:
+            return
+        latest = state.latest_event
+        if not is_open and latest is not None and latest.ongoing:
+            # Its incident closed: the risk sensors hold it from its end on, whether or not its
+            # final verdict (ai_security_event_updated) ever comes.
+            state.latest_event = replace(latest, ongoing=False)
+            self._changed(camera_id, at_once=True)
+        if state.active != is_open:
             state.active = is_open
             self._changed(camera_id, at_once=True)
 

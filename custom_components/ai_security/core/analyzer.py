@@ -102,12 +102,17 @@ def _score(value: object) -> int:
     return value
 
 
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
 def _text(data: Mapping[str, object], key: str, limit: int) -> str:
     """Return the stripped string at key, cut to limit characters; empty or not text fails."""
     value = data[key]
     if not isinstance(value, str):
         raise AnalyzerError(f"{key} is not a string: {snippet(repr(value))}")
-    text = value.strip()
+    # JSON may escape half a character ("\ud83d" alone): text the database, the bus and the
+    # phone cannot carry. Each such half becomes U+FFFD, the rest of the verdict stays.
+    text = _LONE_SURROGATE.sub("\ufffd", value).strip()
     if not text:
         raise AnalyzerError(f"{key} is empty")
     if len(text) <= limit:

@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from .jobs import JobKind, JobQueue, add_job
-from .storage import BatchRow, Database, utcnow
+from .storage import BatchRow, Database, EventRow, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -111,6 +111,9 @@ _CLAIM_FAST = (
     update(BatchRow)
     .where(BatchRow.batch_key == bindparam("fast_key"), BatchRow.fast_judged.is_(False))
     .values(fast_judged=True, judged_count=bindparam("fast_count"))
+)
+_END_EVENT = (
+    update(EventRow).where(EventRow.event_id == bindparam("end_event")).values(ongoing=False)
 )
 _NEXT_WINDOW = (
     update(BatchRow)
@@ -205,6 +208,10 @@ def finish(session: Session, batch: OpenBatch, now: datetime) -> bool:
     connection = session.connection()
     if connection.execute(_DELETE_BATCH, {"batch_key": batch.batch_key}).rowcount != 1:
         return False
+    if batch.event_id is not None:
+        # Ended now, whatever becomes of its final judgement (an LLM answering nonsense for an
+        # hour must not leave the incident going on in searches, the card, or after a restart).
+        connection.execute(_END_EVENT, {"end_event": batch.event_id})
     add_job(
         session,
         JobKind.ANALYZE,

@@ -1229,9 +1229,13 @@ class Pipeline:
             if row is None:
                 return None  # deleted while it was being judged
             previous = event_from_row(row)
+            if final:
+                # Stored as ended when it closed (so nothing shows it going on should this
+                # judgement never succeed); for the host it ends with its last verdict, now.
+                previous = replace(previous, ongoing=True)
             if len(detections) < row.judged_detections:
                 # A newer judgement is stored: keep its verdict; only a close still counts.
-                if not final or not row.ongoing:
+                if not final:
                     return None
                 row.ongoing = False
                 row.updated_at = now
