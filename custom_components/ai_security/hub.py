@@ -548,9 +548,19 @@ class AiSecurityHub:
         while len(self._media) > MEDIA_REMEMBERED:
             self._media.popitem(last=False)
         if media.clip is not None and (known is None or known.clip is None):
+            current = self._latest_of(camera, event)
             self.hass.bus.async_fire(
                 EVENT_UPDATED,
-                {**self.event_data(camera, self._latest_of(camera, event)), "changed": ["clip"]},
+                {
+                    **self.event_data(camera, current),
+                    "changed": ["clip"],
+                    "level_rose": False,
+                    # Every update has the same fields; the verdict did not change.
+                    "previous_risk_score": current.risk_score,
+                    "previous_risk_level": current.risk_level.value,
+                    "previous_summary": current.summary,
+                    "previous_source": current.source.value,
+                },
             )
         state = self.cameras.get(camera.camera_id)
         if state is None or media.key_frame is None:
