@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 import logging
@@ -1046,13 +1046,7 @@ class Pipeline:
         )
         session.add(_event_row(event, now))
         session.flush()
-        session.execute(
-            insert(EventDetectionRow),
-            [
-                {"event_id": event.event_id, "detection_id": detection_id}
-                for detection_id in event.detection_ids
-            ],
-        )
+        _link(session, event.event_id, event.detection_ids)
         return event
 
     # --- analysis -------------------------------------------------------------------------------
@@ -1149,26 +1143,11 @@ class Pipeline:
             now = self._clock()
             session.add(_event_row(event, now))
             session.flush()
-            if event.detection_ids:
-                session.execute(
-                    insert(EventDetectionRow),
-                    [
-                        {"event_id": event.event_id, "detection_id": detection_id}
-                        for detection_id in event.detection_ids
-                    ],
-                )
+            _link(session, event.event_id, event.detection_ids)
             if rescore:
                 add_job(session, JobKind.RESCORE, {"event_id": event.event_id}, now)
             if not request.is_fast_path:  # its detections come again with their batch
-                record_batch(
-                    session,
-                    camera.camera_id,
-                    counts,
-                    started_at=request.started_at,
-                    ended_at=request.ended_at,
-                    tz=self.config.local_tz,
-                    now=now,
-                )
+                self._learn(session, camera, counts, request, now)
             return event
 
         def after(stored: SecurityEvent) -> None:
@@ -1177,6 +1156,25 @@ class Pipeline:
             self._announce(camera, stored, detections)
 
         return JobResult(store=store, after=after)
+
+    def _learn(
+        self,
+        session: Session,
+        camera: Camera,
+        counts: dict[str, int],
+        request: AnalysisRequest,
+        now: datetime,
+    ) -> None:
+        """Teach the camera's hourly baseline what a judged batch or incident held (once each)."""
+        record_batch(
+            session,
+            camera.camera_id,
+            counts,
+            started_at=request.started_at,
+            ended_at=request.ended_at,
+            tz=self.config.local_tz,
+            now=now,
+        )
 
     def _rescore_wanted(self, verdict: Verdict) -> bool:
         """Return whether a verdict is the heuristic's, to be judged again once the LLM is back."""
@@ -1254,23 +1252,12 @@ class Pipeline:
                     )
                 )
             )
-            if new_links := [i for i in judged.detection_ids if i not in linked]:
-                session.execute(
-                    insert(EventDetectionRow),
-                    [{"event_id": event_id, "detection_id": i} for i in new_links],
-                )
+            new_links = [i for i in judged.detection_ids if i not in linked]
+            _link(session, event_id, new_links)
             if rescore:
                 add_job(session, JobKind.RESCORE, {"event_id": event_id}, now)
             if final:
-                record_batch(
-                    session,
-                    camera.camera_id,
-                    counts,
-                    started_at=request.started_at,
-                    ended_at=request.ended_at,
-                    tz=self.config.local_tz,
-                    now=now,
-                )
+                self._learn(session, camera, counts, request, now)
             session.flush()
             event = self._with_anomaly(
                 event_from_row(row, tuple(sorted(linked | set(new_links)))), anomaly
@@ -1600,6 +1587,15 @@ def _update(previous: SecurityEvent, event: SecurityEvent, *, level_rose: bool) 
     return EventUpdate(
         previous=previous, event=event, changed=tuple(changed), level_rose=level_rose
     )
+
+
+def _link(session: Session, event_id: str, detection_ids: Sequence[int]) -> None:
+    """Record which detections an event was judged from (nothing to do for none)."""
+    if detection_ids:
+        session.execute(
+            insert(EventDetectionRow),
+            [{"event_id": event_id, "detection_id": ident} for ident in detection_ids],
+        )
 
 
 def _apply_judgement(row: EventRow, judged: SecurityEvent, *, final: bool, now: datetime) -> bool:
