@@ -18,7 +18,15 @@ import math
 import threading
 from typing import Final, cast
 
-from PIL import ExifTags, Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import (
+    ExifTags,
+    Image,
+    ImageDraw,
+    ImageFile,
+    ImageFont,
+    ImageOps,
+    UnidentifiedImageError,
+)
 
 from .models import BoundingBox, Detection
 
@@ -105,24 +113,40 @@ def annotate(image: bytes, detections: Sequence[Detection], *, quality: int = 90
     )
 
 
-def annotate_key_frame(
-    image: bytes,
-    detections: Sequence[Detection],
-    *,
-    size: tuple[int, int] = KEY_FRAME_SIZE,
-    quality: int = 90,
-) -> AnnotatedFrame:
-    """Draw the detections on the image decoded at a reduced scale (see KEY_FRAME_SIZE).
+@dataclass(frozen=True, slots=True)
+class KeyFrameCanvas:
+    """An upload decoded for its key frame (decode_key_frame), ready to be drawn on once."""
 
-    Blocking: run it in an executor. The boxes, given in the upright full-size frame, are
-    scaled with the picture. The returned frame has no thumbnail (b""). Raises AnnotateError as
-    annotate() does.
+    image: Image.Image
+    """Upright RGB, at the reduced scale."""
+    scale: float
+    """Of the decoded picture against the upright full-size frame the boxes are given in."""
+
+
+def decode_key_frame(image: bytes, *, size: tuple[int, int] = KEY_FRAME_SIZE) -> KeyFrameCanvas:
+    """Decode the image at a reduced scale (see KEY_FRAME_SIZE), upright and in RGB.
+
+    Blocking: run it in an executor. This is most of a key frame's cost, and it needs no
+    detections: the pipeline starts it while the detector is still looking at the upload of a
+    camera with no incident open, so only drawing and encoding are left when the incident opens.
+    Raises AnnotateError as annotate() does.
     """
     opened = _open(image)
     full_width = opened.size[0]
     _draft(opened, size, factor=1.0)
     scale = opened.size[0] / full_width
-    frame = _to_rgb(_oriented(_load(opened, image)))
+    return KeyFrameCanvas(image=_to_rgb(_oriented(_load(opened, image))), scale=scale)
+
+
+def draw_key_frame(
+    canvas: KeyFrameCanvas, detections: Sequence[Detection], *, quality: int = 90
+) -> AnnotatedFrame:
+    """Draw the detections on a decoded key frame (drawn on in place) and encode it.
+
+    Blocking: run it in an executor. The boxes, given in the upright full-size frame, are
+    scaled with the picture. The returned frame has no thumbnail (b"").
+    """
+    frame, scale = canvas.image, canvas.scale
     if scale != 1:
         detections = [
             replace(
@@ -137,6 +161,21 @@ def annotate_key_frame(
     return AnnotatedFrame(
         jpeg=_encode(frame, quality), thumbnail=b"", width=frame.width, height=frame.height
     )
+
+
+def annotate_key_frame(
+    image: bytes,
+    detections: Sequence[Detection],
+    *,
+    size: tuple[int, int] = KEY_FRAME_SIZE,
+    quality: int = 90,
+) -> AnnotatedFrame:
+    """Draw the detections on the image decoded at a reduced scale (see KEY_FRAME_SIZE).
+
+    Blocking: run it in an executor. decode_key_frame, then draw_key_frame. Raises
+    AnnotateError as annotate() does.
+    """
+    return draw_key_frame(decode_key_frame(image, size=size), detections, quality=quality)
 
 
 def thumbnail(
@@ -178,7 +217,7 @@ def _decode(data: bytes) -> Image.Image:
     return _load(_open(data), data)
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes) -> ImageFile.ImageFile:
     """Read the image's header; refuse what is not an image or has too many pixels.
 
     Pillow only warns (DecompressionBombWarning) between MAX_IMAGE_PIXELS and twice that; turning
@@ -219,7 +258,7 @@ def _draft(image: Image.Image, size: tuple[int, int], factor: float = 2.0) -> No
         image.draft(None, needed)
 
 
-def _load(image: Image.Image, data: bytes) -> Image.Image:
+def _load(image: ImageFile.ImageFile, data: bytes) -> Image.Image:
     """Decode the pixels; a JPEG without its end marker is truncated even if Pillow copes.
 
     (Pillow fills a cut JPEG with grey when ImageFile.LOAD_TRUNCATED_IMAGES is set anywhere in
@@ -228,6 +267,10 @@ def _load(image: Image.Image, data: bytes) -> Image.Image:
     if image.format in {"JPEG", "MPO"} and not data.rstrip(b"\x00").endswith(_JPEG_END):
         image.close()
         raise AnnotateError("corrupt or truncated image (no end-of-image marker)")
+    # One decoder call for the whole image (Pillow feeds 64 KB at a time by default): the
+    # decoder releases the interpreter lock while it runs, so a busy event loop cannot make it
+    # wait for the lock again between blocks.
+    image.decodermaxblock = max(image.decodermaxblock, len(data))
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as err:

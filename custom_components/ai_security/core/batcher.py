@@ -304,6 +304,10 @@ class Batcher:
         """Return the cameras with an open batch."""
         return frozenset(self._open)
 
+    def is_open(self, camera_id: str) -> bool:
+        """Return whether camera_id has an open batch (its next detection joins it)."""
+        return camera_id in self._open
+
     def ends(self, batch: OpenBatch) -> datetime:
         """Return when batch's incident closes: idle too long, or at its cap.
 

@@ -11,7 +11,7 @@ camera or a clean-up deleted it) costs only its own pictures, never the event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 import itertools
@@ -22,7 +22,14 @@ import secrets
 import shutil
 from typing import Final
 
-from .annotate import AnnotateError, annotate, annotate_key_frame, color_for
+from .annotate import (
+    AnnotateError,
+    KeyFrameCanvas,
+    annotate,
+    annotate_key_frame,
+    color_for,
+    draw_key_frame,
+)
 from .clips import FRAME_SECONDS, ClipError, TimedBox, make_clip
 from .derived import DerivedMedia
 from .models import Detection, MediaType, SecurityEvent
@@ -124,12 +131,15 @@ async def render_event_media(
     camera_root: str | None = None,
     on_key_frame: Callable[[Path], None] | None = None,
     pictures: Mapping[tuple[str, float | None], bytes] | None = None,
+    canvases: Mapping[tuple[str, float | None], Awaitable[KeyFrameCanvas]] | None = None,
 ) -> EventMedia:
     """Write the event's key frame, per-detection frames and thumbnails, and its clip.
 
     pictures holds images already in memory by (upload path, frame time): the upload the
     detector was just sent (or the clip's frame it was sent), so the picture that announces an
-    incident is drawn without reading the file, or running ffmpeg, again.
+    incident is drawn without reading the file, or running ffmpeg, again. canvases holds, by the
+    same key, a picture's key frame already decoded or being decoded (decode_key_frame, started
+    while the detector looked at it): the key frame is then only drawn and encoded.
 
     Pillow and file work run through run_blocking (the executor); ffmpeg runs as a subprocess.
     With camera_root, an upload is read only where it really lies inside it. on_key_frame is
@@ -162,9 +172,11 @@ async def render_event_media(
             continue
         if key_frame and key_path is None:
             # The phone's picture first, drawn small, then the full-size frames.
-            path = media.key_frame_path(event.camera_id, event.event_id, event.started_at)
+            canvas = canvases.get((first.path, first.frame_time)) if canvases else None
             try:
-                key_path = await run_blocking(_write_key_frame, media, path, image, group)
+                key_path = await _key_frame(
+                    event, media, image, group, canvas=canvas, run_blocking=run_blocking
+                )
             except AnnotateError as err:
                 _LOGGER.warning(
                     "Cannot annotate %s for event %s: %s", first.path, event.event_id, err
@@ -200,11 +212,36 @@ async def render_event_media(
     return EventMedia(key_frame=key_path, clip=clip_path, frames=len(written))
 
 
+async def _key_frame(
+    event: SecurityEvent,
+    media: DerivedMedia,
+    image: bytes,
+    group: Sequence[Detection],
+    *,
+    canvas: Awaitable[KeyFrameCanvas] | None,
+    run_blocking: BlockingRunner,
+) -> Path:
+    """Write the event's key frame: drawn on its decoded canvas when there is one."""
+    path = media.key_frame_path(event.camera_id, event.event_id, event.started_at)
+    if canvas is not None:
+        written: Path = await run_blocking(_write_drawn_key_frame, media, path, await canvas, group)
+    else:
+        written = await run_blocking(_write_key_frame, media, path, image, group)
+    return written
+
+
 def _write_key_frame(
     media: DerivedMedia, path: Path, image: bytes, group: Sequence[Detection]
 ) -> Path:
     """Draw the key frame (annotate_key_frame) and write it; blocking, one executor job."""
     return media.write_file(path, annotate_key_frame(image, group).jpeg)
+
+
+def _write_drawn_key_frame(
+    media: DerivedMedia, path: Path, canvas: KeyFrameCanvas, group: Sequence[Detection]
+) -> Path:
+    """Draw the key frame on its decoded picture and write it; blocking, one executor job."""
+    return media.write_file(path, draw_key_frame(canvas, group).jpeg)
 
 
 def _write_files(media: DerivedMedia, paths: Sequence[tuple[Path, bytes]]) -> None:

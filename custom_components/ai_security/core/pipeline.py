@@ -33,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
+from .annotate import KeyFrameCanvas, decode_key_frame
 from .baseline import assess, describe as describe_anomaly, heuristic_bonus, record_batch
 from .batcher import Batcher, OpenBatch, add_to_batch, analyze_payload, claim_fast
 from .dedupe import RecentHashes
@@ -692,6 +693,7 @@ class Pipeline:
         event: SecurityEvent,
         detections: list[Detection],
         picture: tuple[str, float | None, bytes] | None = None,
+        canvas: asyncio.Future[KeyFrameCanvas] | None = None,
     ) -> None:
         """Announce a stored event with its own picture: the key frame first, then the event.
 
@@ -699,9 +701,12 @@ class Pipeline:
         annotated picture, not the previous one's: so the key frame is drawn before the event
         is announced (event_media, then event), and the other frames and the clip follow
         (event_media again). When no picture can be made the event is announced all the same.
+        picture is the upload the detector was just sent, canvas its key frame being decoded.
         """
         media = self.media
         if media is None or not self._started:
+            if canvas is not None:
+                canvas.cancel()
             self.callbacks.event(camera, event)
             return
         announced = False
@@ -737,6 +742,7 @@ class Pipeline:
                     # An incident's clip covers all of it: made when it closes.
                     clip=not event.ongoing,
                     pictures=None if picture is None else {picture[:2]: picture[2]},
+                    canvases=None if picture is None or canvas is None else {picture[:2]: canvas},
                 )
             except Exception:
                 _LOGGER.exception("Making the pictures of event %s failed", event.event_id)
@@ -751,6 +757,24 @@ class Pipeline:
         )
         self._media_tasks.add(task)
         task.add_done_callback(self._media_tasks.discard)
+
+    def _decode_key_frame_early(
+        self, camera_id: str, image: bytes
+    ) -> asyncio.Future[KeyFrameCanvas] | None:
+        """Start decoding an upload's key frame while the detector looks at it, if it may need one.
+
+        The phone's picture is what the first notification of a visit waits for, and decoding
+        is most of it: started now, it runs beside the detector's answer and the detections'
+        transaction instead of after them. Only for a camera with no incident open (a detection
+        there opens one and is announced with this picture) and only where pictures are made; an
+        upload found empty spends a decode for nothing (milliseconds of the executor, on a
+        camera that was quiet). Its errors are those of the key frame, reported there.
+        """
+        if self.media is None or not self._started or self.batcher.is_open(camera_id):
+            return None
+        future = asyncio.ensure_future(self._run_blocking(decode_key_frame, image))
+        future.add_done_callback(_consume)
+        return future
 
     async def read_frame(self, path: str, frame_time: float | None) -> bytes | None:
         """Return an upload's picture (a clip's frame at frame_time); None when gone or refused.
@@ -811,7 +835,6 @@ class Pipeline:
         media_id = int(payload["media_id"])
         path = str(payload["path"])
         camera_id = str(payload["camera_id"])
-        media_type = MediaType(payload["media_type"])
         width, height = int(payload["width"]), int(payload["height"])
         frame_time: float | None = None
         if camera_id in self._detection_paused:
@@ -820,50 +843,28 @@ class Pipeline:
             self._take_content(media_id)
             _LOGGER.debug("Not detecting %s: detection is paused for its camera", shown(path))
             return JobResult()
-        if media_type is MediaType.VIDEO:
-            try:
-                real = await self._run_blocking(real_upload_path, self.config.camera_root, path)
-            except FileNotFoundError as err:
-                raise PermanentJobError(
-                    f"{shown(path)} was deleted before it was processed"
-                ) from err
-            except OutsideRootError as err:
-                raise PermanentJobError(f"{shown(path)}: {err}") from err
-            try:
-                info = await probe_video(real, ffprobe=self.config.ffprobe)
-                frame_time = key_frame_time(info.duration)
-                image = await extract_frame(real, frame_time, ffmpeg=self.config.ffmpeg)
-            except NoVideoStreamError:
-                # Sound only (or only cover art): nothing to look at and nothing failed, so the
-                # job finishes without detections instead of going dead and raising a repair.
-                _LOGGER.warning("Skipping %s: it has no video stream", shown(path))
+        if MediaType(payload["media_type"]) is MediaType.VIDEO:
+            frame = await self._video_frame(path)
+            if frame is None:
                 return JobResult()
-            except VideoError as err:
-                raise PermanentJobError(err.reason) from err
-            width, height = info.width, info.height
+            image, frame_time, width, height = frame
             filename = os.path.splitext(os.path.basename(path))[0] + ".jpg"
         else:
-            cached = self._take_content(media_id)
-            if cached is not None:
-                image = cached
-            else:
-                try:
-                    image = await self._run_blocking(read_upload, self.config.camera_root, path)
-                except FileNotFoundError as err:
-                    raise PermanentJobError(
-                        f"{shown(path)} was deleted before it was processed"
-                    ) from err
-                except OutsideRootError as err:
-                    raise PermanentJobError(f"{shown(path)}: {err}") from err
+            image = await self._image_content(media_id, path)
             filename = os.path.basename(path)
+        canvas = self._decode_key_frame_early(camera_id, image) if job.attempts == 0 else None
         try:
             result = await self.detector.detect(
                 image, filename=filename, width=width, height=height
             )
-        except DetectorRejectedError as err:
-            # The detector answered and refused this image (413 too large, 400): a retry
-            # cannot change its mind.
-            raise PermanentJobError(str(err)) from err
+        except BaseException as err:
+            if canvas is not None:
+                canvas.cancel()
+            if isinstance(err, DetectorRejectedError):
+                # The detector answered and refused this image (413 too large, 400): a retry
+                # cannot change its mind.
+                raise PermanentJobError(str(err)) from err
+            raise
         self.images_processed += 1
         self.health.record_detector(result.endpoint, result.latency_ms)
         # One object, one box: overlapping boxes of one class are merged before anything counts.
@@ -877,7 +878,48 @@ class Pipeline:
             frame_time=frame_time,
             result=result,
             image=image,
+            canvas=canvas,
         )
+
+    async def _video_frame(self, path: str) -> tuple[bytes, float, int, int] | None:
+        """Return a video's key frame, its time and the video's size; None when it has no picture.
+
+        Raises PermanentJobError when the video is gone, outside the root or unreadable.
+        """
+        try:
+            real = await self._run_blocking(real_upload_path, self.config.camera_root, path)
+        except FileNotFoundError as err:
+            raise PermanentJobError(f"{shown(path)} was deleted before it was processed") from err
+        except OutsideRootError as err:
+            raise PermanentJobError(f"{shown(path)}: {err}") from err
+        try:
+            info = await probe_video(real, ffprobe=self.config.ffprobe)
+            frame_time = key_frame_time(info.duration)
+            image = await extract_frame(real, frame_time, ffmpeg=self.config.ffmpeg)
+        except NoVideoStreamError:
+            # Sound only (or only cover art): nothing to look at and nothing failed, so the
+            # job finishes without detections instead of going dead and raising a repair.
+            _LOGGER.warning("Skipping %s: it has no video stream", shown(path))
+            return None
+        except VideoError as err:
+            raise PermanentJobError(err.reason) from err
+        return image, frame_time, info.width, info.height
+
+    async def _image_content(self, media_id: int, path: str) -> bytes:
+        """Return an image upload's bytes: kept since intake, or read again.
+
+        Raises PermanentJobError when the file is gone or outside the root.
+        """
+        cached = self._take_content(media_id)
+        if cached is not None:
+            return cached
+        try:
+            content: bytes = await self._run_blocking(read_upload, self.config.camera_root, path)
+        except FileNotFoundError as err:
+            raise PermanentJobError(f"{shown(path)} was deleted before it was processed") from err
+        except OutsideRootError as err:
+            raise PermanentJobError(f"{shown(path)}: {err}") from err
+        return content
 
     def _store_detections(
         self,
@@ -890,6 +932,7 @@ class Pipeline:
         frame_time: float | None,
         result: DetectorResult,
         image: bytes | None = None,
+        canvas: asyncio.Future[KeyFrameCanvas] | None = None,
     ) -> JobResult:
         now = self._clock()
         options = self.config.options
@@ -1013,7 +1056,10 @@ class Pipeline:
                 self.callbacks.detections(known, stored.detections)
                 if stored.opened is not None:
                     picture = None if image is None else (path, frame_time, image)
-                    self._announce(known, stored.opened, stored.detections, picture)
+                    self._announce(known, stored.opened, stored.detections, picture, canvas)
+                    return
+            if canvas is not None:
+                canvas.cancel()  # no incident opened: the decoded picture is not needed
 
         return JobResult(store=store, after=after)
 
@@ -1520,6 +1566,12 @@ class Pipeline:
             for kind in JobKind
             for state in JobState
         }
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome as seen: an early key frame nobody needed may have failed."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _importance(label: str) -> float:
