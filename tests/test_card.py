@@ -1,18 +1,21 @@
-"""What the dashboard card needs from the integration: its file, its commands, its media URLs.
+"""What the dashboard card needs from the integration: its files, its commands, its media URLs.
 
 The card itself runs in a browser (tests/test_card_browser.py); here a real Home Assistant
-checks the server side: the card is served and registered with the frontend under a versioned
-URL, ai_security/cameras names each camera's entities, and ai_security/search_events answers
-like the search_events action, with signed URLs that load without a token and stop loading when
-tampered with, refuses bad input with the action's translated errors, and audits nothing. The
-harness's check that fails a test on Home Assistant's reports of a deprecated call is shown
-to catch one here, where the card's command used to make such a call.
+checks the server side: the card's modules are served and registered with the frontend under a
+versioned URL, ai_security/cameras names each camera's entities, and ai_security/search_events
+answers like the search_events action, with signed URLs that load without a token and stop
+loading when tampered with, refuses bad input with the action's translated errors, and audits
+nothing. Without Home Assistant: the card's modules stay small and import only what exists, and
+a change to any of them is a new version. The harness's check that fails a test on Home
+Assistant's reports of a deprecated call is shown to catch one here, where the card's command
+used to make such a call.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 import re
+import shutil
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -24,13 +27,18 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator,
 from yarl import URL
 
 from custom_components.ai_security.const import DOMAIN
-from custom_components.ai_security.frontend import CARD_FILE, CARD_FOLDER, URL_BASE
+from custom_components.ai_security.frontend import CARD_FILE, CARD_FOLDER, URL_BASE, card_version
 
 from .conftest import FrameReports
 from .pipeline_helpers import jpeg, wait_until, write
 from .test_metadata import STRINGS
 from .test_pipeline_ha import detector_server, entry  # noqa: F401
 from .test_services import call
+
+MAX_MODULE_LINES = 400
+"""The most lines a module of the card may have: each stays readable on its own."""
+IMPORT = re.compile(r'^import\s+(?:\{([^}]*)\}\s+from\s+)?"([^"]+)";', re.MULTILINE)
+"""A static import as the card's modules write them: `import { a, b } from "./x.js";`."""
 
 
 async def set_up_with_event(
@@ -52,30 +60,124 @@ async def test_card_is_served_and_registered_with_a_versioned_url(
     entry: MockConfigEntry,  # noqa: F811
     hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
-    """With the frontend loaded, the card's module URL carries its hash and serves the file."""
+    """With the frontend loaded, the card's entry is registered in a folder named by its hash.
+
+    Every module of the card is served from that folder, as it is on disk and for good (the
+    relative imports resolve there); nothing outside the card's folder, nor another version.
+    """
     assert await async_setup_component(hass, "frontend", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
     modules = hass.data["frontend_extra_module_url"].urls
     (url,) = [url for url in modules if CARD_FILE in url]
-    assert re.fullmatch(rf"{URL_BASE}/{CARD_FILE}\?v=[0-9a-f]{{12}}", url), url
+    version = await hass.async_add_executor_job(card_version)
+    assert re.fullmatch(r"[0-9a-f]{12}", version), version
+    assert url == f"{URL_BASE}/{version}/{CARD_FILE}"
+    folder_url = url.removesuffix(f"/{CARD_FILE}")
     client = await hass_client_no_auth()
+    served = sorted(CARD_FOLDER.glob("*.js"))
+    assert {path.name for path in served} >= {CARD_FILE, "card.js", "editor.js"}
+    for path in served:
+        response = await client.get(f"{folder_url}/{path.name}")
+        assert response.status == 200, path.name
+        assert response.content_type == "text/javascript", path.name
+        assert "max-age=" in response.headers["Cache-Control"], path.name
+        assert await response.read() == path.read_bytes(), path.name
     response = await client.get(url)
-    assert response.status == 200
-    body = await response.read()
-    assert body == (CARD_FOLDER / CARD_FILE).read_bytes()
-    assert b'registry.define("ai-security-card", AiSecurityCard)' in body
+    assert b'registry.define("ai-security-card", AiSecurityCard)' in await response.read()
+    # Only the current version is served: a module of another one would not match its entry.
+    response = await client.get(f"{URL_BASE}/{'0' * 12}/{CARD_FILE}")
+    assert response.status == 404
     # Only the card's folder is served, not the integration's code beside it.
-    for path in (f"{URL_BASE}/%2e%2e/manifest.json", f"{URL_BASE}/..%2fmanifest.json"):
-        response = await client.get(URL(path, encoded=True))
-        assert 400 <= response.status < 500, path
-        assert b'"domain"' not in await response.read()
+    for base in (folder_url, URL_BASE):
+        for path in (f"{base}/%2e%2e/manifest.json", f"{base}/..%2fmanifest.json"):
+            response = await client.get(URL(path, encoded=True))
+            assert 400 <= response.status < 500, path
+            assert b'"domain"' not in await response.read()
+    response = await client.get(URL(f"{folder_url}/%2e%2e/frontend.py", encoded=True))
+    assert 400 <= response.status < 500
+    assert b"async_register_card" not in await response.read()
 
     # A second entry (or a reload) registers nothing twice.
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert [u for u in hass.data["frontend_extra_module_url"].urls if CARD_FILE in u] == [url]
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """Return the (specifier, imported names) of each static import in a module."""
+    source = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.DOTALL)
+    found = []
+    for names, specifier in IMPORT.findall(source):
+        found.append((specifier, [name.strip() for name in names.split(",") if name.strip()]))
+    return found
+
+
+def test_card_modules_are_small_and_import_only_what_exists() -> None:
+    """Each module of the card stays under the line limit, and its imports all resolve.
+
+    The browser fails the whole card, silently for the user, on an import of a file that is
+    not there or of a name the file does not export; and an import that is not `./name.js`
+    would leave the versioned folder, to a file that may be stale. Every module is reached
+    from the entry, so nothing is served that the card does not use.
+    """
+    modules = {path.name: path for path in CARD_FOLDER.glob("*.js")}
+    assert CARD_FILE in modules
+    for name, path in modules.items():
+        lines = len(path.read_text().splitlines())
+        assert lines <= MAX_MODULE_LINES, f"{name} has {lines} lines"
+    reached: set[str] = set()
+    pending = [CARD_FILE]
+    while pending:
+        name = pending.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        source = re.sub(r"/\*.*?\*/", "", modules[name].read_text(), flags=re.DOTALL)
+        assert "import(" not in source, f"{name} imports dynamically"
+        for specifier, names in _imports(modules[name]):
+            assert re.fullmatch(r"\./[a-z][a-z0-9-]*\.js", specifier), (name, specifier)
+            target = specifier.removeprefix("./")
+            assert target in modules, f"{name} imports {specifier}, which does not exist"
+            exported = modules[target].read_text()
+            for imported in names:
+                assert re.search(
+                    rf"^export (?:async function|function|const|class) {imported}\b",
+                    exported,
+                    re.MULTILINE,
+                ), f"{name} imports {imported} from {specifier}, which does not export it"
+            pending.append(target)
+    assert reached == set(modules), f"not imported by the card: {set(modules) - reached}"
+    # Every import statement was understood: none is left for the browser alone to judge.
+    for name, path in modules.items():
+        source = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.DOTALL)
+        statements = re.findall(r"^import\b", source, re.MULTILINE)
+        assert len(statements) == len(_imports(path)), name
+
+
+def test_the_served_version_changes_with_any_module(tmp_path: Path) -> None:
+    """A change to any file of the card's folder, or a file added or renamed, is a new version.
+
+    Browsers keep the card's files for good under a versioned URL, so a version that stayed
+    the same across an update would leave them on the old modules.
+    """
+    folder = tmp_path / "frontend"
+    shutil.copytree(CARD_FOLDER, folder)
+    version = card_version(folder)
+    assert version == card_version(CARD_FOLDER)  # where the folder lies does not count
+    seen = {version}
+    for path in sorted(folder.glob("*.js")):
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        seen.add(card_version(folder))
+        path.write_bytes(original)
+        assert card_version(folder) == version, path.name
+    assert len(seen) == 1 + len(list(folder.glob("*.js")))
+    (folder / "extra.js").write_text("export const extra = 1;\n")
+    added = card_version(folder)
+    (folder / "extra.js").rename(folder / "other.js")
+    assert len({version, added, card_version(folder)} | seen) == len(seen) + 2
 
 
 async def test_cameras_command_names_each_cameras_entities(

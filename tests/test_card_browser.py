@@ -338,7 +338,7 @@ KEY_FRAME = (220, 30, 220)
 CLIP_STILLS = ((30, 200, 30), (30, 30, 220))
 DIALOG_PAGE = """<!doctype html>
 <html><body><script type="module">
-import "/card.js";
+import "/card/ai-security-card.js";
 const event = {
   event_id: "e1", started_at: "2026-11-26T23:00:00Z", risk_level: "high", risk_score: 80,
   summary: "Person at the door", reasoning: "", object_types: ["person"], zones: [],
@@ -383,8 +383,10 @@ async def test_dialog_shows_the_key_frame_with_the_clip_and_comes_back_to_it(
     await loop.run_in_executor(None, _solid_jpeg, tmp_path / "key.jpg", KEY_FRAME)
     await make_clip(tmp_path / "clip.mp4", frames=stills, durations=[0.6, 0.6], ffmpeg=ffmpeg)
 
-    files = {
-        "/card.js": CARD_FOLDER / CARD_FILE,
+    # The card's whole folder, as the integration serves it: the entry imports the others.
+    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
+    assert f"/card/{CARD_FILE}" in files
+    files |= {
         "/media/key.jpg": tmp_path / "key.jpg",
         "/media/clip.mp4": tmp_path / "clip.mp4",
     }

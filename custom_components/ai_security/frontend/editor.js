@@ -1,0 +1,196 @@
+/**
+ * The card's visual editor (`ai-security-card-editor`): title, events per camera, and the
+ * cameras to show, ticked from the list the backend knows.
+ */
+
+import { DEFAULT_EVENTS, MAX_EVENTS, fetchCameras } from "./config.js";
+import { el } from "./dom.js";
+import { errorMessage, strings } from "./format.js";
+import { EDITOR_CSS } from "./styles.js";
+
+/**
+ * Visual editor. The form is built once and then only its values are updated, because HA
+ * calls `setConfig` again after every `config-changed`: rebuilding would steal focus from the
+ * field being typed in.
+ */
+export class AiSecurityCardEditor extends HTMLElement {
+  constructor() {
+    super();
+    this.attachShadow({ mode: "open" });
+    this._config = {};
+    this._hass = undefined;
+    /** @type {Array<object>|null} */
+    this._cameras = null;
+    this._loading = false;
+    this._loadError = "";
+    this._optionsSignature = null;
+    this._nodes = null;
+  }
+
+  setConfig(config) {
+    this._config = config && typeof config === "object" ? { ...config } : {};
+    this._render();
+  }
+
+  set hass(hass) {
+    this._hass = hass;
+    if (this._cameras === null && !this._loading && !this._loadError) this._load();
+  }
+
+  get hass() {
+    return this._hass;
+  }
+
+  async _load() {
+    this._loading = true;
+    this._render();
+    try {
+      this._cameras = await fetchCameras(this._hass);
+      this._loadError = "";
+    } catch (err) {
+      console.warn("ai-security-card-editor: loading cameras failed", err);
+      this._loadError = errorMessage(err);
+    } finally {
+      this._loading = false;
+    }
+    this._render();
+  }
+
+  /** Build the static form once; inputs are wired to emit config changes. */
+  _build() {
+    const t = strings(this._hass).editor;
+    this.shadowRoot.innerHTML = `
+      <style>${EDITOR_CSS}</style>
+      <form class="ai-security-card-editor" novalidate>
+        <label class="field"><span class="title-label"></span>
+          <input class="title-input" type="text" autocomplete="off">
+        </label>
+        <label class="field"><span class="events-label"></span>
+          <input class="events-input" type="number" min="1" max="${MAX_EVENTS}" step="1"
+            inputmode="numeric">
+        </label>
+        <fieldset class="cameras-field">
+          <legend></legend>
+          <p class="status" role="status"></p>
+          <div class="camera-options"></div>
+        </fieldset>
+      </form>
+    `;
+    const root = this.shadowRoot;
+    const nodes = {
+      form: root.querySelector("form"),
+      title: root.querySelector(".title-input"),
+      events: root.querySelector(".events-input"),
+      status: root.querySelector(".status"),
+      options: root.querySelector(".camera-options"),
+    };
+    root.querySelector(".title-label").textContent = t.title;
+    root.querySelector(".events-label").textContent = t.events;
+    root.querySelector("legend").textContent = t.cameras;
+    nodes.form.addEventListener("submit", (ev) => ev.preventDefault());
+    nodes.title.addEventListener("input", () => {
+      const title = nodes.title.value;
+      this._emit((config) => {
+        if (title.trim()) config.title = title;
+        else delete config.title;
+      });
+    });
+    const eventsValue = () => {
+      const value = Number(nodes.events.value);
+      return Number.isInteger(value) && value >= 1 && value <= MAX_EVENTS ? value : null;
+    };
+    nodes.events.addEventListener("input", () => {
+      nodes.events.setAttribute("aria-invalid", String(eventsValue() === null));
+    });
+    // "change", not "input": half-typed numbers would otherwise make the preview throw.
+    nodes.events.addEventListener("change", () => {
+      const value = eventsValue();
+      nodes.events.setAttribute("aria-invalid", String(value === null));
+      if (value !== null) this._emit((config) => (config.events = value));
+    });
+    nodes.options.addEventListener("change", () => {
+      const checked = [...nodes.options.querySelectorAll("input:checked")].map(
+        (input) => input.value,
+      );
+      this._emit((config) => {
+        if (checked.length) config.cameras = checked;
+        else delete config.cameras;
+      });
+    });
+    this._nodes = nodes;
+  }
+
+  /**
+   * Checkbox options: cameras of the configured hub (or all), one per camera id since the
+   * card filters by id; hub names are added only when several hubs are involved. Ids in the
+   * config that the backend no longer knows stay listed so they can be unticked.
+   */
+  _options() {
+    let cameras = this._cameras || [];
+    if (this._config.config_entry_id) {
+      cameras = cameras.filter((cam) => cam.config_entry_id === this._config.config_entry_id);
+    }
+    const hubs = new Set(cameras.map((cam) => cam.config_entry_id));
+    const options = new Map();
+    for (const cam of cameras) {
+      if (options.has(cam.camera_id)) continue;
+      const name = cam.name || cam.camera_id;
+      const hub = hubs.size > 1 && cam.hub_name ? ` (${cam.hub_name})` : "";
+      options.set(cam.camera_id, `${name}${hub}`);
+    }
+    const configured = Array.isArray(this._config.cameras) ? this._config.cameras : [];
+    for (const id of configured) {
+      if (typeof id === "string" && !options.has(id)) options.set(id, id);
+    }
+    return [...options].map(([id, label]) => ({ id, label }));
+  }
+
+  /** Sync the form with the config and camera list without replacing focused inputs. */
+  _render() {
+    if (!this._nodes) this._build();
+    const nodes = this._nodes;
+    const active = this.shadowRoot.activeElement;
+    const t = strings(this._hass).editor;
+    if (active !== nodes.title) nodes.title.value = this._config.title ?? "";
+    if (active !== nodes.events) {
+      nodes.events.value = String(this._config.events ?? DEFAULT_EVENTS);
+      nodes.events.removeAttribute("aria-invalid");
+    }
+    nodes.status.classList.toggle("error", Boolean(this._loadError));
+    nodes.status.textContent = this._loadError
+      ? `${strings(this._hass).error}: ${this._loadError}`
+      : this._loading
+        ? t.loadingCameras
+        : "";
+
+    const options = this._options();
+    const signature = JSON.stringify(options);
+    if (signature !== this._optionsSignature) {
+      this._optionsSignature = signature;
+      nodes.options.replaceChildren(
+        ...options.map(({ id, label }) => {
+          const row = el("label", "camera-option");
+          const input = el("input");
+          input.type = "checkbox";
+          input.value = id;
+          row.append(input, el("span", null, label));
+          return row;
+        }),
+      );
+    }
+    const selected = new Set(Array.isArray(this._config.cameras) ? this._config.cameras : []);
+    for (const input of nodes.options.querySelectorAll("input")) {
+      input.checked = selected.has(input.value);
+    }
+  }
+
+  /** Apply a change to a copy of the config and tell HA (which re-calls setConfig). */
+  _emit(mutate) {
+    const config = { ...this._config };
+    mutate(config);
+    this._config = config;
+    this.dispatchEvent(
+      new CustomEvent("config-changed", { detail: { config }, bubbles: true, composed: true }),
+    );
+  }
+}
