@@ -15,6 +15,7 @@ from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.ai_security.const import DOMAIN
 from custom_components.ai_security.coordinator import OUTAGE_INTERVAL
+from custom_components.ai_security.repairs import RepairTracker
 
 from .detector_server import DetectorServer, Reply, detection, detections
 from .hub_helpers import hub_entry
@@ -91,11 +92,13 @@ async def test_llm_down_at_start_scores_with_the_heuristic_then_rescored(
     await wait_until(lambda: bool(events), 20, "a heuristic event")
     assert {event.data["source"] for event in events} == {"heuristic"}
 
-    # Unreachable for five minutes: the Repairs issue, as at runtime.
+    # Unreachable for five minutes: the Repairs issue, as at runtime (a tracker of the entry
+    # given the coordinator's figures now and six minutes on, as the hub's own is on refreshes).
     coordinator = entry.runtime_data.coordinator
-    coordinator.repairs.update(
-        coordinator.data, camera_root_ok=True, now=dt_util.utcnow() + timedelta(minutes=6)
-    )
+    repairs = RepairTracker(hass, entry)
+    now = dt_util.utcnow()
+    for later in (timedelta(0), timedelta(minutes=6)):
+        repairs.update(coordinator.data, camera_root_ok=True, now=now + later)
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"llm_unreachable_{entry.entry_id}")
     assert issue is not None
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from custom_components.ai_security.const import DOMAIN
 from custom_components.ai_security.core.monitor import ServiceKind
 from custom_components.ai_security.core.storage import JobRow
+from custom_components.ai_security.repairs import RepairTracker
 
 from .detector_server import DetectorServer
 from .hub_helpers import hub_entry
@@ -66,10 +67,9 @@ async def test_events_are_scored_by_the_heuristic_without_llm_entities(
     # No LLM is not an unreachable LLM: no repair issue, however long the hub runs.
     coordinator = entry.runtime_data.coordinator
     assert coordinator.data is not None
+    repairs = RepairTracker(hass, entry)
     now = dt_util.utcnow()
     for minutes in (0, 10, 60):
-        coordinator.repairs.update(
-            coordinator.data, camera_root_ok=True, now=now + timedelta(minutes=minutes)
-        )
+        repairs.update(coordinator.data, camera_root_ok=True, now=now + timedelta(minutes=minutes))
     issues = ir.async_get(hass).issues
     assert not [key for key in issues if key[0] == DOMAIN and "llm" in key[1]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from datetime import datetime
 import os
 import shutil
@@ -35,14 +34,15 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .coordinator import AiSecurityCoordinator
+from .coordinator import AiSecurityConfigEntry, AiSecurityCoordinator, AiSecurityRuntimeData
 from .core.pipeline import Pipeline, PipelineConfig
 from .core.settings import LlmApi, PipelineOptions
 from .core.stats import camera_activity
 from .core.storage import DatabaseError
 from .frontend import async_register_card
 from .hub import AiSecurityHub
-from .media_source import async_register_view, media_root
+from .media_paths import media_root
+from .media_source import async_register_view
 from .notify_actions import async_setup_notification_actions
 from .repairs import RepairTracker, async_delete_issues
 from .services import async_setup_services
@@ -59,24 +59,6 @@ PLATFORMS: list[Platform] = [
     Platform.SENSOR,
     Platform.SWITCH,
 ]
-
-
-@dataclass(kw_only=True, slots=True)
-class AiSecurityRuntimeData:
-    """What a loaded entry holds: its resolved settings, its pipeline and the hub around it."""
-
-    camera_root: str
-    detector_urls: list[str]
-    llm_url: str
-    llm_api: LlmApi
-    options: PipelineOptions
-    hub: AiSecurityHub
-    pipeline: Pipeline
-    coordinator: AiSecurityCoordinator
-    cleanup: DailyCleanup
-
-
-type AiSecurityConfigEntry = ConfigEntry[AiSecurityRuntimeData]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -176,6 +158,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         await pipeline.stop()
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="stopping")
     coordinator = AiSecurityCoordinator(hass, entry, hub, options.health_interval)
+    # Repairs listens to every refresh, the first one too; the coordinator only fetches.
+    repairs = RepairTracker(hass, entry)
+    entry.async_on_unload(coordinator.async_add_refresh_listener(repairs.async_refresh))
     try:
         midnight = dt_util.start_of_local_day()
         cutoff = dt_util.utcnow()
@@ -189,7 +174,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     _follow_zones(hass, entry, pipeline, hub)
     async_setup_notification_actions(hass, entry)
     entry.async_on_unload(hub.stop)
-    entry.async_on_unload(coordinator.repairs.clear)
+    entry.async_on_unload(repairs.clear)
     entry.runtime_data = AiSecurityRuntimeData(
         camera_root=camera_root,
         detector_urls=detector_urls,
@@ -199,7 +184,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         hub=hub,
         pipeline=pipeline,
         coordinator=coordinator,
-        cleanup=DailyCleanup(hass, entry),
+        cleanup=DailyCleanup(hass, entry, pipeline, coordinator.async_request_refresh),
     )
     _schedule_cleanup(entry, hub, options)
 

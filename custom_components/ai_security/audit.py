@@ -17,61 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import ATTR_CONFIG_ENTRY_ID
-from homeassistant.core import Context, HomeAssistant, ServiceCall, ServiceResponse
-from homeassistant.util import dt as dt_util
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse
 
+from .audit_record import async_record
 from .const import DOMAIN, LOGGER
-from .core.audit import AuditRecord, record as record_audit
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
+    from .coordinator import AiSecurityConfigEntry
+    from .core.storage import Database
 
 type ActionHandler = Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse | None]]
-
-
-def _short(result: Any) -> Any:
-    """Return what of an action's result is worth keeping: lists as their length.
-
-    A result may hold many items (say, the jobs requeued); the trail needs to know that the
-    action ran and how much it touched, not a second copy of what it returned.
-    """
-    if isinstance(result, Mapping):
-        return {
-            key: len(value) if isinstance(value, list | tuple) else value
-            for key, value in result.items()
-        }
-    return result
-
-
-async def async_record(
-    hass: HomeAssistant,
-    entry: AiSecurityConfigEntry,
-    *,
-    action: str,
-    context: Context | None,
-    arguments: Mapping[str, Any],
-    result: Any = None,
-    error: str | None = None,
-) -> None:
-    """Store one audit record in the entry's database (logged, never raised, when it fails)."""
-    user_id = context.user_id if context is not None else None
-    user_name = None
-    if user_id is not None and (user := await hass.auth.async_get_user(user_id)) is not None:
-        user_name = user.name
-    item = AuditRecord(
-        at=dt_util.utcnow(),
-        user_id=user_id,
-        user_name=user_name,
-        action=action,
-        arguments=dict(arguments),
-        result=_short(result),
-        success=error is None,
-        error=error,
-    )
-    try:
-        await entry.runtime_data.pipeline.db.run(lambda session: record_audit(session, item))
-    except Exception:  # noqa: BLE001 - the audited thing happened; its record is secondary
-        LOGGER.exception("Could not record %s in the audit trail", action)
 
 
 async def async_record_change(
@@ -96,7 +51,13 @@ async def async_record_change(
         LOGGER.info("%s of %s (not running, not in the audit trail)", action, entry.title)
         return
     loaded: AiSecurityConfigEntry = entry
-    await async_record(hass, loaded, action=action, context=None, arguments=changed)
+    await async_record(
+        hass,
+        lambda: loaded.runtime_data.pipeline.db,
+        action=action,
+        context=None,
+        arguments=changed,
+    )
 
 
 def audited(action: str, handler: ActionHandler) -> ActionHandler:
@@ -111,7 +72,7 @@ def audited(action: str, handler: ActionHandler) -> ActionHandler:
             if entry is not None:
                 await async_record(
                     call.hass,
-                    entry,
+                    _database(entry),
                     action=action,
                     context=call.context,
                     arguments=arguments,
@@ -121,7 +82,7 @@ def audited(action: str, handler: ActionHandler) -> ActionHandler:
         if entry is not None:
             await async_record(
                 call.hass,
-                entry,
+                _database(entry),
                 action=action,
                 context=call.context,
                 arguments=arguments,
@@ -140,3 +101,8 @@ def _loaded_entry(call: ServiceCall) -> AiSecurityConfigEntry | None:
         return None
     loaded: AiSecurityConfigEntry = entry
     return loaded
+
+
+def _database(entry: AiSecurityConfigEntry) -> Callable[[], Database]:
+    """Return where entry's records go, looked up only as one is written (see async_record)."""
+    return lambda: entry.runtime_data.pipeline.db

@@ -13,8 +13,7 @@ from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import AiSecurityConfigEntry
-from .coordinator import AiSecurityCoordinator
+from .coordinator import AiSecurityConfigEntry, AiSecurityCoordinator
 from .core.monitor import EndpointHealth, ServiceKind, ServiceStatus
 from .core.resilience import CircuitState
 from .entity import (

@@ -13,8 +13,8 @@ from homeassistant.components.camera import Camera as CameraEntity, CameraEntity
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import AiSecurityConfigEntry
 from .const import LOGGER
+from .coordinator import AiSecurityConfigEntry
 from .core.annotate import AnnotateError, annotate
 from .core.models import Camera
 from .core.zones import draw_zones

@@ -4,34 +4,52 @@ It runs at the option's local time (03:00 by default) as a background task of th
 chunks (core.retention), so neither the database nor Home Assistant's loop stalls on a large
 history. Each run is logged, shown on the hub's "Last clean-up" sensor and recorded in the audit
 trail.
+
+The clean-up is part of an entry's runtime data and the hub shows its figures, so it is handed
+what it works on (the pipeline, and what to refresh once it ran) instead of reading the entry's
+runtime data: that keeps this module free of the config entry type and out of an import cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_change
 from homeassistant.util import dt as dt_util
 
-from .audit import async_record
+from .audit_record import async_record
 from .const import LOGGER
 from .core.baseline import prune_baseline
 from .core.retention import RetentionStats, run_retention
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
+    from .core.pipeline import Pipeline
 
 
 class DailyCleanup:
     """Schedules and runs one entry's clean-up; keeps the last run's figures."""
 
-    def __init__(self, hass: HomeAssistant, entry: AiSecurityConfigEntry) -> None:
-        """Prepare; start() schedules it."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        pipeline: Pipeline,
+        refresh: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Prepare to clean up pipeline's history; start() schedules it.
+
+        The run is a background task of entry; refresh is awaited after each run that
+        succeeded, so the hub's sensors show the new figures at once.
+        """
         self.hass = hass
         self.entry = entry
+        self.pipeline = pipeline
+        self._refresh = refresh
         self.last: RetentionStats | None = None
         self._unsubscribe: CALLBACK_TYPE | None = None
         self._running: asyncio.Task[RetentionStats | None] | None = None
@@ -61,9 +79,8 @@ class DailyCleanup:
 
     async def async_run(self) -> RetentionStats | None:
         """Clean up now; return the figures (None when it failed, which is logged)."""
-        runtime = self.entry.runtime_data
-        pipeline = runtime.pipeline
-        options = runtime.options
+        pipeline = self.pipeline
+        options = pipeline.config.options
         now = dt_util.utcnow()
         try:
             stats = await run_retention(
@@ -72,7 +89,7 @@ class DailyCleanup:
                 days=options.retention_days,
                 media=pipeline.media,
                 delete_uploads=options.delete_uploads,
-                camera_root=runtime.camera_root,
+                camera_root=pipeline.config.camera_root,
                 run_blocking=self.hass.async_add_executor_job,
             )
             await pipeline.db.run(lambda session: prune_baseline(session, now))
@@ -80,7 +97,7 @@ class DailyCleanup:
             LOGGER.exception("The daily clean-up failed")
             await async_record(
                 self.hass,
-                self.entry,
+                lambda: pipeline.db,
                 action="retention_run",
                 context=None,
                 arguments={"days": options.retention_days},
@@ -90,11 +107,11 @@ class DailyCleanup:
         self.last = stats
         await async_record(
             self.hass,
-            self.entry,
+            lambda: pipeline.db,
             action="retention_run",
             context=None,
             arguments={"days": options.retention_days, "delete_uploads": options.delete_uploads},
             result=stats.as_dict(),
         )
-        await runtime.coordinator.async_request_refresh()
+        await self._refresh()
         return stats

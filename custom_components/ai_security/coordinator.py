@@ -4,31 +4,57 @@ Camera entities are pushed by the pipeline as things happen; what has no event o
 detector still up? how deep is the queue? how hot is the GPU?) is polled here, on the interval the
 user picked, and every status change of a model server is announced on the bus as
 `ai_security_service_status` so an automation can restart the server through whatever runs it.
+
+The config entry type and its runtime data live here, beside the coordinator, as in Home
+Assistant's own integrations: every module that reads an entry's runtime data imports them from
+here, and nothing this module imports (the hub, the clean-up, core/) reads one, so the modules
+form no import cycle (tests/test_import_cycles.py). The coordinator only fetches; Repairs listens
+to its refreshes (async_add_refresh_listener) instead of being called from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 import os
 from typing import TYPE_CHECKING, Final
 
-from homeassistant.core import HomeAssistant
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .const import DOMAIN, LOGGER
 from .core.gpu import GpuReading, NvmlReader
 from .core.monitor import EndpointHealth, HealthReport, ServiceKind, ServiceStatus
-from .repairs import RepairTracker
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
+    from .cleanup import DailyCleanup
+    from .core.pipeline import Pipeline
+    from .core.settings import LlmApi, PipelineOptions
     from .hub import AiSecurityHub
 
 EVENT_SERVICE_STATUS: Final = f"{DOMAIN}_service_status"
 OUTAGE_INTERVAL: Final = timedelta(seconds=5)
 """How often servers are probed while one is down (the user's interval applies otherwise)."""
+
+
+@dataclass(kw_only=True, slots=True)
+class AiSecurityRuntimeData:
+    """What a loaded entry holds: its resolved settings, its pipeline and the hub around it."""
+
+    camera_root: str
+    detector_urls: list[str]
+    llm_url: str
+    llm_api: LlmApi
+    options: PipelineOptions
+    hub: AiSecurityHub
+    pipeline: Pipeline
+    coordinator: AiSecurityCoordinator
+    cleanup: DailyCleanup
+
+
+type AiSecurityConfigEntry = ConfigEntry[AiSecurityRuntimeData]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,6 +81,10 @@ class HubData:
         return sum(count for name, count in self.queue.items() if name.endswith("_dead"))
 
 
+type RefreshListener = Callable[[HubData], Awaitable[None]]
+"""Awaited with each refresh's figures before the refresh counts as done (see below)."""
+
+
 class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
     """Polls the pipeline's health monitor, job queue and GPU for the hub's entities."""
 
@@ -79,7 +109,25 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         self._interval = timedelta(seconds=interval)
         self._nvml: NvmlReader | None = None
         self._statuses: dict[str, ServiceStatus] = {}
-        self.repairs = RepairTracker(hass, entry)
+        self._refresh_listeners: list[RefreshListener] = []
+
+    @callback
+    def async_add_refresh_listener(self, listener: RefreshListener) -> CALLBACK_TYPE:
+        """Await listener with the figures of every refresh that fetched them; return its removal.
+
+        Unlike async_add_listener's callbacks, listener may wait on I/O (Repairs measures the
+        disks in the executor), and it has run by the time a refresh returns and the entities
+        see the figures, so whoever awaits a refresh sees what it raised or cleared. A listener
+        that fails fails the refresh, as any failure to fetch does.
+        """
+        self._refresh_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            if listener in self._refresh_listeners:
+                self._refresh_listeners.remove(listener)
+
+        return remove
 
     async def _async_setup(self) -> None:
         """Open NVML once (in the executor: it loads the driver library) if the host has a GPU."""
@@ -122,7 +170,8 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             camera_root_ok=root_ok,
             implausible_replies=dict(pipeline.detector.implausible),
         )
-        await self.repairs.async_refresh(data)
+        for listener in list(self._refresh_listeners):
+            await listener(data)
         return data
 
     def _log_change(self, endpoint: EndpointHealth, previous: ServiceStatus | None) -> None:

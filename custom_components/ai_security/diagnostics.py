@@ -13,7 +13,7 @@ from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, CONF_DETECTOR_URLS, CONF
 from .core.health import redact_url
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
+    from .coordinator import AiSecurityConfigEntry
 
 TO_REDACT: Final = {CONF_CAMERA_ROOT, CONF_DATABASE_URL, "user_id", "username", "password"}
 DEAD_JOBS_SHOWN: Final = 10

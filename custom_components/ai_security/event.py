@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import AiSecurityConfigEntry
+from .coordinator import AiSecurityConfigEntry
 from .core.models import Camera, RiskLevel, SecurityEvent
 from .core.pipeline import EventUpdate
 from .entity import AiSecurityCameraEntity, add_camera_entities

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .cleanup import DailyCleanup
 from .core.stats import CameraActivity
 from .core.uploads import shown
-from .media_source import async_sign_notification_url
+from .media_paths import async_sign_notification_url
 
 EVENT_SECURITY: Final = f"{DOMAIN}_event"
 EVENT_DETECTION: Final = f"{DOMAIN}_detection"

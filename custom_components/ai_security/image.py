@@ -8,7 +8,7 @@ from homeassistant.components.image import ImageEntity, ImageEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import AiSecurityConfigEntry
+from .coordinator import AiSecurityConfigEntry
 from .core.models import Camera
 from .entity import AiSecurityCameraEntity, add_camera_entities, read_if_present
 from .hub import AiSecurityHub

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 import re
 from typing import TYPE_CHECKING, Final, cast
-from urllib.parse import quote
 
 from aiohttp import web
-from homeassistant.components.http.auth import async_sign_path
-from homeassistant.components.media_player.const import CONTENT_AUTH_EXPIRY_TIME, MediaClass
+from homeassistant.components.media_player.const import MediaClass
 from homeassistant.components.media_player.errors import BrowseError
 from homeassistant.components.media_source import (
     BrowseMediaSource,
@@ -37,18 +35,18 @@ from homeassistant.util.hass_dict import HassKey
 from .const import DEFAULT_NAME, DOMAIN
 from .core.derived import CLIP, KEY_FRAME, DerivedMedia, safe_component
 from .core.events import camera_event_counts, event_days, events_for_camera_day, get_event
+from .media_paths import URL_PREFIX, async_sign_media_url, media_root, media_url
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from . import AiSecurityConfigEntry
+    from .coordinator import AiSecurityConfigEntry
     from .core.models import SecurityEvent
 
 PAGE_SIZE: Final = 50
 """Events listed under a day (or one of its further pages)."""
 MAX_PAGE: Final = 10_000
 TITLE_SUMMARY_LENGTH: Final = 80
-URL_PREFIX: Final = f"/api/{DOMAIN}/media"
 MIME_TYPES: Final = {".jpg": "image/jpeg", ".mp4": "video/mp4"}
 """The only files the view serves: what the pipeline derives. Anything else there is a 404."""
 
@@ -57,43 +55,6 @@ _DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PAGE: Final = re.compile(r"[1-9]\d{0,4}")
 _MARKUP: Final = re.compile(r"[*`#]+")
 _SPACE: Final = re.compile(r"\s+")
-
-
-def media_root(hass: HomeAssistant, entry_id: str) -> str:
-    """Return the folder an entry's derived media (key frames, thumbnails, clips) live in."""
-    return hass.config.path(DOMAIN, "media", safe_component(entry_id, "entry id"))
-
-
-def media_url(entry_id: str, relative: str) -> str:
-    """Return the view's (unsigned) URL of a file given relative to the entry's media root."""
-    return f"{URL_PREFIX}/{quote(entry_id, safe='')}/{quote(relative)}"
-
-
-@callback
-def async_sign_media_url(hass: HomeAssistant, entry_id: str, relative: str) -> str:
-    """Return the view's URL of a media file, signed for a browser to load without a header."""
-    return async_sign_path(
-        hass, media_url(entry_id, relative), timedelta(seconds=CONTENT_AUTH_EXPIRY_TIME)
-    )
-
-
-@callback
-def async_sign_notification_url(hass: HomeAssistant, entry_id: str, relative: str) -> str | None:
-    """Return a media file's URL signed for a phone to load without a token, or None.
-
-    Bus events carry these: the automation that sends a notification runs without a user, so
-    the URL is signed for Home Assistant's content user (as the camera proxy's are) and stays
-    valid for a day (until Home Assistant restarts, which renews its signing key). None when
-    Home Assistant serves no HTTP (nothing could load it).
-    """
-    if "http" not in hass.config.components:
-        return None
-    return async_sign_path(
-        hass,
-        media_url(entry_id, relative),
-        timedelta(seconds=CONTENT_AUTH_EXPIRY_TIME),
-        use_content_user=True,
-    )
 
 
 @callback

@@ -27,7 +27,7 @@ from .services import (
 )
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
+    from .coordinator import AiSecurityConfigEntry
 
 EVENT_NOTIFICATION_ACTION: Final = "mobile_app_notification_action"
 """Fired by the companion app (through its webhook) when a notification's button is pressed."""

@@ -1,9 +1,12 @@
 """Repairs issues for what only the user can fix: the folder, the servers, failed jobs, the disk.
 
-RepairTracker.async_refresh runs after each coordinator refresh. An issue is raised when its
-cause is found (a model server only once it has been unreachable for UNREACHABLE_AFTER, so a
-restart does not nag) and deleted as soon as the cause is gone. Issue ids end with the entry id,
-so two hubs have their own issues.
+RepairTracker.async_refresh listens to the coordinator: setup registers it with
+async_add_refresh_listener, and each refresh's figures reach it before that refresh completes.
+The coordinator fetches and knows nothing of Repairs, so only this module imports the other.
+
+An issue is raised when its cause is found (a model server only once it has been unreachable for
+UNREACHABLE_AFTER, so a restart does not nag) and deleted as soon as the cause is gone. Issue ids
+end with the entry id, so two hubs have their own issues.
 """
 
 from __future__ import annotations
@@ -23,11 +26,10 @@ from sqlalchemy.exc import ArgumentError
 
 from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, DOMAIN
 from .core.monitor import ServiceKind, ServiceStatus
-from .media_source import media_root
+from .media_paths import media_root
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
-    from .coordinator import HubData
+    from .coordinator import AiSecurityConfigEntry, HubData
 
 UNREACHABLE_AFTER: Final = timedelta(minutes=5)
 """How long a model server must stay unreachable before the user is told."""

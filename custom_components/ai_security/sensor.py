@@ -32,8 +32,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
-from . import AiSecurityConfigEntry
-from .coordinator import AiSecurityCoordinator, HubData
+from .coordinator import AiSecurityConfigEntry, AiSecurityCoordinator, HubData
 from .core.gpu import GpuReading
 from .core.models import Camera, RiskLevel
 from .core.monitor import ServiceKind, ServiceStatus

@@ -38,7 +38,7 @@ from .core.uploads import shown
 from .media_source import async_event_media_urls
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
+    from .coordinator import AiSecurityConfigEntry
 
 SERVICE_LIST_DEAD_JOBS: Final = "list_dead_jobs"
 SERVICE_REQUEUE_DEAD_LETTERS: Final = "requeue_dead_letters"

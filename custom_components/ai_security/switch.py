@@ -19,7 +19,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 
-from . import AiSecurityConfigEntry
+from .coordinator import AiSecurityConfigEntry
 from .core.models import Camera
 from .entity import AiSecurityCameraEntity, add_camera_entities
 from .hub import CONTROL_ALERTS, CONTROL_DETECTION, AiSecurityHub, CameraControls

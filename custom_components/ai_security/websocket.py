@@ -30,7 +30,7 @@ from .const import DOMAIN
 from .services import SEARCH_SCHEMA, SERVICE_SEARCH_EVENTS, _search_events
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
+    from .coordinator import AiSecurityConfigEntry
 
 CAMERA_ENTITIES: Final[dict[str, tuple[Platform, str]]] = {
     "latest_detection": (Platform.CAMERA, "latest_detection"),

@@ -43,7 +43,7 @@ from .core.zones import (
 )
 
 if TYPE_CHECKING:
-    from . import AiSecurityConfigEntry
+    from .coordinator import AiSecurityConfigEntry
 
 SUBENTRY_ZONE: Final = "zone"
 CONF_CAMERA: Final = "camera"
