@@ -45,14 +45,14 @@ EVENT = SecurityEvent(
 
 def start_media(pipeline: Pipeline, root: Path) -> set[asyncio.Task[None]]:
     """Make the pictures of an event without detections: a task that ends in its first step."""
-    pipeline._announce(Camera(camera_id="porch", name="Porch", folder="Porch"), EVENT, [])
-    return pipeline._media_tasks
+    pipeline.announcer.announce(Camera(camera_id="porch", name="Porch", folder="Porch"), EVENT, [])
+    return pipeline.announcer._tasks
 
 
 def start_intake(pipeline: Pipeline, root: Path) -> set[asyncio.Task[None]]:
     """Submit a path outside any camera folder: an intake task that ends in its first step."""
     pipeline.submit(str(root / "stray.jpg"))
-    return pipeline._intake_tasks
+    return pipeline.intake._tasks
 
 
 async def wait_for_media(pipeline: Pipeline) -> None:

@@ -843,7 +843,7 @@ def test_every_refusal_the_library_can_raise_is_translated() -> None:
     core = INTEGRATION / "core"
     query_keys = set(re.findall(r'EventQueryError\(\s*"(\w+)"', (core / "events.py").read_text()))
     reprocess_keys = set(
-        re.findall(r'ReprocessError\(\s*"(\w+)"', (core / "pipeline.py").read_text())
+        re.findall(r'ReprocessError\(\s*"(\w+)"', (core / "intake.py").read_text())
     )
     assert query_keys == {
         "invalid_page",

@@ -14,7 +14,7 @@ event, judged once, at the end of its window or after its idle time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 import logging
@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from .jobs import JobKind, JobQueue, add_job
+from .payloads import AnalyzePayload
 from .storage import BatchRow, Database, EventRow, utcnow
 
 _LOGGER = logging.getLogger(__name__)
@@ -215,54 +216,18 @@ def finish(session: Session, batch: OpenBatch, now: datetime) -> bool:
     add_job(
         session,
         JobKind.ANALYZE,
-        analyze_payload(
-            batch.camera_id,
-            batch.opened_at,
-            batch.last_detection_at,
+        AnalyzePayload(
+            camera_id=batch.camera_id,
+            started_at=batch.opened_at,
+            ended_at=batch.last_detection_at,
             batch_key=batch.batch_key,
             event_id=batch.event_id,
             final=True,
             judged=batch.detection_count,
-        ),
+        ).to_json(),
         now,
     )
     return True
-
-
-def analyze_payload(
-    camera_id: str,
-    started_at: datetime,
-    ended_at: datetime,
-    *,
-    batch_key: str | None = None,
-    detection_ids: Iterable[int] = (),
-    event_id: str | None = None,
-    final: bool = True,
-    fast_path: bool = False,
-    judged: int = 0,
-) -> dict[str, Any]:
-    """Return the payload of an analyze job.
-
-    With event_id: a judgement of that incident (every detection of its batch so far; final
-    when it closed, fast_path when asked at once about a fast-path object; judged is how many
-    detections it covers). Without: a version-3 batch or fast-path detection list, judged into
-    a new event.
-    """
-    payload: dict[str, Any] = {
-        "camera_id": camera_id,
-        "started_at": started_at.isoformat(),
-        "ended_at": ended_at.isoformat(),
-        "fast_path": fast_path if event_id is not None else batch_key is None,
-    }
-    if event_id is not None:
-        payload["event_id"] = event_id
-        payload["final"] = final
-        payload["judged"] = judged
-    if batch_key is not None:
-        payload["batch_key"] = batch_key
-    else:
-        payload["detection_ids"] = list(detection_ids)
-    return payload
 
 
 class Batcher:
@@ -420,15 +385,15 @@ class Batcher:
             add_job(
                 session,
                 JobKind.ANALYZE,
-                analyze_payload(
-                    camera_id,
-                    batch.opened_at,
-                    batch.last_detection_at,
+                AnalyzePayload(
+                    camera_id=camera_id,
+                    started_at=batch.opened_at,
+                    ended_at=batch.last_detection_at,
                     batch_key=batch.batch_key,
                     event_id=batch.event_id,
                     final=False,
                     judged=batch.detection_count,
-                ),
+                ).to_json(),
                 now,
             )
             return "judged", replace(
