@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from custom_components.ai_security.core import events as ev
 from custom_components.ai_security.core.derived import DerivedMedia
 from custom_components.ai_security.core.events import EventQuery
+from custom_components.ai_security.core.models import MediaType
+from custom_components.ai_security.core.payloads import AnalyzePayload, DetectPayload
 from custom_components.ai_security.core.retention import (
     MAX_DAYS,
     RetentionError,
@@ -183,8 +185,32 @@ async def seed(db: Database, world: World) -> None:
                 ),
                 job(1, "done", OLD),
                 job(2, "dead", OLD),
-                job(3, "queued", OLD, media_id=6),
-                job(4, "running", OLD, kind="analyze", detection_ids=[7]),
+                job(
+                    3,
+                    "queued",
+                    OLD,
+                    **DetectPayload(
+                        media_id=6,
+                        camera_id="front",
+                        path=paths[6],
+                        media_type=MediaType.IMAGE,
+                        width=64,
+                        height=48,
+                    ).to_json(),
+                ),
+                job(
+                    4,
+                    "running",
+                    OLD,
+                    kind="analyze",
+                    **AnalyzePayload(
+                        camera_id="front",
+                        started_at=OLD,
+                        ended_at=OLD,
+                        fast_path=True,
+                        detection_ids=(7,),
+                    ).to_json(),
+                ),
                 job(5, "done", NEW),
                 job(6, "dead", NEW),
                 AuditRow(audit_id=1, at=OLD, action="delete_event", arguments={}, success=True),
@@ -565,8 +591,30 @@ async def test_batch_of_a_pending_analysis_is_kept(db: Database, world: World) -
 
     def store(session: Session) -> None:
         session.add(detection(60, 1, OLD, batch_key="closed"))
-        session.add(job(70, "queued", OLD, kind="analyze", batch_key="closed"))
+        payload = AnalyzePayload(
+            camera_id="front", started_at=OLD, ended_at=OLD, batch_key="closed", event_id="e"
+        )
+        session.add(job(70, "queued", OLD, kind="analyze", **payload.to_json()))
 
     await db.run(store)
     await retain(db, world)
     assert 60 in (await remaining(db))["detections"]
+
+
+async def test_a_corrupt_pending_job_does_not_stop_retention(db: Database, world: World) -> None:
+    """A queued job whose payload no version wrote protects nothing and breaks nothing.
+
+    It goes dead with the reason when it runs; retention still keeps what the readable jobs
+    need (detection 7, media 6) and removes the old event's rows.
+    """
+    await seed(db, world)
+
+    def store(session: Session) -> None:
+        session.add(job(71, "queued", OLD, kind="analyze", batch_key=5, detection_ids="x"))
+        session.add(job(72, "queued", OLD, media_id="six"))
+
+    await db.run(store)
+    await retain(db, world)
+    left = await remaining(db)
+    assert 7 in left["detections"]
+    assert 1 not in left["detections"]

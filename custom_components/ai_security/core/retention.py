@@ -30,6 +30,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .derived import DerivedMedia
 from .jobs import JobKind, JobState
+from .payloads import AnalyzePayload, DetectPayload, PayloadError
 from .storage import (
     AuditRow,
     BatchRow,
@@ -221,12 +222,16 @@ def _pending_work(session: Session) -> _Pending:
     ):
         if not isinstance(payload, dict):
             continue
-        if kind == JobKind.ANALYZE.value:
-            if isinstance(key := payload.get("batch_key"), str):
-                batch_keys.add(key)
-            detection_ids.update(i for i in payload.get("detection_ids", ()) if isinstance(i, int))
-        elif kind == JobKind.DETECT.value and isinstance(media_id := payload.get("media_id"), int):
-            media_ids.add(media_id)
+        try:
+            if kind == JobKind.ANALYZE.value:
+                judged = AnalyzePayload.from_json(payload)
+                if judged.batch_key is not None:
+                    batch_keys.add(judged.batch_key)
+                detection_ids.update(judged.detection_ids)
+            elif kind == JobKind.DETECT.value:
+                media_ids.add(DetectPayload.from_json(payload).media_id)
+        except PayloadError:
+            continue  # unreadable: the job goes dead when it runs, reading nothing
     return _Pending(frozenset(detection_ids), frozenset(batch_keys), frozenset(media_ids))
 
 
