@@ -1,7 +1,5 @@
 """Shared fixtures: the integration enabled, model servers on 127.0.0.1, a folder, an entry."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator, Iterator
 import logging
 from pathlib import Path

@@ -8,8 +8,6 @@ asyncio.Event, or a dropped connection; stop() and start() make the server go aw
 on the same port.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence

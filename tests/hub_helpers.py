@@ -1,7 +1,5 @@
 """The config entry the Home Assistant tests set up: the integration on in-test servers."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

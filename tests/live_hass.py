@@ -6,8 +6,6 @@ on a fresh configuration folder with the working tree's integration linked in, w
 answers HTTP, and stops it (SIGTERM, then SIGKILL) afterwards, keeping its log for failures.
 """
 
-from __future__ import annotations
-
 import asyncio
 from dataclasses import dataclass, field
 import os

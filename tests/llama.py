@@ -19,8 +19,6 @@ bytes, and the grammar lets invalid UTF-8 into strings, which the chat route's p
 with HTTP 500; failure_params() makes that certain, for tests of the retry path.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field

@@ -1,7 +1,5 @@
 """Building blocks for pipeline tests: distinct camera images, a recording host, a factory."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib

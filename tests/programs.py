@@ -4,8 +4,6 @@ Outside CI a missing program skips the test that needs it, with the reason in py
 with CI=true it fails the test, so CI can never pass on a lab that lacks one.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from dataclasses import dataclass
 import glob

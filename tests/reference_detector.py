@@ -10,8 +10,6 @@ Test images are made here too: a 1280x720 scene with the astronaut photo that sh
 scikit-image (a real person, no download), and the hostile uploads of the bad-input tests.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 import io

@@ -4,8 +4,6 @@ They are real HTTP servers (aiohttp) so the integration's real client code, time
 handling run; a test flips what they answer to walk the failure paths.
 """
 
-from __future__ import annotations
-
 import asyncio
 from dataclasses import dataclass, field
 import json

@@ -1,7 +1,5 @@
 """The action test_alert_rule: an alert rule replayed over the hub's stored events."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any

@@ -5,8 +5,6 @@ the incident's own annotated picture, and the notification is replaced in place 
 sound) when the LLM's verdict comes. The next visit is a notification of its own.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

@@ -5,8 +5,6 @@ ended. Reads (search_events, test_alert_rule, list_dead_jobs, get_audit_log, and
 ai_security/search_events over the websocket) leave no row: a dashboard reads every minute.
 """
 
-from __future__ import annotations
-
 from datetime import timedelta
 
 from homeassistant.auth.models import User

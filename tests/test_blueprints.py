@@ -8,8 +8,6 @@ gives them (opening, then updates), at start times the test chooses, and stored 
 stores them, so the schedule and the cooldown are exact.
 """
 
-from __future__ import annotations
-
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final

@@ -11,8 +11,6 @@ Assistant's reports of a deprecated call is shown to catch one here, where the c
 used to make such a call.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 import re
 import shutil

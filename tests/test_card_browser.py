@@ -14,8 +14,6 @@ when set; that is how docs/ got its pictures). A second, quicker test runs the c
 a stub of Home Assistant's websocket, to watch an event's clip play in its dialog.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager

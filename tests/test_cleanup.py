@@ -1,7 +1,5 @@
 """The daily clean-up in a real Home Assistant: scheduled at the option's time, shown, audited."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 from pathlib import Path
 

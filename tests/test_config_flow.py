@@ -1,7 +1,5 @@
 """The config, reconfigure and options flows, against model servers listening on 127.0.0.1."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch

@@ -5,8 +5,6 @@ what a random model cannot be made to say (an empty body, a score of 250, fenced
 canned strings given to the parser and from a small aiohttp stub server.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field

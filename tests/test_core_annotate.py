@@ -1,7 +1,5 @@
 """core.annotate: boxes, tags and thumbnails checked pixel by pixel on decoded results."""
 
-from __future__ import annotations
-
 from concurrent.futures import ThreadPoolExecutor
 import io
 import struct

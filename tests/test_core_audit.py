@@ -1,7 +1,5 @@
 """core.audit: redaction of paths and secrets, and the audit log on SQLite and PostgreSQL."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum

@@ -1,7 +1,5 @@
 """core.baseline on SQLite and PostgreSQL: learning per hour of the week, decay, anomaly scores."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any

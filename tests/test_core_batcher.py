@@ -1,7 +1,5 @@
 """core.batcher on SQLite and PostgreSQL: incident windows, idle times, caps, closing, resuming."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta

@@ -1,7 +1,5 @@
 """core.clips: MP4 clips from stills and cut from videos, checked with the lab's real ffprobe."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace

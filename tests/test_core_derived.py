@@ -1,7 +1,5 @@
 """core.derived: the media folder's layout, and that nothing reaches outside it."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta, timezone
 import os
 from pathlib import Path

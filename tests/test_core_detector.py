@@ -4,8 +4,6 @@ Covers the multipart upload, reply validation item by item, the breaker per endp
 requests in flight, and servers going away and coming back.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 import contextlib

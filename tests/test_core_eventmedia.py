@@ -1,7 +1,5 @@
 """core.eventmedia with real Pillow and ffmpeg: key frame, per-detection pictures, the clips."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta

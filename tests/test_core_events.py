@@ -1,7 +1,5 @@
 """core.events on SQLite and on a real PostgreSQL server: search, review, deletion, browsing."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta

@@ -1,7 +1,5 @@
 """core.health: URL rules and the probes, on their own (no Home Assistant)."""
 
-from __future__ import annotations
-
 import aiohttp
 import pytest
 

@@ -1,7 +1,5 @@
 """core/ is a plain library: no module under it may import Home Assistant."""
 
-from __future__ import annotations
-
 import ast
 from pathlib import Path
 

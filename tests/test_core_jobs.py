@@ -1,7 +1,5 @@
 """core.jobs on SQLite and PostgreSQL: the durable queue, retries, dead letters, the workers."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta

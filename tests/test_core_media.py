@@ -1,7 +1,5 @@
 """core.media: which files are uploads, camera ids, and intake of good and bad files."""
 
-from __future__ import annotations
-
 import hashlib
 import io
 import os

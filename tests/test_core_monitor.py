@@ -1,7 +1,5 @@
 """core.monitor against real HTTP servers: statuses, the shared breakers, latency windows."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 
 import aiohttp

@@ -4,8 +4,6 @@ The detector is the protocol-speaking test server; the LLM is a stub with exact 
 in the test that runs the real llama-server end to end.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 import hashlib

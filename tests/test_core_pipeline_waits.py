@@ -9,8 +9,6 @@ until the faulthandler dump). Each wait here runs on its own loop in a thread, s
 wait fails the test after a bound instead of hanging the run.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime

@@ -1,7 +1,5 @@
 """core.prompts: what the LLM is told about a batch, in local time, bounded in size; the schema."""
 
-from __future__ import annotations
-
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 import json

@@ -1,7 +1,5 @@
 """core.resilience: the circuit breaker's states and logs, and the retry backoff (no sleeping)."""
 
-from __future__ import annotations
-
 import asyncio
 from itertools import pairwise
 import logging

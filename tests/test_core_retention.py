@@ -1,7 +1,5 @@
 """core.retention on SQLite and PostgreSQL: what goes, what stays, and files outside the root."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta

@@ -1,7 +1,5 @@
 """core.risk: levels from scores by the thresholds, and the heuristic scorer's sense and bounds."""
 
-from __future__ import annotations
-
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise

@@ -1,7 +1,5 @@
 """core.rules: which events an alert rule matches, its schedule, the cooldown, a replay."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path

@@ -1,7 +1,5 @@
 """core.settings: options read from a config entry, their ranges, the clean-up time."""
 
-from __future__ import annotations
-
 import pytest
 
 from custom_components.ai_security.core.settings import PipelineOptions

@@ -1,7 +1,5 @@
 """core.storage on SQLite and on a real PostgreSQL server: schema, migrations, the worker thread."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone

@@ -1,7 +1,5 @@
 """core.video: ffprobe metadata and key frames from clips made by the lab's real ffmpeg."""
 
-from __future__ import annotations
-
 import asyncio
 from dataclasses import dataclass
 import io

@@ -1,7 +1,5 @@
 """core.watcher with real watchdog observers (inotify and polling) on a temporary camera root."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator, Callable
 import io

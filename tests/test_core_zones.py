@@ -1,7 +1,5 @@
 """core.zones: parsing and validating polygons, placing detections, drawing zones on a frame."""
 
-from __future__ import annotations
-
 import dataclasses
 import io
 import json

@@ -6,8 +6,6 @@ with the demo's printed credentials and waits until the feeder's uploads are eve
 the heuristic (no LLM model given); then Ctrl-C must stop every process the demo started.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import os

@@ -5,8 +5,6 @@ the test runs the feeder as the demo does (a process) and runs the real HOG dete
 snapshots; its clips must be real H.264 that ffprobe reads.
 """
 
-from __future__ import annotations
-
 import itertools
 import json
 from pathlib import Path

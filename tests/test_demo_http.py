@@ -4,8 +4,6 @@ config/configuration.yaml says so, and scripts/demo/run.py tells from Home Assis
 configuration whether it listens on more (test_demo.py runs the demo moving it).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

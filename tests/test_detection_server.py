@@ -5,8 +5,6 @@ server exactly as a user without a GPU would. The rtdetr backend's own tests are
 test_detection_server_rtdetr.py.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Iterator
 import json

@@ -4,8 +4,6 @@ The batcher's rules decide the server's throughput on a GPU and its latency for 
 they are checked here directly, where the test controls exactly when images arrive.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator, Callable
 import threading

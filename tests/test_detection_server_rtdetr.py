@@ -8,8 +8,6 @@ must match what the server answers. That checks the box conversion ([x, y, w, h]
 of the image as sent), the labels and the threshold without trusting the server's code.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Iterator
 import io

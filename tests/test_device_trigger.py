@@ -4,8 +4,6 @@
 to keep the recorder small): it listens to the hub's per-device signal.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Diagnostics: the hub's figures and failures, without credentials, folders or payloads."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 import json

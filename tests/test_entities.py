@@ -1,7 +1,5 @@
 """The entities of a real Home Assistant: camera sensors, event entity, hub health and GPU."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from datetime import timedelta
 import io

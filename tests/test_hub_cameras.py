@@ -6,8 +6,6 @@ restart) until an upload in its folder brings it back; the entities of a model s
 reconfigure removed are deleted at setup.
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta

@@ -6,8 +6,6 @@ package stops loading. So the graph is built from the source (every import, wher
 rather than from what happens to be imported at run time.
 """
 
-from __future__ import annotations
-
 import ast
 from collections import deque
 from pathlib import Path
@@ -220,3 +218,22 @@ def test_nothing_imports_the_package() -> None:
     """
     graph = import_graph(ROOT, PACKAGE)
     assert sorted(name for name, imported in graph.items() if PACKAGE in imported) == []
+
+
+def test_no_module_postpones_its_annotations() -> None:
+    """Python 3.14 evaluates annotations lazily: `from __future__ import annotations` is noise.
+
+    Home Assistant core dropped it; a module that brings it back (copied from an older
+    integration) would turn its annotations into strings for everything that reads them.
+    """
+    postponing = sorted(
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*.py")
+        if any(
+            isinstance(node, ast.ImportFrom)
+            and node.module == "__future__"
+            and any(alias.name == "annotations" for alias in node.names)
+            for node in ast.parse(path.read_text(encoding="utf-8")).body
+        )
+    )
+    assert postponing == []

@@ -1,7 +1,5 @@
 """Setting the entry up, unloading it, and retrying while the folder is missing."""
 
-from __future__ import annotations
-
 from pathlib import Path
 import shutil
 

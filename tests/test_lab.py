@@ -1,7 +1,5 @@
 """The lab carries the real programs later issues drive: ffmpeg, llama-server and PostgreSQL."""
 
-from __future__ import annotations
-
 import subprocess
 
 import psycopg

@@ -8,8 +8,6 @@ cut off; HTTP 400 when the prompt does not fit), and the server can go away and 
 URL.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 from pathlib import Path

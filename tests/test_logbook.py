@@ -5,8 +5,6 @@ camera). The integration describes no bus event of its own: a described ai_secur
 top of it was a second line for the same visit.
 """
 
-from __future__ import annotations
-
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any

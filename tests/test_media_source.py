@@ -1,7 +1,5 @@
 """The media source: cameras, days and events to browse; clips and key frames served with auth."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus

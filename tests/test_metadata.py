@@ -1,7 +1,5 @@
 """What HACS and Home Assistant read besides the code: manifest, hacs.json, translations."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 import re

@@ -5,8 +5,6 @@ hub must then judge every window with the heuristic at once, offer no LLM entiti
 stay unavailable forever, and queue no re-scoring for an LLM that will never come.
 """
 
-from __future__ import annotations
-
 from datetime import timedelta
 from pathlib import Path
 

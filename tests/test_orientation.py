@@ -8,8 +8,6 @@ pictures, real ffmpeg clips, the real pipeline; the detector is the test server 
 where the object was painted in the upright frame.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 import io

@@ -1,7 +1,5 @@
 """The pipeline inside a real Home Assistant: uploads become devices and bus events."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path

@@ -7,8 +7,6 @@ event; an upload the server refuses must be given up on (dead letter), not retri
 and must not stop the next upload.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -1,7 +1,5 @@
 """Repairs issues: raised when the user must act, deleted as soon as the cause is gone."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta
 import json
 from pathlib import Path

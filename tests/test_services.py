@@ -1,7 +1,5 @@
 """The integration's actions: search and review events, reprocess, analyze now, dead jobs."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta

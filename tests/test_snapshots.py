@@ -4,8 +4,6 @@ The camera's folder and its database row exist before setup, so the entities are
 that has not seen anything yet; time, ports and the entry id are fixed so the snapshots are stable.
 """
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path

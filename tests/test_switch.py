@@ -5,8 +5,6 @@ device trigger. Detection off: uploads are registered, the detector is not asked
 by itself; both switches come back after a restart; every change is in the audit trail.
 """
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path

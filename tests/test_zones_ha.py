@@ -1,7 +1,5 @@
 """Camera zones in a real Home Assistant: the subentry form, and zones on detections and events."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 import io
 from pathlib import Path

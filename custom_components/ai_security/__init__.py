@@ -1,7 +1,5 @@
 """AI Security: local threat detection for upload-folder cameras, set up from the UI."""
 
-from __future__ import annotations
-
 import contextlib
 from datetime import datetime
 import os

@@ -10,8 +10,6 @@ rows of who changed what. Recording never makes the recorded thing fail: a datab
 cannot take the record is logged and passed over.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 

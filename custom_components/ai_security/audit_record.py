@@ -5,8 +5,6 @@ an entry's runtime data: what it imports must not need the config entry type, wh
 action and flow wrappers do (they find the database of the entry a call names).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 

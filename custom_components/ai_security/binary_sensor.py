@@ -1,8 +1,6 @@
 """Binary sensors: each camera's activity (an open batch), and each model server's connectivity."""
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Any, override
 
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
@@ -37,6 +35,7 @@ class ActivitySensor(AiSecurityCameraEntity, BinarySensorEntity):
     """On while the camera has an open batch: detections are being gathered into an event."""
 
     @property
+    @override
     def is_on(self) -> bool:
         """Return whether a batch is open."""
         return self.state_data.active
@@ -72,12 +71,14 @@ class ConnectivitySensor(AiSecurityHubEntity, BinarySensorEntity):
         self._attr_translation_placeholders = {"url": url}
 
     @property
+    @override
     def is_on(self) -> bool | None:
         """Return whether the endpoint is reachable (healthy or degraded)."""
         endpoint = self.coordinator.data.endpoint(self._key)
         return None if endpoint is None else endpoint.status is not ServiceStatus.UNHEALTHY
 
     @property
+    @override
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return what the last check found: URL (no credentials), status, circuit, error."""
         endpoint = self.coordinator.data.endpoint(self._key)

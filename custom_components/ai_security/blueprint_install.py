@@ -5,8 +5,6 @@ made from) is never overwritten, and a deleted one comes back at the next start.
 of a blueprint reach an existing copy only when the user re-imports it (its source_url).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Final
 

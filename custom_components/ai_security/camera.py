@@ -5,9 +5,7 @@ camera.snapshot, mobile notifications through camera_proxy) and cached per frame
 costs nothing until somebody looks. When the upload is gone, the latest event's key frame is shown.
 """
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Any, override
 
 from homeassistant.components.camera import Camera as CameraEntity, CameraEntityDescription
 from homeassistant.core import HomeAssistant
@@ -39,6 +37,7 @@ class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
         self._frame_jpeg: bytes | None = None
 
     @property
+    @override
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return what the picture shows and when it was captured."""
         state = self.state_data
@@ -50,6 +49,7 @@ class LatestDetectionCamera(AiSecurityCameraEntity, CameraEntity):
             "captured": state.last_detection_at.isoformat() if state.last_detection_at else None,
         }
 
+    @override
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None
     ) -> bytes | None:
@@ -97,6 +97,7 @@ class ZonesCamera(AiSecurityCameraEntity, CameraEntity):
         CameraEntity.__init__(self)
 
     @property
+    @override
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the zones drawn (name, kind, priority)."""
         pipeline = self.hub.pipeline
@@ -108,6 +109,7 @@ class ZonesCamera(AiSecurityCameraEntity, CameraEntity):
             ]
         }
 
+    @override
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None
     ) -> bytes | None:

@@ -10,8 +10,6 @@ what it works on (the pipeline, and what to refresh once it ran) instead of read
 runtime data: that keeps this module free of the config entry type and out of an import cycle.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime

@@ -1,7 +1,5 @@
 """Config, reconfigure and options flows: every setting of the integration is made in the UI."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -198,6 +196,7 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @classmethod
     @callback
+    @override
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
@@ -211,6 +210,7 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
         """Return the options flow."""
         return AiSecurityOptionsFlow()
 
+    @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the camera root and the model servers, and check them before saving."""
         errors: dict[str, str] = {}

@@ -12,13 +12,11 @@ form no import cycle (tests/test_import_cycles.py). The coordinator only fetches
 to its refreshes (async_add_refresh_listener) instead of being called from here.
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 import os
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -129,12 +127,14 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
 
         return remove
 
+    @override
     async def _async_setup(self) -> None:
         """Open NVML once (in the executor: it loads the driver library) if the host has a GPU."""
         reader = NvmlReader()
         if await self.hass.async_add_executor_job(reader.open):
             self._nvml = reader
 
+    @override
     async def async_shutdown(self) -> None:
         """Close NVML along with the coordinator."""
         await super().async_shutdown()
@@ -142,6 +142,7 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         if reader is not None:
             await self.hass.async_add_executor_job(reader.close)
 
+    @override
     async def _async_update_data(self) -> HubData:
         pipeline = self.hub.pipeline
         if pipeline is None:

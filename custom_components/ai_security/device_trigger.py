@@ -13,8 +13,6 @@ None of them fires for what a camera sees while its alerts are paused (its Alert
 or snoozed): the event or detection says so in `alerts_paused`.
 """
 
-from __future__ import annotations
-
 import inspect
 from typing import Any, Final
 

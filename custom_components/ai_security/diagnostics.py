@@ -1,7 +1,5 @@
 """Diagnostics: settings without secrets or paths, the pipeline's figures and its failures."""
 
-from __future__ import annotations
-
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 

@@ -1,10 +1,8 @@
 """Base entities: one for camera devices (pushed by the pipeline), one for the hub (polled)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Collection
 import re
-from typing import Final
+from typing import Final, override
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
@@ -56,6 +54,7 @@ class AiSecurityCameraEntity(Entity):
         self._attr_device_info = camera_device_info(hub, camera)
 
     @property
+    @override
     def available(self) -> bool:
         """Return whether the camera folder is there to upload into."""
         return self.hub.camera_root_ok
@@ -65,6 +64,7 @@ class AiSecurityCameraEntity(Entity):
         """Return what the hub knows of this camera now."""
         return self.hub.cameras[self.camera.camera_id]
 
+    @override
     async def async_added_to_hass(self) -> None:
         """Write the state whenever the hub announces a change of this camera."""
         await super().async_added_to_hass()

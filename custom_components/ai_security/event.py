@@ -5,7 +5,7 @@ any it had (a person at the door at night, first judged Medium, then High), neve
 that stays or falls, so an automation on the entity alerts once per visit and once per escalation.
 """
 
-from __future__ import annotations
+from typing import override
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
@@ -30,6 +30,7 @@ SECURITY_EVENT = EventEntityDescription(
 class SecurityEventEntity(AiSecurityCameraEntity, EventEntity):
     """Fires when an incident of its camera opens, and again only when its level rises."""
 
+    @override
     async def async_added_to_hass(self) -> None:
         """Listen for the camera's new incidents and their updates."""
         await super().async_added_to_hass()
@@ -50,6 +51,7 @@ class SecurityEventEntity(AiSecurityCameraEntity, EventEntity):
             self._handle_event(camera, update.event)
 
     @callback
+    @override
     def _handle_camera_update(self) -> None:
         """Counters and activity are not this entity's business: it changes only on events."""
 

@@ -16,8 +16,6 @@ resource would load after the app, but only in dashboards whose resources a user
 it would write to the user's configuration.
 """
 
-from __future__ import annotations
-
 import hashlib
 from pathlib import Path
 from typing import Final

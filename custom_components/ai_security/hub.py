@@ -7,8 +7,6 @@ the entity platforms and device triggers listen to. It also keeps what the user 
 camera (its Alerts and Detection switches), restored before the pipeline detects anything.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence

@@ -1,8 +1,7 @@
 """Image entity per camera: the annotated key frame of its latest security event."""
 
-from __future__ import annotations
-
 from datetime import datetime
+from typing import override
 
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
 from homeassistant.core import HomeAssistant
@@ -29,15 +28,18 @@ class EventSnapshotImage(AiSecurityCameraEntity, ImageEntity):
         ImageEntity.__init__(self, hass)
 
     @property
+    @override
     def image_last_updated(self) -> datetime | None:
         """Return when the key frame shown was written."""
         return self.state_data.event_image_at
 
     @property
+    @override
     def extra_state_attributes(self) -> dict[str, str | None]:
         """Return which event the picture belongs to."""
         return {"event_id": self.state_data.event_image_event_id}
 
+    @override
     async def async_image(self) -> bytes | None:
         """Return the key frame, or None when it was deleted."""
         path = self.state_data.event_image

@@ -5,8 +5,6 @@ events carry: the hub is part of an entry's runtime data, so what it imports mus
 config entry type, which the media source does.
 """
 
-from __future__ import annotations
-
 from datetime import timedelta
 from typing import Final
 from urllib.parse import quote

@@ -8,13 +8,11 @@ An event plays its clip when it has one, else its annotated key frame. The files
 authenticated view that only reads the entry's derived-media folder, through DerivedMedia.resolve().
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 import re
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final, cast, override
 
 from aiohttp import web
 from homeassistant.components.media_player.const import MediaClass
@@ -169,6 +167,7 @@ class AiSecurityMediaSource(MediaSource):
 
     # --- resolving ------------------------------------------------------------------------------
 
+    @override
     async def async_resolve_media(self, item: MediaSourceItem) -> PlayMedia:
         """Return the URL of an event's clip, or of its key frame when it has no clip."""
         parts = item.identifier.split("/") if item.identifier else []
@@ -202,6 +201,7 @@ class AiSecurityMediaSource(MediaSource):
 
     # --- browsing -------------------------------------------------------------------------------
 
+    @override
     async def async_browse_media(self, item: MediaSourceItem) -> BrowseMediaSource:
         """Return the node item names, with its children."""
         identifier = item.identifier or ""

@@ -9,8 +9,6 @@ UNREACHABLE_AFTER, so a restart does not nag) and deleted as soon as the cause i
 end with the entry id, so two hubs have their own issues.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta

@@ -5,12 +5,10 @@ it ended, then score 0 and level "clear" until the next event: a dashboard shows
 now, and a history graph shows each event as a block rather than one step that never ends.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -175,15 +173,18 @@ class CameraSensor(AiSecurityCameraEntity, SensorEntity):
         self._hold_timer: CALLBACK_TYPE | None = None
 
     @property
+    @override
     def native_value(self) -> Any:
         """Return the value now."""
         return self.entity_description.value_fn(self.state_data, dt_util.utcnow())
 
     @property
+    @override
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the attributes now."""
         return self.entity_description.attributes_fn(self.state_data, dt_util.utcnow())
 
+    @override
     async def async_added_to_hass(self) -> None:
         """Also wake up when the current event's hold ends."""
         await super().async_added_to_hass()
@@ -191,6 +192,7 @@ class CameraSensor(AiSecurityCameraEntity, SensorEntity):
         self.async_on_remove(self._cancel_hold_timer)
 
     @callback
+    @override
     def _handle_camera_update(self) -> None:
         self._schedule_hold_end()
         super()._handle_camera_update()
@@ -378,6 +380,7 @@ class HubSensor(AiSecurityHubEntity, SensorEntity):
         self.entity_description = description
 
     @property
+    @override
     def available(self) -> bool:
         """Return whether the figure can be trusted now: its source answered the last check."""
         if not super().available:
@@ -390,11 +393,13 @@ class HubSensor(AiSecurityHubEntity, SensorEntity):
         return self.native_value is not None or not self.entity_description.key.startswith("gpu")
 
     @property
+    @override
     def native_value(self) -> Any:
         """Return the value from the latest refresh."""
         return self.entity_description.value_fn(self.coordinator.data, self.coordinator.hub)
 
     @property
+    @override
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Return the details some hub sensors carry (the clean-up's figures)."""
         attributes = self.entity_description.attributes_fn

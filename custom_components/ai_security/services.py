@@ -6,8 +6,6 @@ translated HomeAssistantError. Dead jobs are never dropped silently: list_dead_j
 with the reason each one failed, requeue_dead_letters gives them another chance.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final

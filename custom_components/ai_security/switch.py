@@ -6,8 +6,6 @@ anything, see AiSecurityHub._restore_controls), and every change is written to t
 with the user who made it.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime

@@ -11,8 +11,6 @@ such reads change nothing, so they belong neither in the audit trail nor on the 
 (each action call is a call_service event the recorder stores).
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components import websocket_api

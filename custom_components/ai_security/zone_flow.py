@@ -6,8 +6,6 @@ it as core.zones does (three points or more, inside the picture, edges not cross
 what is wrong on the field. The entry applies changed zones at once, without a reload.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 

@@ -19,8 +19,6 @@ p99 and max of close -> handed on in ms for each, and how many uploads each hand
 repeat would be counted in "again").
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 from collections import defaultdict

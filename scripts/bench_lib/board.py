@@ -7,8 +7,6 @@ done flag once its detection is stored; the feeder deletes done files after a gr
 keeps the disk bounded on long runs without ever deleting a file the pipeline has yet to read.
 """
 
-from __future__ import annotations
-
 import mmap
 import os
 from typing import Self

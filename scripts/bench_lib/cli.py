@@ -8,8 +8,6 @@ everything is taken down: the entry unloaded, Home Assistant stopped, the proces
 temporary folder removed, also on Ctrl-C.
 """
 
-from __future__ import annotations
-
 import argparse
 import array
 import asyncio

@@ -19,8 +19,6 @@ Deleting: a file is deleted --keep seconds after its detection is stored (its do
 board); files never processed stay, so nothing is ever deleted before the pipeline read it.
 """
 
-from __future__ import annotations
-
 import argparse
 from collections import deque
 import contextlib

@@ -11,8 +11,6 @@ its database thread (SQLite in the configuration folder unless --database postgr
 Assistant's shared aiohttp session and executor.
 """
 
-from __future__ import annotations
-
 import logging
 from types import MappingProxyType
 from typing import Any

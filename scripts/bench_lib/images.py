@@ -9,8 +9,6 @@ base with a unique JPEG comment (COM) segment after the start-of-image marker, w
 bytes (and so the SHA-256 the pipeline deduplicates on) without re-encoding or changing pixels.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 import io
 import struct

@@ -5,8 +5,6 @@ Initialised in a temporary folder and served on 127.0.0.1 with PostgreSQL's defa
 'postgres' user, which PostgreSQL insists on.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 import contextlib
 from dataclasses import dataclass

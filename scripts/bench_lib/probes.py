@@ -7,8 +7,6 @@ is the exception: it samples every thread's Python stack about 100 times a secon
 few percent of a core, so figures from a profiled run are not the benchmark's figures.
 """
 
-from __future__ import annotations
-
 import array
 import asyncio
 from collections import Counter, defaultdict

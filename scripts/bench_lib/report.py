@@ -23,8 +23,6 @@ Definitions, so numbers from different runs mean the same thing:
   images detected in it; the stubs' and the feeder's from their own counters, over the same run.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 import json

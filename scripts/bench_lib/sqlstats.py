@@ -4,8 +4,6 @@ Attached to the pipeline's SQLAlchemy engine through its public event hooks, so 
 itself is untouched; the counting costs a few microseconds per statement on the database thread.
 """
 
-from __future__ import annotations
-
 from collections import Counter
 import re
 import time

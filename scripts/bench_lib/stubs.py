@@ -8,8 +8,6 @@ route with one fixed verdict. GET /stats reports the request counts and the proc
 which the benchmark reads before and after the measured run. On start it prints "PORT <n>".
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 from collections import Counter

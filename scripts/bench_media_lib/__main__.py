@@ -8,8 +8,6 @@ size and entropy of a real 1080p upload (about 300 KB at quality 85), which is w
 encoding time depend on. Reports p50, p99, mean and min in ms against the target.
 """
 
-from __future__ import annotations
-
 import argparse
 from collections.abc import Callable
 import io

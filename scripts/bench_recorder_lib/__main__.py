@@ -14,8 +14,6 @@ integration, state_attributes, and the database's size.
 was an option), and prints the two side by side with the rows per 1,000 uploads.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 from collections import Counter

@@ -9,8 +9,6 @@ wakes (the loop's lag), and a writer stores a small job every 50 ms, as the pipe
 show how long its transactions wait behind retention's chunks.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 from collections.abc import Iterator

@@ -5,8 +5,6 @@ languages, levels mostly low, some events reviewed), then times core.events thro
 as the integration calls it: the figures include the hop to the database thread.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 from collections.abc import Callable, Iterator

@@ -6,8 +6,6 @@ asked) and media_source's own async_browse_media is timed, as the frontend calls
 list of days and one day's first page of 50 events, the URL signing and file checks included.
 """
 
-from __future__ import annotations
-
 import argparse
 from datetime import UTC, datetime
 import os

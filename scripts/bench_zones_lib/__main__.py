@@ -16,8 +16,6 @@ microseconds: p50, p99 and best of the batches, and the mean over all, against t
 The loop's own cost (an empty call per detection) is shown too; it is included in the figures.
 """
 
-from __future__ import annotations
-
 import argparse
 from collections.abc import Callable, Sequence
 import math

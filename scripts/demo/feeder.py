@@ -25,8 +25,6 @@ Run it as `python -m scripts.demo.feeder --root DIR` (see --help); it stops clea
 SIGTERM with a one-line summary, after --count files, or after one round with --once.
 """
 
-from __future__ import annotations
-
 import argparse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field

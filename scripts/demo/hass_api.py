@@ -8,8 +8,6 @@ field fails loudly here instead of making a half-valid install.
 Used by scripts/develop (the demo) and by the dashboard card's browser test.
 """
 
-from __future__ import annotations
-
 import asyncio
 from dataclasses import dataclass
 from typing import Any

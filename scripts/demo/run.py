@@ -20,8 +20,6 @@ so, and a configuration folder whose Home Assistant stored another HTTP configur
 Assistant's own API.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 from collections.abc import Mapping

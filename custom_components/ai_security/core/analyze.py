@@ -9,8 +9,6 @@ re-score when the heuristic had to give it. Jobs a version-3 database left queue
 a fast-path list without an incident) are judged into an event of their own, as they were then.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta

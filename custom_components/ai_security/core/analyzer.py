@@ -16,8 +16,6 @@ Prompt format on llama.cpp's native /completion route, which takes one text (no 
 the system prompt, a blank line, the user prompt, a blank line and the line "JSON answer:".
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 import json
 import logging

@@ -7,8 +7,6 @@ hostile: only common raster formats are opened, decompression bombs are refused,
 truncated image becomes an AnnotateError rather than a half-grey picture.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 import functools

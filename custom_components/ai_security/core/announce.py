@@ -7,8 +7,6 @@ drawn again and its clip made over the whole visit. Pictures run as tasks of the
 ffmpeg never holds up a detection or a verdict, and stop() cancels what is left.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import replace

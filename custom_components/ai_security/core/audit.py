@@ -20,8 +20,6 @@ What is redacted (redact(), redact_value(), redact_text()), and why:
   tuples and sets lists, datetimes ISO text, non-finite floats and other objects their text.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime

@@ -33,8 +33,6 @@ is usual score 3.5, one person where one is usual scores 0, one cat where none i
 Fewer objects than usual never count: absence is not a threat.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo

@@ -11,8 +11,6 @@ A batch row without an event (left open by schema version 3) closes as batches d
 event, judged once, at the end of its window or after its idle time.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace

@@ -12,8 +12,6 @@ on the loop. The MP4 is what every browser plays: H.264, yuv420p, even dimension
 front (+faststart) so playback starts before the download ends.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 import contextlib

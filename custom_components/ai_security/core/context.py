@@ -7,8 +7,6 @@ the clock, the host's callbacks, the cameras known so far and their zones, and w
 pictures go. Nothing here imports a stage.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo

@@ -5,8 +5,6 @@ is the cheap first check in front of it, which also catches copies whose first o
 registered.
 """
 
-from __future__ import annotations
-
 from collections import OrderedDict
 from collections.abc import Callable
 import time

@@ -8,8 +8,6 @@ leave the root. Building a path is pure and may run on the event loop; resolve, 
 delete_event touch the disk and run in an executor.
 """
 
-from __future__ import annotations
-
 import contextlib
 from datetime import UTC, datetime
 import os

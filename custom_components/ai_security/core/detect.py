@@ -6,8 +6,6 @@ frame by ffmpeg) -> the detector pool (least in flight, a breaker each) -> one b
 while the detector looks: when a detection opens an incident, its picture is nearly drawn.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace

@@ -7,8 +7,6 @@ Replies are checked item by item: a server that sends garbage costs a log line, 
 boxes are clipped to the image so later stages (annotation, zones) can trust them.
 """
 
-from __future__ import annotations
-
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass

@@ -8,8 +8,6 @@ folder (derived.py), where the media browser and the image entity find it. A mis
 camera or a clean-up deleted it) costs only its own pictures, never the event.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace

@@ -1,7 +1,5 @@
 """Stored security events for people: search, review, deletion and browsing by camera and day."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, tzinfo
 import re

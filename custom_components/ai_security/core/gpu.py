@@ -5,8 +5,6 @@ Users run the model servers on a GPU box; when that box is the Home Assistant ho
 reports its GPU in GET /health, and that is used. Neither present: no GPU sensors at all.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 import importlib

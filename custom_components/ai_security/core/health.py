@@ -4,8 +4,6 @@ The config flow uses them to reject a wrong URL while the user is still looking 
 setup uses them to retry later instead of starting a pipeline whose servers are down.
 """
 
-from __future__ import annotations
-
 import json
 from typing import Final
 

@@ -8,8 +8,6 @@ at once. After the commit: the batch's timer, the host told of the detections, a
 incident announced with its own picture (announce.py).
 """
 
-from __future__ import annotations
-
 import asyncio
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta

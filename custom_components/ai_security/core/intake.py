@@ -11,8 +11,6 @@ bytes read by the inspection are kept (up to a bound) for the detector, so an im
 from disk once.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable

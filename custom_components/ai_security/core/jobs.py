@@ -6,8 +6,6 @@ backoff and jitter until its attempts are spent; then it is dead: kept with its 
 visible, and re-queueable by the user, never silently dropped.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine

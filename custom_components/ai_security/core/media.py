@@ -3,8 +3,6 @@
 Everything here is synchronous file work: the pipeline runs it in an executor, never on the loop.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 import hashlib
 import io

@@ -1,7 +1,5 @@
 """Plain data passed between the pipeline's stages, so stages depend on data, not on each other."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum

@@ -9,8 +9,6 @@ unhealthy while the probe fails or the breaker is open. Latency windows keep the
 100 real requests per service, which is what users feel, rather than the health probe's.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections import deque
 from collections.abc import Mapping, Sequence

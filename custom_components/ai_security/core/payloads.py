@@ -7,8 +7,6 @@ it back and raises PayloadError for a payload no version of this integration wro
 corrupt row ends as a dead job with the reason instead of a crash in a worker.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime

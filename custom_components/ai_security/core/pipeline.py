@@ -14,8 +14,6 @@ It knows nothing of Home Assistant: the host passes an aiohttp session, a runner
 work, a task factory and callbacks.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable, Mapping
 from datetime import datetime

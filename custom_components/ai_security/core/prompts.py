@@ -11,8 +11,6 @@ Objects are counted per frame (one upload, or one frame of a clip), never summed
 one person in three snapshots is one person, so the header says "person 1", not "person 3".
 """
 
-from __future__ import annotations
-
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field

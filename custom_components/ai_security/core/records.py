@@ -7,8 +7,6 @@ an event is read back with its camera and detections. Everything here runs in a 
 transaction (the session given) or is pure.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Final

@@ -5,8 +5,6 @@ row, nothing to do) and an upload queued again on request (its content known: th
 new job). A new folder becomes a new camera, with an id no other folder has.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final

@@ -6,8 +6,6 @@ still recent enough to matter, and the new verdict replaces the old in place, th
 the change (a higher level is worth a new alert).
 """
 
-from __future__ import annotations
-
 from dataclasses import replace
 import logging
 

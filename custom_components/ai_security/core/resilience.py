@@ -6,8 +6,6 @@ for a while, then lets a single probe through to see whether the service is back
 how long a failed job waits before its next attempt and when it gives up (the dead-letter state).
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +14,7 @@ from enum import StrEnum
 import logging
 import random
 import time
+from typing import override
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -98,6 +97,7 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._probe_in_flight = False
 
+    @override
     def __repr__(self) -> str:
         """Show the breaker's name and state in logs and debuggers."""
         return f"<CircuitBreaker {self.name!r} {self._state}>"

@@ -1,7 +1,5 @@
 """Retention: delete what is older than the kept days, in short chunks, sparing kept events."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Sequence
 import contextlib

@@ -23,8 +23,6 @@ With the defaults and 90 % confidence: a cat by day scores 2, a car by day 12, a
 or 91 at night.
 """
 
-from __future__ import annotations
-
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass

@@ -16,8 +16,6 @@ within the cooldown before an incident (search_events). It judges an incident by
 when it opens or is judged again, the replay by its verdict as stored.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo

@@ -1,7 +1,5 @@
 """Pipeline settings with their defaults and allowed ranges, shared by the pipeline and the UI."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final

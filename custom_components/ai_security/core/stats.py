@@ -4,8 +4,6 @@ Entity state is pushed as the pipeline reports, but a restart must not reset "De
 zero or forget the last event: this reads them back from the database in one transaction.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from datetime import datetime
 

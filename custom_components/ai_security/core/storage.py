@@ -5,8 +5,6 @@ a URL. Like Home Assistant's recorder, every query runs in one dedicated thread,
 never waits on the database and SQLite never sees two writers from this process.
 """
 
-from __future__ import annotations
-
 import asyncio
 import base64
 from collections import deque

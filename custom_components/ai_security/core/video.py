@@ -6,8 +6,6 @@ anything it started, and reaped. Every failure becomes a VideoError whose reason
 people: it ends up as the last error of a dead-lettered job.
 """
 
-from __future__ import annotations
-
 import asyncio
 from dataclasses import dataclass
 import json

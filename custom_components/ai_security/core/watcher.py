@@ -20,8 +20,6 @@ closes: there every event restarts the path's debounce, and an upload is handed 
 not changed for the debounce time.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,7 +27,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Final
+from typing import Final, override
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -86,6 +84,7 @@ class _Forwarder(FileSystemEventHandler):
         self._loop = loop
         self._routes = routes
 
+    @override
     def on_any_event(self, event: FileSystemEvent) -> None:
         route = self._routes.get(event.event_type)
         if route is None or event.is_directory:

@@ -13,8 +13,6 @@ zone's bounding box (most zones are rejected with four comparisons) and its edge
 only unpacks tuples and does float arithmetic). scripts/bench_zones measures it.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
