@@ -19,15 +19,14 @@ from aiohttp import web
 import pytest
 
 from custom_components.ai_security.core.analyzer import (
-    CHAT_PATH,
-    COMPLETION_PATH,
     Analyzer,
     AnalyzerError,
     LlmRejectedError,
     LlmUnavailableError,
-    combine_prompt,
     parse_verdict,
 )
+from custom_components.ai_security.core.llm_llama_cpp import COMPLETION_PATH, combine_prompt
+from custom_components.ai_security.core.llm_openai import CHAT_PATH
 from custom_components.ai_security.core.models import (
     BoundingBox,
     Detection,

@@ -8,9 +8,9 @@ from custom_components.ai_security.core.health import (
     ServiceUnavailableError,
     normalize_url,
     probe_detector,
-    probe_llm,
     redact_url,
 )
+from custom_components.ai_security.core.llm_providers import probe_llm
 from custom_components.ai_security.core.settings import LlmApi
 
 from .servers import ModelServer

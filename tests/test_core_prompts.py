@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.ai_security.core.analyzer import combine_prompt
 from custom_components.ai_security.core.labels import MAX_LABEL_CHARS
+from custom_components.ai_security.core.llm_llama_cpp import combine_prompt
 from custom_components.ai_security.core.models import BoundingBox, Detection
 from custom_components.ai_security.core.prompts import (
     MAX_PROMPT_CHARS,

@@ -56,9 +56,9 @@ from .core.health import (
     ServiceUnavailableError,
     normalize_url,
     probe_detector,
-    probe_llm,
     redact_url,
 )
+from .core.llm_providers import probe_llm
 from .core.settings import COMMON_OBJECT_TYPES, LIMITS, LlmApi, PipelineOptions
 from .core.storage import Database, DatabaseError, engine_url
 from .zone_flow import SUBENTRY_ZONE, ZoneSubentryFlow

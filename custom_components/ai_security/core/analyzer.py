@@ -12,8 +12,8 @@ score by the user's thresholds. Its errors tell the pipeline what to do next:
 - AnalyzerError (the others): worth retrying later: a time-out, HTTP 5xx, an answer that is not
   a valid verdict. These, like unreachability, count towards opening the breaker.
 
-Prompt format on llama.cpp's native /completion route, which takes one text (no chat template):
-the system prompt, a blank line, the user prompt, a blank line and the line "JSON answer:".
+What differs between kinds of server (the route, the body, where the text sits in the reply,
+the readiness check) is the provider's (core/providers/), chosen by the configured API.
 """
 
 from collections.abc import Mapping
@@ -25,6 +25,7 @@ from typing import Any, Final
 import aiohttp
 
 from .health import redact_url
+from .llm_providers import Prompt, provider_for
 from .models import EventSource
 from .prompts import (
     MAX_PROMPT_CHARS,
@@ -39,12 +40,6 @@ from .settings import LlmApi, SeverityThresholds
 
 _LOGGER = logging.getLogger(__name__)
 
-COMPLETION_PATH: Final = "/completion"
-"""llama.cpp's native route."""
-CHAT_PATH: Final = "/v1/chat/completions"
-"""The OpenAI-compatible route."""
-SCHEMA_NAME: Final = "security_verdict"
-"""The schema's name in an OpenAI response_format."""
 RETRYABLE_CLIENT_STATUSES: Final = frozenset({408, 429})
 """4xx answers that mean 'not now' rather than 'never': treated like 5xx."""
 SNIPPET: Final = 120
@@ -80,11 +75,6 @@ def snippet(text: str) -> str:
     """Return the start of text on one line, for error messages."""
     flat = " ".join(text.split())
     return flat if len(flat) <= SNIPPET else f"{flat[: SNIPPET - 3]}..."
-
-
-def combine_prompt(system: str, user: str) -> str:
-    """Return the single text llama.cpp's /completion gets: system, user, then 'JSON answer:'."""
-    return f"{system}\n\n{user}\n\nJSON answer:\n"
 
 
 def _score(value: object) -> int:
@@ -215,7 +205,7 @@ class Analyzer:
         self._session = session
         self._url = url.rstrip("/")
         self._public_url = redact_url(self._url)
-        self._api = api
+        self._provider = provider_for(api)
         self._thresholds = thresholds
         self._time_limit = time_limit
         self._breaker = breaker or CircuitBreaker(name=f"LLM server {self._public_url}")
@@ -244,34 +234,16 @@ class Analyzer:
             summary_max=self._summary_max,
             reasoning_max=self._reasoning_max,
         )
-        body: dict[str, Any]
-        if self._api is LlmApi.LLAMA_CPP:
-            path = COMPLETION_PATH
-            body = {
-                "prompt": combine_prompt(system, user),
-                "n_predict": self._max_tokens,
-                "temperature": self._temperature,
-                "json_schema": self._schema,
-                "cache_prompt": True,
-                "stream": False,
-            }
-        else:
-            path = CHAT_PATH
-            body = {
-                "messages": [
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": user},
-                ],
-                "max_tokens": self._max_tokens,
-                "temperature": self._temperature,
-                "response_format": {
-                    "type": "json_schema",
-                    "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": self._schema},
-                },
-                "stream": False,
-            }
-            if self._model is not None:
-                body["model"] = self._model
+        path, body = self._provider.request(
+            Prompt(
+                system=system,
+                user=user,
+                schema=self._schema,
+                max_tokens=self._max_tokens,
+                temperature=self._temperature,
+                model=self._model,
+            )
+        )
         body.update(self._extra_params)
         return path, body
 
@@ -346,18 +318,8 @@ class Analyzer:
                 f"{where} answered with something that is not JSON: "
                 f"{snippet(text) or 'an empty body'}"
             ) from err
-        content: object = None
-        cut_off = False
-        if isinstance(envelope, dict) and self._api is LlmApi.LLAMA_CPP:
-            content = envelope.get("content")
-            cut_off = envelope.get("stop_type") == "limit"
-        elif isinstance(envelope, dict):
-            choices = envelope.get("choices")
-            choice = choices[0] if isinstance(choices, list) and choices else None
-            if isinstance(choice, dict):
-                message = choice.get("message")
-                content = message.get("content") if isinstance(message, dict) else None
-                cut_off = choice.get("finish_reason") == "length"
+        found = self._provider.reply(envelope)
+        content, cut_off = found.content, found.cut_off
         if not isinstance(content, str):
             raise AnalyzerError(f"{where} answered without the model's text: {snippet(text)}")
         return content, cut_off

@@ -1,4 +1,4 @@
-"""Reachability probes for the model servers: the detector's /health and the LLM's health route.
+"""Reachability probes for the model servers: the detector's /health (an LLM's: its provider).
 
 The config flow uses them to reject a wrong URL while the user is still looking at the form, and
 setup uses them to retry later instead of starting a pipeline whose servers are down.
@@ -9,8 +9,6 @@ from typing import Final
 
 import aiohttp
 from yarl import URL
-
-from .settings import LlmApi
 
 PROBE_TIMEOUT: Final = 10.0
 """Seconds a probe may take; a server that does not answer /health this fast is not usable."""
@@ -50,7 +48,7 @@ def redact_url(url: str) -> str:
     return str(parsed.with_user(None))
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str, time_limit: float) -> object:
+async def get_json(session: aiohttp.ClientSession, url: str, time_limit: float) -> object:
     """GET url and return its JSON body (None when the body is not JSON).
 
     Raises ServiceUnavailableError for connection errors, time-outs and non-2xx answers.
@@ -80,27 +78,9 @@ async def probe_detector(
     A server that answers 2xx is usable even while it loads its model ("loading"); one that
     reports status "error" is not.
     """
-    payload = await _get_json(session, f"{base_url}/health", time_limit)
+    payload = await get_json(session, f"{base_url}/health", time_limit)
     report = payload if isinstance(payload, dict) else {}
     if report.get("status") == "error":
         detail = report.get("error") or report.get("detail") or "status error"
         raise ServiceUnavailableError(f"detector reports an error: {detail}")
     return report
-
-
-async def probe_llm(
-    session: aiohttp.ClientSession, base_url: str, api: LlmApi, *, time_limit: float = PROBE_TIMEOUT
-) -> dict[str, object]:
-    """Check the LLM server: llama.cpp's GET /health, or GET /v1/models for the OpenAI API.
-
-    llama-server answers 503 while it loads its model, which counts as not ready.
-    """
-    if api is LlmApi.LLAMA_CPP:
-        payload = await _get_json(session, f"{base_url}/health", time_limit)
-        return payload if isinstance(payload, dict) else {}
-    payload = await _get_json(session, f"{base_url}/v1/models", time_limit)
-    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        raise ServiceUnavailableError(
-            f"{redact_url(base_url)}/v1/models did not return an OpenAI model list"
-        )
-    return payload

@@ -22,7 +22,8 @@ from typing import Final
 import aiohttp
 
 from .gpu import GpuReading, gpu_from_report
-from .health import ServiceUnavailableError, probe_detector, probe_llm, redact_url
+from .health import ServiceUnavailableError, probe_detector, redact_url
+from .llm_providers import probe_llm
 from .resilience import CircuitBreaker, CircuitState
 from .settings import LlmApi
 

@@ -1,0 +1,68 @@
+"""The OpenAI-compatible API: POST /v1/chat/completions, GET /v1/models.
+
+Spoken by llama-server too, and by vLLM, Ollama, LM Studio and gateways in front of a cluster.
+The schema goes as a strict json_schema response format; "model" is sent when one is named
+(servers that serve several pick the model by it).
+"""
+
+from typing import Any, ClassVar, Final
+
+import aiohttp
+
+from .health import ServiceUnavailableError, get_json, redact_url
+from .llm_provider import Capabilities, Prompt, Reply
+from .settings import LlmApi
+
+CHAT_PATH: Final = "/v1/chat/completions"
+"""The OpenAI-compatible route."""
+SCHEMA_NAME: Final = "security_verdict"
+"""The schema's name in an OpenAI response_format."""
+
+
+class OpenAiProvider:
+    """Any server speaking the OpenAI chat completions API."""
+
+    api: ClassVar[LlmApi] = LlmApi.OPENAI
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def request(self, prompt: Prompt) -> tuple[str, dict[str, Any]]:
+        """Return the chat route and its body: system and user messages, the schema as format."""
+        body: dict[str, Any] = {
+            "messages": [
+                {"role": "system", "content": prompt.system},
+                {"role": "user", "content": prompt.user},
+            ],
+            "max_tokens": prompt.max_tokens,
+            "temperature": prompt.temperature,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": prompt.schema},
+            },
+            "stream": False,
+        }
+        if prompt.model is not None:
+            body["model"] = prompt.model
+        return CHAT_PATH, body
+
+    def reply(self, envelope: object) -> Reply:
+        """Return the first choice's message text; finish_reason "length" means cut off."""
+        choices = envelope.get("choices") if isinstance(envelope, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            return Reply(content=None, cut_off=False)
+        message = choice.get("message")
+        return Reply(
+            content=message.get("content") if isinstance(message, dict) else None,
+            cut_off=choice.get("finish_reason") == "length",
+        )
+
+    async def probe(
+        self, session: aiohttp.ClientSession, base_url: str, time_limit: float
+    ) -> dict[str, object]:
+        """GET /v1/models: the server must list its models the OpenAI way."""
+        payload = await get_json(session, f"{base_url}/v1/models", time_limit)
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise ServiceUnavailableError(
+                f"{redact_url(base_url)}/v1/models did not return an OpenAI model list"
+            )
+        return payload
