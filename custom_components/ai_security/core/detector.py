@@ -1,18 +1,16 @@
 """The RT-DETRv2 detector client: one image in, validated detections out, over a pool of servers.
 
-Each configured detector URL is an endpoint behind its own circuit breaker (shared with the health
-checks). A request goes to the usable endpoint with the fewest requests in flight, so several GPU
-servers share the load and a dead one stops receiving images until its breaker lets a probe through.
-Replies are checked item by item: a server that sends garbage costs a log line, never a crash, and
-boxes are clipped to the image so later stages (annotation, zones) can trust them.
+This module sends the request and turns every failure into a DetectorError whose message names
+the endpoint without credentials. Which endpoint gets the image, and each one's circuit breaker
+(shared with the health checks), is detector_pool's job; which items of a reply are usable, with
+boxes clipped to the image so later stages (annotation, zones) can trust them, is
+detector_reply's: a server that sends garbage costs a log line, never a crash.
 """
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import json
 import logging
-import math
 import re
 import time
 from typing import Final
@@ -20,10 +18,33 @@ from typing import Final
 import aiohttp
 from yarl import URL
 
+from .detector_pool import EndpointPool
+from .detector_reply import (
+    FAR_OUTSIDE,
+    UNIT_BOXES,
+    Found,
+    error_detail,
+    finite_number,
+    implausible_reply,
+    validate_items,
+)
 from .health import redact_url
-from .labels import normalize_label
-from .models import BoundingBox
-from .resilience import CircuitBreaker, CircuitOpenError
+from .resilience import CircuitBreaker
+
+__all__ = [
+    "FAR_OUTSIDE",
+    "MAX_REPLY_BYTES",
+    "UNIT_BOXES",
+    "DetectorClient",
+    "DetectorError",
+    "DetectorRejectedError",
+    "DetectorResult",
+    "Found",
+    "content_type_for",
+    "safe_filename",
+]
+"""Found and the two conventions a reply may wrongly follow are detector_reply's, named here too
+because callers of the client (the pipeline, NMS, the tests) meet them through its results."""
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,9 +53,6 @@ DETECT_PATH: Final = "/detect"
 
 MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
 """Largest reply body read; a real reply is a few kilobytes, so more is a broken server."""
-
-_DETAIL_CHARS: Final = 200
-"""How much of a server's error detail goes into an error message."""
 
 _CONTENT_TYPES: Final = {
     ".jpg": "image/jpeg",
@@ -47,12 +65,6 @@ _CONTENT_TYPES: Final = {
     ".tiff": "image/tiff",
 }
 """Content types by suffix; a table, because mimetypes reads system files (blocking I/O)."""
-
-_NOT_AN_OBJECT: Final = "not a JSON object"
-_BAD_CLASS: Final = "no class name"
-_BAD_CONFIDENCE: Final = "confidence not a number in [0, 1]"
-_BAD_BBOX: Final = "bbox not 4 finite numbers with positive width and height"
-_OUTSIDE: Final = "box outside the image"
 
 
 class DetectorError(Exception):
@@ -81,16 +93,6 @@ class DetectorRejectedError(DetectorError):
     It does not count against the endpoint's circuit breaker. Sending the same image again will
     most likely be refused again, so a caller may give up on it sooner than on other errors.
     """
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Found:
-    """One object of a reply that passed validation and the threshold, its box inside the image."""
-
-    label: str
-    """Class name, normalised by labels.normalize_label ("person", "car")."""
-    confidence: float
-    bbox: BoundingBox
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -134,122 +136,6 @@ def safe_filename(name: str) -> str:
     return f"{cleaned}.{suffix}" if suffix else cleaned
 
 
-def _finite(value: object) -> float | None:
-    """Return value as a float when it is a finite JSON number (bool is not a number), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer literal with hundreds of digits
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _box_values(box: object) -> tuple[float, float, float, float] | None:
-    """Return a reply's [x, y, w, h] as four finite floats, or None when it is not that."""
-    if not isinstance(box, list) or len(box) != 4:
-        return None
-    x, y, w, h = (_finite(value) for value in box)
-    if x is None or y is None or w is None or h is None:
-        return None
-    return x, y, w, h
-
-
-def _parse_box(box: object, width: int, height: int) -> BoundingBox | str:
-    """Return the protocol's [x, y, w, h] clipped to the image, or why it is unusable."""
-    values = _box_values(box)
-    if values is None:
-        return _BAD_BBOX
-    x, y, w, h = values
-    if w <= 0 or h <= 0:
-        return _BAD_BBOX
-    left, top = max(x, 0.0), max(y, 0.0)
-    right, bottom = min(x + w, float(width)), min(y + h, float(height))
-    if right <= left or bottom <= top:
-        return _OUTSIDE
-    return BoundingBox(x=left, y=top, w=right - left, h=bottom - top)
-
-
-UNIT_BOXES: Final = (
-    "every box lies inside the unit square: the server seems to answer in 0-1 fractions of "
-    "the image, not in pixels"
-)
-FAR_OUTSIDE: Final = (
-    "boxes reach far outside the image: the server seems to answer [x1, y1, x2, y2] corners, "
-    "or for another image size, instead of [x, y, width, height] in pixels of the image sent"
-)
-_MIN_SIDE_FOR_UNIT_CHECK: Final = 64
-"""Images at least this wide and high cannot hold real boxes that all fit in one pixel."""
-_OUTSIDE_SLACK: Final = 0.1
-"""A box may overhang the image by this share of its size (plus a few pixels) before it is
-implausible: models predict boxes a little past the edge, and servers do not always clip."""
-
-
-def implausible_reply(items: Sequence[object], width: int, height: int) -> str | None:
-    """Return why a reply's boxes make no sense for a width x height image, or None.
-
-    Two conventions other than the protocol's are recognised: fractions of the image (every box
-    in the unit square of a large image, which would be stored as sub-pixel boxes at the
-    top-left corner), and boxes far past the image's edges (half of them or more: corners taken
-    for sizes, or boxes for another image size). Such a reply is dropped whole: its boxes are in
-    the wrong places.
-    """
-    boxes = [
-        values
-        for item in items
-        if isinstance(item, dict) and (values := _box_values(item.get("bbox"))) is not None
-    ]
-    if not boxes:
-        return None
-    if (
-        width >= _MIN_SIDE_FOR_UNIT_CHECK
-        and height >= _MIN_SIDE_FOR_UNIT_CHECK
-        and all(0.0 <= value <= 1.0 for values in boxes for value in values)
-    ):
-        return UNIT_BOXES
-    slack_x, slack_y = width * _OUTSIDE_SLACK + 4, height * _OUTSIDE_SLACK + 4
-    far = sum(
-        1
-        for x, y, w, h in boxes
-        if x < -slack_x or y < -slack_y or x + w > width + slack_x or y + h > height + slack_y
-    )
-    # One stray item among good ones is that item's fault (it is dropped on its own); when
-    # half the boxes or more overshoot, the reply follows another convention.
-    return FAR_OUTSIDE if far and 2 * far >= len(boxes) else None
-
-
-def _parse_item(item: object, width: int, height: int) -> Found | str:
-    """Return the item as a Found with its box clipped to the image, or why it is unusable."""
-    if not isinstance(item, dict):
-        return _NOT_AN_OBJECT
-    raw_label = item.get("class")
-    label = normalize_label(raw_label) if isinstance(raw_label, str) else None
-    if label is None:
-        return _BAD_CLASS
-    confidence = _finite(item.get("confidence"))
-    if confidence is None or not 0.0 <= confidence <= 1.0:
-        return _BAD_CONFIDENCE
-    box = _parse_box(item.get("bbox"), width, height)
-    if isinstance(box, str):
-        return box
-    return Found(label=label, confidence=confidence, bbox=box)
-
-
-def _error_detail(body: bytes) -> str:
-    """Return the "detail" or "error" text of a JSON error body (FastAPI's style), else ""."""
-    try:
-        payload = json.loads(body)
-    except ValueError, RecursionError:
-        return ""
-    if not isinstance(payload, dict):
-        return ""
-    for key in ("detail", "error", "message"):
-        value = payload.get(key)
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.split())[:_DETAIL_CHARS]
-    return ""
-
-
 def _describe(err: BaseException, url: str) -> str:
     """Return err's message without url's user information (aiohttp messages quote the URL)."""
     text = str(err) or type(err).__name__
@@ -283,51 +169,30 @@ class DetectorClient:
         reset_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Create one closed breaker per URL (duplicates ignored); ties go to the earlier URL.
+        """Create the endpoint pool: one closed breaker per URL (duplicates ignored).
 
         Raises ValueError for no URLs, a threshold outside [0, 1], a time limit that is not
         positive or breaker settings CircuitBreaker refuses: programming errors, not server
         trouble.
         """
-        unique = tuple(dict.fromkeys(urls))
-        if not unique:
-            raise ValueError("at least one detector URL is needed")
         if not time_limit > 0:
             raise ValueError(f"time_limit must be positive, not {time_limit}")
         self._session = session
-        self._urls = unique
         self._time_limit = time_limit
         self._threshold = self._checked_threshold(threshold)
-        self._in_flight = dict.fromkeys(unique, 0)
-        self.breakers: dict[str, CircuitBreaker] = {
-            url: CircuitBreaker(
-                name=f"Detector {redact_url(url)}",
-                failure_threshold=failure_threshold,
-                reset_timeout=reset_timeout,
-                clock=clock,
-            )
-            for url in unique
-        }
-        """One breaker per URL, keyed by the URL as configured, for the health checks to share."""
-        self.implausible: dict[str, str] = {}
-        """Endpoints (redacted URL) whose latest reply with boxes made no sense, and why."""
+        self._pool = EndpointPool(
+            urls, failure_threshold=failure_threshold, reset_timeout=reset_timeout, clock=clock
+        )
 
-    def _note_plausibility(self, endpoint: str, problem: str | None, answered: bool) -> None:
-        """Warn once when an endpoint's replies stop making sense, and say when they do again.
+    @property
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """Return one breaker per URL, keyed by the URL as configured, shared with health checks."""
+        return self._pool.breakers
 
-        Only a reply with boxes can show either way: an empty one leaves the verdict as it was.
-        """
-        if problem is not None:
-            if self.implausible.get(endpoint) != problem:
-                _LOGGER.warning(
-                    "Detector %s sent boxes that make no sense for the image: %s. Its replies "
-                    "are refused, and the images wait, until they fit the image",
-                    endpoint,
-                    problem,
-                )
-            self.implausible[endpoint] = problem
-        elif answered and self.implausible.pop(endpoint, None) is not None:
-            _LOGGER.info("Detector %s sends plausible boxes again", endpoint)
+    @property
+    def implausible(self) -> dict[str, str]:
+        """Return endpoints (redacted URL) whose latest reply with boxes made no sense, and why."""
+        return self._pool.implausible
 
     @staticmethod
     def _checked_threshold(value: float) -> float:
@@ -339,7 +204,7 @@ class DetectorClient:
     @property
     def urls(self) -> tuple[str, ...]:
         """Return the endpoints in the order they were configured."""
-        return self._urls
+        return self._pool.urls
 
     @property
     def threshold(self) -> float:
@@ -352,24 +217,7 @@ class DetectorClient:
 
     def in_flight(self, url: str) -> int:
         """Return how many requests to url are waiting for an answer."""
-        return self._in_flight[url]
-
-    def _choose(self) -> str:
-        """Return the endpoint for the next request and take its breaker's permission.
-
-        Candidates are tried in order of fewest requests in flight (ties: configuration order);
-        the first breaker that allows a request wins. allow_request() only changes state when it
-        grants (a half-open probe), so asking in turn and stopping at the first yes is safe.
-        Raises CircuitOpenError, naming the breaker opened longest ago, when all refuse.
-        """
-        for url in sorted(self._urls, key=self._in_flight.__getitem__):
-            if self.breakers[url].allow_request():
-                return url
-        refused = min(
-            self.breakers.values(),
-            key=lambda breaker: math.inf if breaker.opened_at is None else breaker.opened_at,
-        )
-        raise CircuitOpenError(refused.name, refused.last_error)
+        return self._pool.in_flight(url)
 
     async def detect(
         self,
@@ -388,28 +236,26 @@ class DetectorClient:
         """
         if width <= 0 or height <= 0:
             raise ValueError(f"image size must be positive, not {width}x{height}")
-        url = self._choose()
+        url = self._pool.choose()
         breaker = self.breakers[url]
         endpoint = redact_url(url)
-        self._in_flight[url] += 1
-        started = time.perf_counter()
-        try:
-            items, inference = await self._post(
-                url, image, filename, content_type or content_type_for(filename)
-            )
-        except DetectorRejectedError:
-            breaker.record_success()  # it answered; the image was the problem
-            raise
-        except DetectorError as err:
-            breaker.record_failure(err)
-            raise
-        except BaseException:
-            breaker.release()  # cancelled, or a bug of ours: no verdict on the server
-            raise
-        finally:
-            self._in_flight[url] -= 1
+        with self._pool.sending(url):
+            started = time.perf_counter()
+            try:
+                items, inference = await self._post(
+                    url, image, filename, content_type or content_type_for(filename)
+                )
+            except DetectorRejectedError:
+                breaker.record_success()  # it answered; the image was the problem
+                raise
+            except DetectorError as err:
+                breaker.record_failure(err)
+                raise
+            except BaseException:
+                breaker.release()  # cancelled, or a bug of ours: no verdict on the server
+                raise
         problem = implausible_reply(items, width, height)
-        self._note_plausibility(endpoint, problem, bool(items))
+        self._pool.note_plausibility(endpoint, problem, bool(items))
         if problem is not None:
             # Not "nothing seen": the image waits (its job is retried, then kept as dead) until
             # the server answers in pixels, and the breaker moves traffic to other endpoints.
@@ -457,7 +303,7 @@ class DetectorClient:
         except aiohttp.ClientError as err:
             raise DetectorError(f"{endpoint}: {_describe(err, url)}") from err
         if status >= 300:
-            detail = _error_detail(body)
+            detail = error_detail(body)
             message = f"{endpoint} answered HTTP {status} {reason}".rstrip()
             message = f"{message}: {detail}" if detail else message
             if 400 <= status < 500:
@@ -477,7 +323,7 @@ class DetectorClient:
                 status=status,
             )
         items: list[object] = payload["detections"]
-        inference = _finite(payload.get("inference_time_ms"))
+        inference = finite_number(payload.get("inference_time_ms"))
         return items, inference if inference is not None and inference >= 0 else None
 
     @staticmethod
@@ -500,14 +346,7 @@ class DetectorClient:
         items: list[object], width: int, height: int, endpoint: str
     ) -> tuple[list[Found], int]:
         """Return the usable items and how many were dropped, logging one warning per reply."""
-        found: list[Found] = []
-        reasons: Counter[str] = Counter()
-        for item in items:
-            parsed = _parse_item(item, width, height)
-            if isinstance(parsed, str):
-                reasons[parsed] += 1
-            else:
-                found.append(parsed)
+        found, reasons = validate_items(items, width, height)
         dropped = reasons.total()
         if dropped:
             _LOGGER.warning(
