@@ -44,13 +44,13 @@ EVENT = SecurityEvent(
 def start_media(pipeline: Pipeline, root: Path) -> set[asyncio.Task[None]]:
     """Make the pictures of an event without detections: a task that ends in its first step."""
     pipeline.announcer.announce(Camera(camera_id="porch", name="Porch", folder="Porch"), EVENT, [])
-    return pipeline.announcer._tasks
+    return pipeline.announcer.tasks.running
 
 
 def start_intake(pipeline: Pipeline, root: Path) -> set[asyncio.Task[None]]:
     """Submit a path outside any camera folder: an intake task that ends in its first step."""
     pipeline.submit(str(root / "stray.jpg"))
-    return pipeline.intake._tasks
+    return pipeline.intake.tasks.running
 
 
 async def wait_for_media(pipeline: Pipeline) -> None:

@@ -8,7 +8,6 @@ ffmpeg never holds up a detection or a verdict, and stop() cancels what is left.
 """
 
 import asyncio
-from collections.abc import Coroutine
 from dataclasses import replace
 from datetime import datetime
 import logging
@@ -19,7 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .annotate import KeyFrameCanvas
-from .context import StageContext
+from .context import BackgroundTasks, StageContext
+from .derived import DerivedMedia
 from .eventmedia import EventMedia, SpanUpload, render_event_media, render_incident_clip
 from .models import Camera, Detection, MediaType, SecurityEvent
 from .storage import DetectionRow, MediaRow
@@ -38,7 +38,7 @@ class Announcer:
     def __init__(self, ctx: StageContext) -> None:
         """Use the pipeline's shared context; nothing runs until an event is announced."""
         self._ctx = ctx
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = BackgroundTasks()
         self._announcing: dict[str, asyncio.Event] = {}
         """Events stored whose key frame is being drawn: set once each is announced, so an
         update of one never reaches the host before the event itself."""
@@ -89,13 +89,10 @@ class Announcer:
 
         async def render() -> None:
             try:
-                made = await render_event_media(
+                made = await self._render(
+                    media,
                     event,
                     detections,
-                    media,
-                    run_blocking=ctx.run_blocking,
-                    ffmpeg=ctx.config.ffmpeg,
-                    camera_root=ctx.config.camera_root,
                     on_key_frame=first_picture,
                     # An incident's clip covers all of it: made when it closes.
                     clip=not event.ongoing,
@@ -110,7 +107,7 @@ class Announcer:
             if made is not None and (made.key_frame is not None or made.clip is not None):
                 ctx.callbacks.event_media(camera, event, made)
 
-        self._spawn(render(), f"ai_security media {event.event_id}")
+        self.tasks.spawn(render(), f"ai_security media {event.event_id}")
 
     def finish(
         self, camera: Camera, event: SecurityEvent, detections: list[Detection], batch_key: str
@@ -128,16 +125,7 @@ class Announcer:
                 uploads = await ctx.db.run(
                     lambda s: _uploads_between(s, camera.camera_id, batch_key, event.ended_at)
                 )
-                made = await render_event_media(
-                    event,
-                    detections,
-                    media,
-                    run_blocking=ctx.run_blocking,
-                    ffmpeg=ctx.config.ffmpeg,
-                    camera_root=ctx.config.camera_root,
-                    clip=False,
-                    key_frame=False,
-                )
+                made = await self._render(media, event, detections, clip=False, key_frame=False)
                 clip = await render_incident_clip(
                     event,
                     detections,
@@ -153,12 +141,26 @@ class Announcer:
             if clip is not None:
                 ctx.callbacks.event_media(camera, event, replace(made, clip=clip))
 
-        self._spawn(render(), f"ai_security clip {event.event_id}")
+        self.tasks.spawn(render(), f"ai_security clip {event.event_id}")
 
-    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _render(
+        self,
+        media: DerivedMedia,
+        event: SecurityEvent,
+        detections: list[Detection],
+        **how: Any,
+    ) -> EventMedia:
+        """Make an event's pictures with the pipeline's ffmpeg, executor and camera root."""
+        ctx = self._ctx
+        return await render_event_media(
+            event,
+            detections,
+            media,
+            run_blocking=ctx.run_blocking,
+            ffmpeg=ctx.config.ffmpeg,
+            camera_root=ctx.config.camera_root,
+            **how,
+        )
 
     async def read_frame(self, path: str, frame_time: float | None) -> bytes | None:
         """Return an upload's picture (a clip's frame at frame_time); None when gone or refused.
@@ -181,21 +183,12 @@ class Announcer:
             return None
 
     async def wait(self) -> None:
-        """Return once the pictures of every announced event are made (tests and benchmarks).
-
-        Only unfinished tasks are waited for: a finished task may still be in the set until its
-        done callback runs, and awaiting finished tasks does not yield to the loop, so waiting
-        for the set to empty could spin forever, freezing the loop.
-        """
-        while pending := [task for task in self._tasks if not task.done()]:
-            await asyncio.wait(pending)
+        """Return once the pictures of every announced event are made (tests and benchmarks)."""
+        await self.tasks.wait()
 
     async def stop(self) -> None:
         """Cancel the pictures still being made; the events stay stored."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.cancel()
 
 
 def _uploads_between(

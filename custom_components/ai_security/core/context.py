@@ -7,7 +7,8 @@ the clock, the host's callbacks, the cameras known so far and their zones, and w
 pictures go. Nothing here imports a stage.
 """
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -149,6 +150,43 @@ class Zones:
         """Return a camera's zones described in words, by name (for the LLM's prompt)."""
         found = self._zones.get(camera_id)
         return {} if found is None else {zone.name: describe_zone(zone) for zone in found}
+
+
+class BackgroundTasks:
+    """Tasks a stage starts and does not await (an upload's intake, an event's pictures).
+
+    Kept so they are not garbage-collected while they run, waited for by tests and benchmarks,
+    and cancelled at stop.
+    """
+
+    def __init__(self) -> None:
+        """Start with none."""
+        self.running: set[asyncio.Task[None]] = set()
+        """The tasks started and not yet seen to finish (a finished one leaves with its done
+        callback, in the loop's next iteration)."""
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run work as a task of its own."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    async def wait(self) -> None:
+        """Return once every task started has finished.
+
+        Only unfinished tasks are waited for: a finished task may still be in the set until its
+        done callback runs, and awaiting finished tasks does not yield to the loop, so waiting
+        for the set to empty could spin forever, freezing the loop.
+        """
+        while pending := [task for task in self.running if not task.done()]:
+            await asyncio.wait(pending)
+
+    async def cancel(self) -> None:
+        """Cancel every task still running and return once they have ended."""
+        for task in list(self.running):
+            task.cancel()
+        if self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
 
 
 def zone_name(zone: Zone | None) -> str | None:

@@ -23,8 +23,9 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .context import StageContext
+from .context import BackgroundTasks, StageContext
 from .dedupe import RecentHashes
+from .errors import AiSecurityError
 from .jobs import JobKind, JobWorker
 from .media import Intake, RejectedMediaError, classify, inspect_upload
 from .registration import Registered, register_upload
@@ -43,14 +44,8 @@ CONTENT_CACHE_BYTES: Final = 8 * 1024 * 1024
 """Image bytes kept between intake and detection; beyond this, detection reads the file."""
 
 
-class ReprocessError(Exception):
-    """A file cannot be queued again; key and placeholders name the reason for translation."""
-
-    def __init__(self, key: str, **placeholders: str) -> None:
-        """Remember the reason."""
-        super().__init__(f"{key}: {placeholders}")
-        self.key = key
-        self.placeholders = placeholders
+class ReprocessError(AiSecurityError):
+    """A file cannot be queued again; the translation key and placeholders name the reason."""
 
 
 class IntakeStage:
@@ -62,7 +57,7 @@ class IntakeStage:
         self._detect_worker = detect_worker
         self._recent = RecentHashes(ctx.config.dedupe_ttl)
         self._slots = asyncio.Semaphore(ctx.config.intake_concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = BackgroundTasks()
         # Images read by intake, kept (up to a bound) until their detection job sends them.
         self._contents: OrderedDict[int, bytes] = OrderedDict()
         self._contents_size = 0
@@ -73,26 +68,15 @@ class IntakeStage:
         """Take in an upload path (called by the watcher once the file has settled)."""
         if not self._ctx.running:
             return
-        task = asyncio.get_running_loop().create_task(self._intake(path), name="ai_security intake")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.spawn(self._intake(path), "ai_security intake")
 
     async def wait(self) -> None:
-        """Return once every submitted upload has been taken in (for tests and benchmarks).
-
-        Only unfinished tasks are waited for: a finished one stays in the set until its done
-        callback runs, in the loop's next iteration, and awaiting finished tasks does not yield
-        to the loop, so waiting for the set to empty could spin forever, freezing the loop.
-        """
-        while pending := [task for task in self._tasks if not task.done()]:
-            await asyncio.wait(pending)
+        """Return once every submitted upload has been taken in (for tests and benchmarks)."""
+        await self.tasks.wait()
 
     async def stop(self) -> None:
         """Cancel the uploads being taken in; the start-up scan finds them again."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.cancel()
 
     async def queue_backlog(self) -> None:
         """Queue uploads that arrived while the pipeline was not running (not older history)."""
