@@ -1,10 +1,13 @@
-"""Snapshots of every platform's entities (registry entries and states) for one camera.
+"""How each platform's snapshot is taken: its entities (registry entries and states) for one camera.
 
-The camera's folder and its database row exist before setup, so the entities are those of a camera
-that has not seen anything yet; time, ports and the entry id are fixed so the snapshots are stable.
+Each platform has its own test module (tests/test_<platform>_snapshot.py) and so its own
+snapshot file. The camera's folder and its database row exist before setup, so the entities are
+those of a camera that has not seen anything yet; time, ports and the entry id are fixed so the
+snapshots are stable.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from unittest.mock import PropertyMock, patch
@@ -13,7 +16,6 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
@@ -35,26 +37,9 @@ DETECTOR_PORT = 48731
 LLM_PORT = 48732
 
 
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Serialize Home Assistant's objects with their random ids and times masked."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
-
-
-@pytest.fixture
-def entity_registry_enabled_by_default() -> Iterator[None]:
-    """Enable the entities that start disabled, so every one is in the snapshot."""
-    with patch(
-        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
-        return_value=True,
-        new_callable=PropertyMock,
-    ):
-        yield
-
-
-@pytest.fixture
-async def servers(socket_enabled: None) -> AsyncIterator[tuple[DetectorServer, ModelServer]]:
-    """Return a detector reporting a GPU and an LLM, on fixed ports (their URLs name entities)."""
+@contextlib.asynccontextmanager
+async def _servers() -> AsyncIterator[tuple[DetectorServer, ModelServer]]:
+    """Run a detector reporting a GPU and an LLM, on fixed ports (their URLs name entities)."""
     detector = DetectorServer()
     detector.port = DETECTOR_PORT
     detector.health_body = {
@@ -71,17 +56,17 @@ async def servers(socket_enabled: None) -> AsyncIterator[tuple[DetectorServer, M
     llm = ModelServer(port=LLM_PORT)
     await detector.start()
     await llm.start()
-    yield detector, llm
-    await llm.stop()
-    await detector.stop()
+    try:
+        yield detector, llm
+    finally:
+        await llm.stop()
+        await detector.stop()
 
 
-@pytest.fixture
-async def entry(
-    hass: HomeAssistant, camera_root: Path, servers: tuple[DetectorServer, ModelServer]
+async def _entry(
+    hass: HomeAssistant, camera_root: Path, detector: DetectorServer, llm: ModelServer
 ) -> MockConfigEntry:
     """Return an entry whose database already knows the camera "Front Door"."""
-    detector, llm = servers
     await hass.async_add_executor_job((camera_root / "Front Door").mkdir)
     folder = Path(hass.config.path(DOMAIN))
     database = folder / f"{ENTRY_ID}.db"
@@ -126,32 +111,35 @@ async def entry(
     return entry
 
 
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
-@pytest.mark.parametrize(
-    "platform",
-    [
-        Platform.BINARY_SENSOR,
-        Platform.CAMERA,
-        Platform.EVENT,
-        Platform.IMAGE,
-        Platform.SENSOR,
-        Platform.SWITCH,
-    ],
-)
-async def test_platform_snapshot(
+async def check_platform(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    camera_root: Path,
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
     freezer: FrozenDateTimeFactory,
     platform: Platform,
 ) -> None:
-    """Each platform's entities, as registered and as their states read."""
+    """Set the entry up with platform alone; match its entities, every one enabled, and states."""
     freezer.move_to("2026-11-26T03:00:00+00:00")
-    with (
-        patch("custom_components.ai_security.PLATFORMS", [platform]),
-        patch("random.SystemRandom.getrandbits", return_value=0x5EC0_12E7),
-    ):
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-        await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
+    async with _servers() as (detector, llm):
+        entry = await _entry(hass, camera_root, detector, llm)
+        with (
+            # Entities that start disabled are enabled, so every one is in the snapshot.
+            patch(
+                "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+                return_value=True,
+                new_callable=PropertyMock,
+            ),
+            patch("custom_components.ai_security.PLATFORMS", [platform]),
+            patch("random.SystemRandom.getrandbits", return_value=0x5EC0_12E7),
+        ):
+            assert await hass.config_entries.async_setup(entry.entry_id)
+            await hass.async_block_till_done()
+            await snapshot_platform(
+                hass,
+                entity_registry,
+                # Home Assistant's objects serialized with their random ids and times masked.
+                snapshot.use_extension(HomeAssistantSnapshotExtension),
+                entry.entry_id,
+            )
+            assert await hass.config_entries.async_unload(entry.entry_id)
