@@ -13,13 +13,10 @@ from typing import Any
 from PIL import Image
 import pytest
 
-from custom_components.ai_security.core import eventmedia
+from custom_components.ai_security.core import incident_clip
 from custom_components.ai_security.core.derived import DerivedMedia
-from custom_components.ai_security.core.eventmedia import (
-    SpanUpload,
-    render_event_media,
-    render_incident_clip,
-)
+from custom_components.ai_security.core.eventmedia import render_event_media
+from custom_components.ai_security.core.incident_clip import SpanUpload, render_incident_clip
 from custom_components.ai_security.core.models import (
     BoundingBox,
     Detection,
@@ -367,7 +364,7 @@ async def test_incident_clip_skips_missing_and_broken_uploads(
     junk.write_bytes(b"no picture" * 100)
     last = upload(uploads, "last.jpg", (30, 30, 200))
     media = DerivedMedia(tmp_path / "media")
-    caplog.set_level(logging.DEBUG, "custom_components.ai_security.core.eventmedia")
+    caplog.set_level(logging.DEBUG, "custom_components.ai_security.core.incident_clip")
     called: list[str] = []
 
     async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
@@ -438,7 +435,7 @@ async def test_incident_clip_caps_its_stills_keeping_those_with_detections(
 ) -> None:
     """Over the cap: every upload with a detection stays, the others are spread evenly."""
     require_program("ffmpeg")
-    monkeypatch.setattr(eventmedia, "INCIDENT_FRAMES", 6)
+    monkeypatch.setattr(incident_clip, "INCIDENT_FRAMES", 6)
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     levels = [10 + 12 * index for index in range(20)]
@@ -468,7 +465,7 @@ async def test_incident_clip_caps_its_stills_keeping_those_with_detections(
     assert shown == sorted(shown)
     assert {0, 19} & set(shown)  # the two others spread over the incident, its first or last
     # Without the cap every upload is there.
-    monkeypatch.setattr(eventmedia, "INCIDENT_FRAMES", 150)
+    monkeypatch.setattr(incident_clip, "INCIDENT_FRAMES", 150)
     clip = await render_incident_clip(
         event(),
         detections,
