@@ -302,7 +302,7 @@ def test_invalid_queries_have_translation_keys(kwargs: dict[str, Any], key: str)
     """Bad paging is refused before any query, with the keys event searches use."""
     with pytest.raises(EventQueryError) as raised:
         audit.audit_log(Session(), **kwargs)
-    assert raised.value.key == key
+    assert raised.value.translation_key == key
     assert isinstance(raised.value, ValueError)
 
 

@@ -185,7 +185,7 @@ def test_invalid_queries_are_refused_with_a_translation_key(
     """Each invalid query names the message the Home Assistant layer shows, with placeholders."""
     with pytest.raises(EventQueryError) as caught:
         EventQuery(**fields)
-    assert caught.value.key == key
+    assert caught.value.translation_key == key
     assert isinstance(caught.value, ValueError)
     assert all(isinstance(value, str) for value in caught.value.placeholders.values())
     assert caught.value.placeholders
@@ -377,7 +377,7 @@ async def test_review(db: Database) -> None:
 
     with pytest.raises(EventQueryError) as caught:
         await db.run(lambda s: ev.review_event(s, "visitor", note="n" * 1001, now=now))
-    assert caught.value.key == "review_note_too_long"
+    assert caught.value.translation_key == "review_note_too_long"
     await db.run(lambda s: ev.review_event(s, "visitor", note="n" * 1000, now=now))
 
 

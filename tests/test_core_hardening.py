@@ -261,7 +261,7 @@ async def test_no_route_reads_outside_the_root(
         for path in ("Cam/sub/secret1.jpg", str(root / "Cam" / "sub" / "secret2.jpg")):
             with pytest.raises(ReprocessError) as caught:
                 await pipeline.reprocess(path)
-            assert caught.value.key == "file_unusable"
+            assert caught.value.translation_key == "file_unusable"
         with pytest.raises(ReprocessError):
             await pipeline.reprocess("Cam/link.jpg")
         with pytest.raises(ReprocessError):

@@ -480,7 +480,7 @@ async def test_days_out_of_range_refused(db: Database, world: World, days: int) 
     before = await remaining(db)
     with pytest.raises(RetentionError) as raised:
         await retain(db, world, days=days)
-    assert raised.value.key == "retention_days_out_of_range"
+    assert raised.value.translation_key == "retention_days_out_of_range"
     assert raised.value.placeholders["max"] == str(MAX_DAYS)
     assert await remaining(db) == before
 

@@ -81,9 +81,9 @@ def test_a_rule_without_conditions_matches_every_event() -> None:
 def test_a_cooldown_out_of_range_is_refused_with_a_translated_error(minutes: float) -> None:
     with pytest.raises(RuleError) as err:
         AlertRule(cooldown_minutes=minutes)
-    assert err.value.key == "invalid_cooldown"
-    assert err.value.key in STRINGS["exceptions"]
-    message = STRINGS["exceptions"][err.value.key]["message"]
+    assert err.value.translation_key == "invalid_cooldown"
+    assert err.value.translation_key in STRINGS["exceptions"]
+    message = STRINGS["exceptions"][err.value.translation_key]["message"]
     assert message.format(**err.value.placeholders)
 
 
@@ -104,9 +104,9 @@ def test_every_refusal_of_a_rule_is_translated() -> None:
 def test_an_unknown_weekday_is_refused_with_a_translated_error() -> None:
     with pytest.raises(RuleError) as err:
         AlertRule(weekdays=("mon", "monday"))
-    assert err.value.key == "invalid_weekday"
+    assert err.value.translation_key == "invalid_weekday"
     assert err.value.placeholders["weekday"] == "monday"
-    message = STRINGS["exceptions"][err.value.key]["message"]
+    message = STRINGS["exceptions"][err.value.translation_key]["message"]
     assert "monday" in message.format(**err.value.placeholders)
 
 
@@ -406,4 +406,4 @@ async def test_replay_of_an_empty_range_is_all_zero(db: Database) -> None:
 def test_replay_refuses_a_reversed_range() -> None:
     with pytest.raises(EventQueryError) as err:
         RuleReplay(AlertRule(), PARIS, NIGHT, NIGHT - timedelta(hours=1))
-    assert err.value.key == "invalid_date_range"
+    assert err.value.translation_key == "invalid_date_range"

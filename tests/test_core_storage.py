@@ -23,12 +23,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from custom_components.ai_security.core import events, storage
+from custom_components.ai_security.core.database_url import engine_url
 from custom_components.ai_security.core.storage import (
     CameraRow,
     Database,
     DatabaseError,
     MetaRow,
-    engine_url,
 )
 
 from .programs import PostgresServer

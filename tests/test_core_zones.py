@@ -128,7 +128,7 @@ def test_parse_points_edges_of_the_range() -> None:
 def test_parse_points_rejects(text: str, key: str, placeholder: dict[str, str]) -> None:
     with pytest.raises(ZoneError) as caught:
         parse_points(text)
-    assert caught.value.key == key
+    assert caught.value.translation_key == key
     assert caught.value.placeholders == placeholder
     assert isinstance(caught.value, ValueError)
 
@@ -210,7 +210,7 @@ def test_zone_is_frozen() -> None:
 def test_make_zone_rejects(points: str, key: str, placeholders: dict[str, str] | None) -> None:
     with pytest.raises(ZoneError) as caught:
         zone("Porch", points)
-    assert caught.value.key == key
+    assert caught.value.translation_key == key
     assert caught.value.placeholders["name"] == "Porch"
     if placeholders is not None:
         assert caught.value.placeholders == {"name": "Porch", **placeholders}
@@ -226,7 +226,7 @@ def test_too_many_points() -> None:
     )
     with pytest.raises(ZoneError) as caught:
         zone("Round", circle)
-    assert caught.value.key == "zone_too_many_points"
+    assert caught.value.translation_key == "zone_too_many_points"
     assert caught.value.placeholders["count"] == str(count)
     fewer = " ".join(circle.split()[:MAX_POINTS])
     assert len(zone("Round", fewer).points) == MAX_POINTS
@@ -238,14 +238,14 @@ def test_nearly_straight_corner_is_exact() -> None:
     assert zone("thin", f"0,0 1,1 0.5,{0.5 + tiny}").points[2] == (0.5, 0.5 + tiny)
     with pytest.raises(ZoneError) as caught:
         zone("flat", "0,0 1,1 0.5,0.5")
-    assert caught.value.key == "zone_zero_area"
+    assert caught.value.translation_key == "zone_zero_area"
 
 
 @pytest.mark.parametrize("name", ["", "   ", "\n\t", "\x00\x1b"])
 def test_empty_name(name: str) -> None:
     with pytest.raises(ZoneError) as caught:
         zone(name, SQUARE)
-    assert caught.value.key == "zone_name_empty"
+    assert caught.value.translation_key == "zone_name_empty"
     assert caught.value.placeholders == {}
     assert str(caught.value) == "a zone needs a name"
 
@@ -253,14 +253,14 @@ def test_empty_name(name: str) -> None:
 def test_bad_kind() -> None:
     with pytest.raises(ZoneError) as caught:
         zone("Roof", SQUARE, kind="roof")
-    assert caught.value.key == "zone_bad_kind"
+    assert caught.value.translation_key == "zone_bad_kind"
     assert caught.value.placeholders == {"kind": "roof", "name": "Roof"}
 
 
 def test_duplicate_names() -> None:
     with pytest.raises(ZoneError) as caught:
         ZoneMap([zone("Driveway", SQUARE), zone("Yard", U_SHAPE), zone("driveway ", U_SHAPE)])
-    assert caught.value.key == "zone_duplicate_name"
+    assert caught.value.translation_key == "zone_duplicate_name"
     assert caught.value.placeholders == {"name": "driveway"}
 
 
@@ -273,7 +273,7 @@ def test_zone_error_message_without_its_placeholders() -> None:
 def test_zone_constructed_directly_is_validated() -> None:
     with pytest.raises(ZoneError) as caught:
         Zone(name="a", kind=ZoneKind.YARD, points=((0.0, 0.0), (1.0, 1.0)))
-    assert caught.value.key == "zone_too_few_points"
+    assert caught.value.translation_key == "zone_too_few_points"
     made = Zone(name="a", kind=ZoneKind.YARD, points=((0, 0), (1, 0), (0, 1)))
     assert made.points == ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
     assert all(isinstance(value, float) for point in made.points for value in point)
@@ -339,7 +339,7 @@ def test_from_dict_priority_defaults_to_zero() -> None:
 def test_from_dict_rejects_bad_stored_data(change: Any, key: str, field: str | None) -> None:
     with pytest.raises(ZoneError) as caught:
         zone_from_dict(change(zone_to_dict(zone("Lawn", SQUARE))))
-    assert caught.value.key == key
+    assert caught.value.translation_key == key
     if field is not None:
         assert caught.value.placeholders == {"field": field}
 

@@ -19,7 +19,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from sqlalchemy.orm import Session
 
 from custom_components.ai_security.const import DOMAIN
-from custom_components.ai_security.core.events import delete_event
+from custom_components.ai_security.core.errors import AiSecurityError
+from custom_components.ai_security.core.events import EventQueryError, delete_event
+from custom_components.ai_security.core.intake import ReprocessError
+from custom_components.ai_security.core.rules import RuleError
 from custom_components.ai_security.core.storage import EventRow
 
 from .detector_server import DetectorServer, Reply, detection, detections
@@ -837,24 +840,38 @@ async def test_actions_are_registered_with_their_descriptions(
 
 
 def test_every_refusal_the_library_can_raise_is_translated() -> None:
-    """The keys of EventQueryError and ReprocessError are passed on as they are: all have texts."""
-    core = INTEGRATION / "core"
-    query_keys = set(re.findall(r'EventQueryError\(\s*"(\w+)"', (core / "events.py").read_text()))
-    reprocess_keys = set(
-        re.findall(r'ReprocessError\(\s*"(\w+)"', (core / "intake.py").read_text())
-    )
-    assert query_keys == {
-        "invalid_page",
-        "invalid_page_size",
-        "search_text_too_long",
-        "naive_datetime",
-        "invalid_date_range",
-        "review_note_too_long",
+    """The keys of the refusals actions meet are passed on as they are: all have texts.
+
+    The decorator turns every AiSecurityError into a ServiceValidationError under its own key,
+    so each key raised anywhere in core/ by these classes needs a text in "exceptions".
+    """
+    refusals = (EventQueryError, ReprocessError, RuleError)
+    assert all(issubclass(refusal, AiSecurityError) for refusal in refusals)
+    sources = [path.read_text() for path in sorted((INTEGRATION / "core").glob("*.py"))]
+    keys = {
+        refusal.__name__: {
+            key
+            for source in sources
+            for key in re.findall(rf'\b{refusal.__name__}\(\s*"(\w+)"', source)
+        }
+        for refusal in refusals
     }
-    assert reprocess_keys == {"not_an_upload", "file_not_found", "file_unusable", "unknown_camera"}
+    assert keys == {
+        "EventQueryError": {
+            "invalid_page",
+            "invalid_page_size",
+            "search_text_too_long",
+            "naive_datetime",
+            "invalid_date_range",
+            "review_note_too_long",
+        },
+        "ReprocessError": {"not_an_upload", "file_not_found", "file_unusable", "unknown_camera"},
+        "RuleError": {"invalid_cooldown", "invalid_weekday"},
+    }
     services = (INTEGRATION / "services.py").read_text()
-    own = set(re.findall(r'(?:translation_key=|_failed\(|failure=)"(\w+)"', services))
+    own = set(re.findall(r'(?:translation_key=|failure=)"(\w+)"', services))
     assert {"unknown_camera", "event_not_found", "no_open_batch", "invalid_snooze_duration"} <= own
+    assert {"database_failed", "database_write_failed", "queue_unavailable"} <= own
     messages = STRINGS["exceptions"]
-    for key in query_keys | reprocess_keys | own | {"database_failed", "database_write_failed"}:
+    for key in set().union(*keys.values()) | own:
         assert messages[key]["message"], key

@@ -33,9 +33,9 @@ from .const import (
     LOGGER,
 )
 from .coordinator import AiSecurityConfigEntry, AiSecurityCoordinator, AiSecurityRuntimeData
+from .core import operations
 from .core.pipeline import Pipeline, PipelineConfig
 from .core.settings import LlmApi, PipelineOptions
-from .core.stats import camera_activity
 from .core.storage import DatabaseError
 from .frontend import async_register_card
 from .hub import AiSecurityHub
@@ -162,7 +162,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     try:
         midnight = dt_util.start_of_local_day()
         cutoff = dt_util.utcnow()
-        activity = await pipeline.db.run(lambda session: camera_activity(session, midnight, cutoff))
+        activity = await operations.camera_activity(pipeline.db, midnight, cutoff)
         await coordinator.async_config_entry_first_refresh()
     except BaseException:
         await pipeline.stop()

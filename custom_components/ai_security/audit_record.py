@@ -12,7 +12,8 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.util import dt as dt_util
 
 from .const import LOGGER
-from .core.audit import AuditRecord, record as record_audit
+from .core import operations
+from .core.audit import AuditRecord
 
 if TYPE_CHECKING:
     from .core.storage import Database
@@ -63,6 +64,6 @@ async def async_record(
         error=error,
     )
     try:
-        await database().run(lambda session: record_audit(session, item))
+        await operations.record_audit(database(), item)
     except Exception:  # noqa: BLE001 - the audited thing happened; its record is secondary
         LOGGER.exception("Could not record %s in the audit trail", action)

@@ -22,7 +22,7 @@ from homeassistant.util import dt as dt_util
 
 from .audit_record import async_record
 from .const import LOGGER
-from .core.baseline import prune_baseline
+from .core import operations
 from .core.retention import RetentionStats, run_retention
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class DailyCleanup:
                 camera_root=pipeline.config.camera_root,
                 run_blocking=self.hass.async_add_executor_job,
             )
-            await pipeline.db.run(lambda session: prune_baseline(session, now))
+            await operations.prune_baseline(pipeline.db, now)
         except Exception as err:  # noqa: BLE001 - logged and recorded; tomorrow's run retries
             LOGGER.exception("The daily clean-up failed")
             await async_record(

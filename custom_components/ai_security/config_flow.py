@@ -32,8 +32,6 @@ from homeassistant.helpers.selector import (
 from homeassistant.requirements import RequirementsNotFound, async_process_requirements
 from homeassistant.util import dt as dt_util
 import probatio
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from .audit import async_record_change
 from .const import (
@@ -51,6 +49,7 @@ from .const import (
     POSTGRESQL_REQUIREMENT,
 )
 from .core import settings as opt
+from .core.database_url import InvalidDatabaseUrlError, describe_database_url
 from .core.health import (
     InvalidUrlError,
     ServiceUnavailableError,
@@ -60,7 +59,7 @@ from .core.health import (
 )
 from .core.llm_providers import probe_llm
 from .core.settings import COMMON_OBJECT_TYPES, LIMITS, LlmApi, PipelineOptions
-from .core.storage import Database, DatabaseError, engine_url
+from .core.storage import Database, DatabaseError
 from .zone_flow import SUBENTRY_ZONE, ZoneSubentryFlow
 
 
@@ -349,10 +348,10 @@ async def _check_database(hass: HomeAssistant, url: str) -> str | None:
     The PostgreSQL driver is installed only now, for the users who choose PostgreSQL.
     """
     try:
-        backend = make_url(engine_url(url)).get_backend_name()
-    except ArgumentError:
+        dialect = describe_database_url(url).dialect
+    except InvalidDatabaseUrlError:
         return "invalid_database_url"
-    if backend != "postgresql":
+    if dialect != "postgresql":
         return "invalid_database_url"
     try:
         await async_process_requirements(hass, DOMAIN, [POSTGRESQL_REQUIREMENT])

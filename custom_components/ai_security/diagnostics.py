@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
-from sqlalchemy.engine import make_url
 
 from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, CONF_DETECTOR_URLS, CONF_LLM_URL
+from .core.database_url import describe_database_url
 from .core.health import redact_url
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ async def async_get_config_entry_diagnostics(
             "options": async_redact_data(dict(entry.options), TO_REDACT),
         },
         "pipeline": {
-            "database": _dialect(pipeline.config.database_url),
+            "database": describe_database_url(pipeline.config.database_url).dialect,
             "images_processed": pipeline.images_processed,
             "cameras": len(runtime.hub.cameras),
             "events_today": runtime.hub.events_today,
@@ -71,11 +71,6 @@ async def async_get_config_entry_diagnostics(
             for job in dead
         ],
     }
-
-
-def _dialect(url: str) -> str:
-    """Return which database is used (sqlite, postgresql), never where it is or who logs in."""
-    return make_url(url).get_backend_name()
 
 
 class _Scrubber:

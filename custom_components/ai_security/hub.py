@@ -29,7 +29,8 @@ from homeassistant.helpers.event import (
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
-from .core.audit import AuditRecord, record as record_audit
+from .core import operations
+from .core.audit import AuditRecord
 from .core.eventmedia import EventMedia
 from .core.models import Camera, Detection, SecurityEvent
 from .core.pipeline import EventUpdate, Pipeline, PipelineCallbacks
@@ -716,7 +717,7 @@ class AiSecurityHub:
             arguments=dict(arguments),
         )
         try:
-            await pipeline.db.run(lambda session: record_audit(session, item))
+            await operations.record_audit(pipeline.db, item)
         except Exception:  # noqa: BLE001 - the change happened; its record is secondary
             LOGGER.exception("Could not record %s in the audit trail", action)
 

@@ -31,8 +31,8 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DEFAULT_NAME, DOMAIN
+from .core import operations
 from .core.derived import CLIP, KEY_FRAME, DerivedMedia, safe_component
-from .core.events import camera_event_counts, event_days, events_for_camera_day, get_event
 from .media_paths import URL_PREFIX, async_sign_media_url, media_root, media_url
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class AiSecurityMediaSource(MediaSource):
             raise self._invalid(item.identifier, Unresolvable)
         entry = self._entry(entry_id, Unresolvable)
         pipeline = entry.runtime_data.pipeline
-        event = await pipeline.db.run(lambda session: get_event(session, event_id))
+        event = await operations.get_event(pipeline.db, event_id)
         if event is None or event.camera_id != camera_id:
             raise Unresolvable(
                 translation_domain=DOMAIN,
@@ -256,7 +256,7 @@ class AiSecurityMediaSource(MediaSource):
     async def _browse_entry(
         self, entry: AiSecurityConfigEntry, identifier: str | None, title: str
     ) -> BrowseMediaSource:
-        counts = await entry.runtime_data.pipeline.db.run(camera_event_counts)
+        counts = await operations.camera_event_counts(entry.runtime_data.pipeline.db)
         cameras = sorted(
             entry.runtime_data.hub.cameras.values(), key=lambda state: state.camera.name.casefold()
         )
@@ -274,9 +274,7 @@ class AiSecurityMediaSource(MediaSource):
         self, entry: AiSecurityConfigEntry, camera_id: str
     ) -> BrowseMediaSource:
         tz = dt_util.get_default_time_zone()
-        days = await entry.runtime_data.pipeline.db.run(
-            lambda session: event_days(session, camera_id, tz)
-        )
+        days = await operations.event_days(entry.runtime_data.pipeline.db, camera_id, tz)
         camera = entry.runtime_data.hub.cameras[camera_id].camera
         node = self._folder(f"{entry.entry_id}/{camera_id}", camera.name)
         node.children = [
@@ -290,14 +288,10 @@ class AiSecurityMediaSource(MediaSource):
     ) -> BrowseMediaSource:
         start = dt_util.as_utc(dt_util.start_of_local_day(day))
         end = dt_util.as_utc(dt_util.start_of_local_day(day + timedelta(days=1)))
-        offset = (page - 1) * PAGE_SIZE
-        events = await entry.runtime_data.pipeline.db.run(
-            lambda session: events_for_camera_day(
-                session, camera_id, start, end, offset=offset, limit=PAGE_SIZE + 1
-            )
+        found = await operations.day_page(
+            entry.runtime_data.pipeline.db, camera_id, start, end, page=page, page_size=PAGE_SIZE
         )
-        more = len(events) > PAGE_SIZE
-        events = events[:PAGE_SIZE]
+        events = found.events
         media = DerivedMedia(media_root(self.hass, entry.entry_id))
         files = await self.hass.async_add_executor_job(
             lambda: [_event_files(media, event) for event in events]
@@ -313,7 +307,7 @@ class AiSecurityMediaSource(MediaSource):
             self._event_node(entry.entry_id, day_id, event, found)
             for event, found in zip(events, files, strict=True)
         ]
-        if more:
+        if found.more:
             children.append(self._folder(f"{day_id}/page/{page + 1}", "More…"))
         node.children = children
         return node

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Final
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, DOMAIN
+from .core.database_url import InvalidDatabaseUrlError, describe_database_url
 from .core.monitor import ServiceKind, ServiceStatus
 from .media_paths import media_root
 
@@ -111,14 +110,9 @@ def _size(size: float) -> str:
 def database_folder(url: str) -> str | None:
     """Return the folder of a SQLite database file, None for a server database (or in memory)."""
     try:
-        parsed = make_url(url)
-    except ArgumentError:
+        return describe_database_url(url).folder
+    except InvalidDatabaseUrlError:
         return None
-    if not parsed.drivername.startswith("sqlite") or not parsed.database:
-        return None
-    if parsed.database == ":memory:":
-        return None
-    return os.path.dirname(os.path.abspath(parsed.database))
 
 
 class RepairTracker:

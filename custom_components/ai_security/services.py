@@ -2,11 +2,13 @@
 
 Every action names its hub (config_entry_id), since several can be set up. Bad input is a
 translated ServiceValidationError naming what is wrong; a database that cannot answer is a
-translated HomeAssistantError. Dead jobs are never dropped silently: list_dead_jobs shows them
-with the reason each one failed, requeue_dead_letters gives them another chance.
+translated HomeAssistantError. The library's errors become these in one decorator
+(helpers.ai_security_exception_handler), not in each handler, so no action can forget one. Dead
+jobs are never dropped silently: list_dead_jobs shows them with the reason each one failed,
+requeue_dead_letters gives them another chance.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,21 +20,20 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry, async_register_admin_service
 from homeassistant.util import dt as dt_util
 import probatio
-from sqlalchemy.orm import Session
 
 from .audit import audited
 from .const import DOMAIN
-from .core.audit import audit_log
-from .core.events import EventQuery, EventQueryError, review_event, search_events
+from .core import operations
+from .core.events import EventQuery
 from .core.models import Camera, RiskLevel, SecurityEvent
-from .core.pipeline import ReprocessError
-from .core.rules import DEFAULT_COOLDOWN_MINUTES, AlertRule, RuleError, RuleReplay
+from .core.rules import DEFAULT_COOLDOWN_MINUTES, AlertRule
 from .core.uploads import shown
+from .helpers import ai_security_exception_handler
 from .media_source import async_event_media_urls
 
 if TYPE_CHECKING:
@@ -161,23 +162,6 @@ def _camera_id(entry: AiSecurityConfigEntry, camera_id: str) -> str:
     return camera_id
 
 
-def _invalid(err: EventQueryError | ReprocessError | RuleError) -> ServiceValidationError:
-    """Return the translated error for a request the library refused (its key names why)."""
-    return ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=err.key,
-        translation_placeholders=dict(err.placeholders),
-    )
-
-
-def _failed(key: str, err: Exception) -> HomeAssistantError:
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders={"error": str(err) or type(err).__name__},
-    )
-
-
 def _utc(moment: datetime | None) -> datetime | None:
     """Return moment in UTC; a time without a zone is Home Assistant's local time."""
     return None if moment is None else dt_util.as_utc(moment)
@@ -222,39 +206,25 @@ def _event_data(
     }
 
 
-async def _run[T](
-    entry: AiSecurityConfigEntry, fn: Callable[[Session], T], *, failure: str = "database_failed"
-) -> T:
-    """Run fn on the hub's database; its refusals are bad input, anything else a failure."""
-    try:
-        return await entry.runtime_data.pipeline.db.run(fn)
-    except EventQueryError as err:
-        raise _invalid(err) from err
-    except Exception as err:
-        raise _failed(failure, err) from err
-
-
+@ai_security_exception_handler(failure="database_failed")
 async def _search_events(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call)
     cameras = entry.runtime_data.pipeline.cameras
     camera_ids = tuple(
         dict.fromkeys(_camera_id(entry, camera) for camera in call.data[ATTR_CAMERAS])
     )
-    try:
-        query = EventQuery(
-            text=call.data[ATTR_TEXT],
-            camera_ids=camera_ids,
-            min_level=call.data.get(ATTR_MIN_LEVEL),
-            start=_utc(call.data.get(ATTR_START)),
-            end=_utc(call.data.get(ATTR_END)),
-            reviewed=call.data.get(ATTR_REVIEWED),
-            dismissed=call.data.get(ATTR_DISMISSED),
-            page=call.data[ATTR_PAGE],
-            page_size=call.data[ATTR_PAGE_SIZE],
-        )
-    except EventQueryError as err:
-        raise _invalid(err) from err
-    page = await _run(entry, lambda session: search_events(session, query))
+    query = EventQuery(
+        text=call.data[ATTR_TEXT],
+        camera_ids=camera_ids,
+        min_level=call.data.get(ATTR_MIN_LEVEL),
+        start=_utc(call.data.get(ATTR_START)),
+        end=_utc(call.data.get(ATTR_END)),
+        reviewed=call.data.get(ATTR_REVIEWED),
+        dismissed=call.data.get(ATTR_DISMISSED),
+        page=call.data[ATTR_PAGE],
+        page_size=call.data[ATTR_PAGE_SIZE],
+    )
+    page = await operations.search_events(entry.runtime_data.pipeline.db, query)
     urls = await async_event_media_urls(call.hass, entry.entry_id, page.events)
     return {
         "total": page.total,
@@ -264,26 +234,18 @@ async def _search_events(call: ServiceCall) -> ServiceResponse:
     }
 
 
+@ai_security_exception_handler(failure="database_write_failed")
 async def _review_event(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call)
     event_id: str = call.data[ATTR_EVENT_ID]
-    reviewed: bool = call.data[ATTR_REVIEWED]
-    dismissed: bool = call.data[ATTR_DISMISSED]
-    note: str | None = call.data.get(ATTR_NOTE)
-    keep: bool | None = call.data.get(ATTR_KEEP)
-    now = dt_util.utcnow()
-    event = await _run(
-        entry,
-        lambda session: review_event(
-            session,
-            event_id,
-            reviewed=reviewed,
-            dismissed=dismissed,
-            note=note,
-            now=now,
-            keep=keep,
-        ),
-        failure="database_write_failed",
+    event = await operations.review_event(
+        entry.runtime_data.pipeline.db,
+        event_id,
+        reviewed=call.data[ATTR_REVIEWED],
+        dismissed=call.data[ATTR_DISMISSED],
+        note=call.data.get(ATTR_NOTE),
+        now=dt_util.utcnow(),
+        keep=call.data.get(ATTR_KEEP),
     )
     if event is None:
         raise ServiceValidationError(
@@ -294,40 +256,30 @@ async def _review_event(call: ServiceCall) -> ServiceResponse:
     return _event_data(event, entry.runtime_data.pipeline.cameras)
 
 
+@ai_security_exception_handler(failure="database_write_failed")
 async def _reprocess_file(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call)
-    try:
-        job_id = await entry.runtime_data.pipeline.reprocess(call.data[ATTR_PATH])
-    except ReprocessError as err:
-        raise _invalid(err) from err
-    except Exception as err:
-        raise _failed("database_write_failed", err) from err
+    job_id = await entry.runtime_data.pipeline.reprocess(call.data[ATTR_PATH])
     return {"job_id": job_id}
 
 
+@ai_security_exception_handler(failure="database_failed")
 async def _process_old_uploads(call: ServiceCall) -> ServiceResponse:
     """Take in, on purpose, the uploads that were in the folder before the hub was set up."""
     entry = _entry(call)
     camera: str | None = call.data.get(ATTR_CAMERA)
     camera_id = None if camera is None else _camera_id(entry, camera)
-    try:
-        count = await entry.runtime_data.pipeline.process_old_uploads(
-            camera_id=camera_id, since=_utc(call.data.get(ATTR_SINCE))
-        )
-    except ReprocessError as err:
-        raise _invalid(err) from err
-    except Exception as err:
-        raise _failed("database_failed", err) from err
+    count = await entry.runtime_data.pipeline.process_old_uploads(
+        camera_id=camera_id, since=_utc(call.data.get(ATTR_SINCE))
+    )
     return {"queued": count}
 
 
+@ai_security_exception_handler(failure="database_write_failed")
 async def _analyze_now(call: ServiceCall) -> None:
     entry = _entry(call)
     camera_id = _camera_id(entry, call.data[ATTR_CAMERA])
-    try:
-        closed = await entry.runtime_data.pipeline.analyze_now(camera_id)
-    except Exception as err:
-        raise _failed("database_write_failed", err) from err
+    closed = await entry.runtime_data.pipeline.analyze_now(camera_id)
     if not closed:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
@@ -354,6 +306,7 @@ async def _snooze_camera(call: ServiceCall) -> ServiceResponse:
     return {"camera": camera_id, "snoozed_until": until.isoformat()}
 
 
+@ai_security_exception_handler(failure="database_failed")
 async def _test_alert_rule(call: ServiceCall) -> ServiceResponse:
     """Replay an alert rule over the stored events of a time range (local time unless zoned).
 
@@ -366,24 +319,19 @@ async def _test_alert_rule(call: ServiceCall) -> ServiceResponse:
     )
     start = dt_util.as_utc(call.data[ATTR_START])
     end = dt_util.as_utc(call.data.get(ATTR_END) or dt_util.utcnow())
-    try:
-        rule = AlertRule(
-            min_level=call.data[ATTR_MIN_LEVEL],
-            object_types=tuple(call.data[ATTR_OBJECT_TYPES]),
-            camera_ids=camera_ids,
-            zones=tuple(call.data[ATTR_ZONES]),
-            active_from=call.data.get(ATTR_ACTIVE_FROM),
-            active_to=call.data.get(ATTR_ACTIVE_TO),
-            weekdays=tuple(call.data[ATTR_WEEKDAYS]),
-            cooldown_minutes=call.data[ATTR_COOLDOWN],
-        )
-        replay = RuleReplay(rule, dt_util.get_default_time_zone(), start, end)
-    except (RuleError, EventQueryError) as err:
-        raise _invalid(err) from err
-    more = True
-    while more:
-        more = await _run(entry, replay.read_page)
-    result = replay.result()
+    rule = AlertRule(
+        min_level=call.data[ATTR_MIN_LEVEL],
+        object_types=tuple(call.data[ATTR_OBJECT_TYPES]),
+        camera_ids=camera_ids,
+        zones=tuple(call.data[ATTR_ZONES]),
+        active_from=call.data.get(ATTR_ACTIVE_FROM),
+        active_to=call.data.get(ATTR_ACTIVE_TO),
+        weekdays=tuple(call.data[ATTR_WEEKDAYS]),
+        cooldown_minutes=call.data[ATTR_COOLDOWN],
+    )
+    result = await operations.replay_rule(
+        entry.runtime_data.pipeline.db, rule, dt_util.get_default_time_zone(), start, end
+    )
     return {
         "fired": [
             {
@@ -401,12 +349,10 @@ async def _test_alert_rule(call: ServiceCall) -> ServiceResponse:
     }
 
 
+@ai_security_exception_handler(failure="queue_unavailable")
 async def _list_dead_jobs(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call)
-    try:
-        jobs = await entry.runtime_data.pipeline.queue.dead_jobs(limit=500)
-    except Exception as err:
-        raise _failed("queue_unavailable", err) from err
+    jobs = await entry.runtime_data.pipeline.queue.dead_jobs(limit=500)
     return {
         "jobs": [
             {
@@ -430,25 +376,23 @@ def _shown_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@ai_security_exception_handler(failure="queue_unavailable")
 async def _requeue_dead_letters(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call)
     job_ids: list[int] | None = call.data.get(ATTR_JOB_IDS)
-    try:
-        count = await entry.runtime_data.pipeline.queue.requeue_dead(job_ids)
-    except Exception as err:
-        raise _failed("queue_unavailable", err) from err
+    count = await entry.runtime_data.pipeline.queue.requeue_dead(job_ids)
     return {"requeued": count}
 
 
+@ai_security_exception_handler(failure="database_failed")
 async def _get_audit_log(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call)
-    page: int = call.data[ATTR_PAGE]
-    size: int = call.data[ATTR_PAGE_SIZE]
-    action: str | None = call.data.get(ATTR_ACTION)
-    since = _utc(call.data.get(ATTR_SINCE))
-    found = await _run(
-        entry,
-        lambda session: audit_log(session, page=page, page_size=size, action=action, since=since),
+    found = await operations.audit_log(
+        entry.runtime_data.pipeline.db,
+        page=call.data[ATTR_PAGE],
+        page_size=call.data[ATTR_PAGE_SIZE],
+        action=call.data.get(ATTR_ACTION),
+        since=_utc(call.data.get(ATTR_SINCE)),
     )
     return {
         "total": found.total,

@@ -117,7 +117,7 @@ class ZoneSubentryFlow(ConfigSubentryFlow):
                 )
                 self._check_unique(entry, camera_id, zone, current)
             except ZoneError as err:
-                errors[_FIELD_OF_ERROR.get(err.key, CONF_POINTS)] = err.key
+                errors[_FIELD_OF_ERROR.get(err.translation_key, CONF_POINTS)] = err.translation_key
                 placeholders = dict(err.placeholders)
             else:
                 if camera_id not in cameras:  # gone since the form was shown

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 from sqlalchemy.orm import Session
 
+from .errors import AiSecurityError
 from .models import BoundingBox, Detection, EventSource, RiskLevel, SecurityEvent
 from .risk import LEVEL_ORDER, at_least
 from .storage import (
@@ -58,19 +59,12 @@ _SEARCH = table(
 )
 
 
-class EventQueryError(ValueError):
+class EventQueryError(AiSecurityError, ValueError):
     """A search or review request that cannot be served as given.
 
-    key names the message in the integration's translations (its "exceptions" section) and
-    placeholders fill it in, so the Home Assistant layer can raise a translated
-    ServiceValidationError without knowing why each check exists.
+    Its translation key names a text of the integration's "exceptions", so the Home Assistant
+    layer raises a translated ServiceValidationError without knowing why each check exists.
     """
-
-    def __init__(self, key: str, message: str, **placeholders: str) -> None:
-        """Keep the translation key and placeholders; message is the English text for logs."""
-        super().__init__(message)
-        self.key = key
-        self.placeholders = placeholders
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .derived import DerivedMedia
+from .errors import AiSecurityError
 from .jobs import JobKind, JobState
 from .payloads import AnalyzePayload, DetectPayload, PayloadError
 from .storage import (
@@ -69,14 +70,8 @@ _USED = exists().where(DetectionRow.media_id == MediaRow.media_id)
 """A remaining detection was found in the upload."""
 
 
-class RetentionError(ValueError):
-    """Retention asked for with settings it refuses; key names the translated message."""
-
-    def __init__(self, key: str, message: str, **placeholders: str) -> None:
-        """Keep the translation key and placeholders; message is the English text for logs."""
-        super().__init__(message)
-        self.key = key
-        self.placeholders = placeholders
+class RetentionError(AiSecurityError, ValueError):
+    """Retention asked for with settings it refuses (the options flow checks them first)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -24,6 +24,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
+from .errors import AiSecurityError
 from .events import MAX_PAGE_SIZE, EventQuery, levels_at_least, search_events
 from .models import RiskLevel, SecurityEvent
 
@@ -33,18 +34,8 @@ MAX_COOLDOWN_MINUTES: Final = 1440
 DEFAULT_COOLDOWN_MINUTES: Final = 10
 
 
-class RuleError(ValueError):
-    """A rule that cannot be evaluated as given.
-
-    key names the message in the integration's translations ("exceptions"), placeholders fill it
-    in, as EventQueryError does.
-    """
-
-    def __init__(self, key: str, message: str, **placeholders: str) -> None:
-        """Keep the translation key and placeholders; message is the English text for logs."""
-        super().__init__(message)
-        self.key = key
-        self.placeholders = placeholders
+class RuleError(AiSecurityError, ValueError):
+    """A rule that cannot be evaluated as given; its key names a text of "exceptions"."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -39,7 +39,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import (
     DBAPIError,
     InterfaceError,
@@ -49,6 +49,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+from .database_url import describe_database_url, engine_url
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -637,14 +639,6 @@ MIGRATIONS: dict[int, Migration] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _
 """Step from version N to N+1, keyed by N."""
 
 
-def engine_url(url: str) -> str:
-    """Return the SQLAlchemy URL for a user's database URL (PostgreSQL goes through psycopg 3)."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed.render_as_string(hide_password=False)
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     """Use WAL (readers never block the writer) and enforce foreign keys on every connection.
 
@@ -753,7 +747,7 @@ class Database:
     @property
     def dialect(self) -> str:
         """Return the database's dialect name ("sqlite" or "postgresql")."""
-        return make_url(engine_url(self.url)).get_backend_name()
+        return describe_database_url(self.url).dialect
 
     async def start(self) -> None:
         """Open the database and migrate it; raise DatabaseError when it cannot be used."""

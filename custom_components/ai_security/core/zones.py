@@ -36,6 +36,7 @@ from .annotate import (
     _oriented,
     _to_rgb,
 )
+from .errors import AiSecurityError
 from .models import Detection
 
 MIN_POINTS: Final = 3
@@ -108,21 +109,22 @@ ZONE_COLORS: Final[dict[ZoneKind, str]] = {
 """Outline and fill colour of each kind of zone in draw_zones: red where people get in."""
 
 
-class ZoneError(ValueError):
-    """A zone as typed or stored is not usable; key and placeholders make a translated form error.
+class ZoneError(AiSecurityError, ValueError):
+    """A zone as typed or stored is not usable; its key names a form error of the zone flow.
 
     str() gives the English text for logs.
     """
 
+    translation_key: ZoneErrorKey
+
     def __init__(self, key: ZoneErrorKey, placeholders: Mapping[str, str] | None = None) -> None:
         """Keep the translation key and its placeholders (all strings, as translations need)."""
-        self.key: ZoneErrorKey = key
-        self.placeholders: dict[str, str] = dict(placeholders or {})
+        shown = dict(placeholders or {})
         try:
-            message = _MESSAGES[key].format(**self.placeholders)
+            message = _MESSAGES[key].format(**shown)
         except KeyError:  # a placeholder missing: still say which error it is
-            message = f"{key} {self.placeholders}"
-        super().__init__(message)
+            message = f"{key} {shown}"
+        super().__init__(key, message, **shown)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -204,7 +206,9 @@ def make_zone(name: str, kind: ZoneKind | str, priority: int, points_text: str) 
     try:
         points = parse_points(points_text)
     except ZoneError as err:
-        raise ZoneError(err.key, {**err.placeholders, "name": _clean_name(name)}) from None
+        raise ZoneError(
+            err.translation_key, {**err.placeholders, "name": _clean_name(name)}
+        ) from None
     return Zone(name=name, kind=_kind(kind, name), priority=priority, points=points)
 
 
@@ -409,7 +413,7 @@ def _validated_points(name: str, raw: Iterable[Sequence[float]]) -> tuple[Point,
         try:
             point = _checked_point(float(x), float(y))
         except ZoneError as err:
-            raise ZoneError(err.key, {**err.placeholders, "name": name}) from None
+            raise ZoneError(err.translation_key, {**err.placeholders, "name": name}) from None
         if not points or points[-1] != point:
             points.append(point)
     while len(points) > 1 and points[-1] == points[0]:  # "closed" by repeating the first point
