@@ -1,9 +1,9 @@
 """Short H.264 MP4 clips of an event, from its still frames or cut from the camera's own video.
 
-Stills reach ffmpeg as one list (its concat demuxer), each with its own time on screen, so ffmpeg
-decodes one still at a time however many there are; a cut video can have boxes drawn on it, each
-over its own moments (TimedBox). ffmpeg runs as a child process on the event loop through
-video.py's runner (own process group, time limit, killed and reaped on a time-out or a
+This module checks which kind of clip is asked for, runs ffmpeg and lands the file: what ffmpeg
+is given is clip_stills' (a list of stills, each with its time on screen) or clip_cut's (a span
+of the video, boxes drawn over their moments). ffmpeg runs as a child process on the event loop
+through video.py's runner (own process group, time limit, killed and reaped on a time-out or a
 cancellation). The clip is written under a hidden temporary name in the target folder and renamed
 into place only once ffmpeg has finished, so a half-written clip is never served; on any failure
 the temporary files are removed. The few file operations (creating the folder, reading frame
@@ -15,69 +15,29 @@ front (+faststart) so playback starts before the download ends.
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 import contextlib
-from dataclasses import dataclass
-from fractions import Fraction
 import math
 import os
 from pathlib import Path
-import re
 import secrets
 from typing import Any, Final
 
 from PIL import Image, UnidentifiedImageError
 
+from .clip_cut import CLIP_MARGIN, TimedBox, checked_boxes, cut_args, cut_span
+from .clip_stills import Stills, plan_stills
 from .media import upright_size
 from .video import VideoError, _input_arg, _last_line, _run
 
+__all__ = ["CLIP_MARGIN", "CLIP_TIMEOUT", "ClipError", "TimedBox", "make_clip"]
+"""TimedBox is clip_cut's; named here too because callers describe their boxes to make_clip."""
+
 CLIP_TIMEOUT: Final = 60.0
 """Seconds ffmpeg may take to make one clip before it is considered stuck and killed."""
-CLIP_MARGIN: Final = 2.0
-"""Seconds kept before and after the event when cutting from a video: the approach and the exit."""
-FRAME_SECONDS: Final = 1.0
-"""How long each still frame is shown when no rate is given."""
-MIN_FPS: Final = 1 / 60
-"""A still shown for more than a minute is no longer a clip."""
-MAX_FPS: Final = 60.0
-MAX_CLIP_SIDE: Final = 1920
-"""A clip of stills is scaled to fit this, so a 4K frame among them does not make a 4K clip."""
-MAX_FRAMES: Final = 500
-"""Stills in one clip: each is listed for ffmpeg and its header read first; more is a mistake."""
 
-_OUTPUT_RATE: Final = 5
-"""Least frames per second of a clip of stills: seekable in a player, still tiny (frames repeat)."""
-_TV_RANGE: Final = "out_range=tv"
-"""JPEG stills and MJPEG cameras are full range (ffprobe: yuvj420p); players expect limited."""
 _X264: Final = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p")
-_BOX_LINE: Final = "max(2,round(min(iw,ih)*3/1080))"
-"""A drawn box's line width: annotate.py's 3 px on a 1080-line frame, at least 2 (one pixel is
-lost to H.264's halved colour resolution)."""
-_BOX_SLACK: Final = 0.02
-"""Seconds a box appears before its time: the frame ffmpeg decodes for a time may be stamped a
-hair earlier than asked."""
-_COLOR: Final = re.compile(r"#[0-9A-Fa-f]{6}")
-_ONE_MS: Final = "option framerate 1000"
 
 type BlockingRunner = Callable[..., Awaitable[Any]]
 """Runs a blocking callable off the loop: Home Assistant's async_add_executor_job or to_thread."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TimedBox:
-    """A box drawn on a cut video while start <= t < end, in seconds into the source video.
-
-    left, top, width and height are fractions (0 to 1) of the frame as shown, after the rotation
-    ffmpeg applies: the frame the detector saw (see video.py). Being fractions, they need no
-    picture size: ffmpeg scales them to the video it decodes.
-    """
-
-    left: float
-    top: float
-    width: float
-    height: float
-    start: float
-    end: float
-    color: str = "#FFFFFF"
-    """"#RRGGBB", as annotate.color_for gives it."""
 
 
 class ClipError(Exception):
@@ -121,16 +81,18 @@ async def make_clip(
     run = run_blocking or asyncio.to_thread
     if not math.isfinite(time_limit) or time_limit <= 0:
         raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit}")
-    stills: _Stills | None = None
+    stills: Stills | None = None
     if frames is not None and source is None:
         if boxes:
             raise ValueError("boxes are drawn on a cut video, not on stills")
-        stills = await _stills(list(frames), fps, durations, size, run)
+        stills = await plan_stills(
+            list(frames), fps, durations, size, lambda paths: run(_largest_size, paths)
+        )
         args: list[str] = []
     elif source is not None and frames is None:
         if fps is not None or durations is not None:
             raise ValueError("fps and durations are for stills, not for a cut video")
-        args = _cut_args(source, *_span(start, end, margin), _checked_boxes(boxes))
+        args = cut_args(source, *cut_span(start, end, margin), checked_boxes(boxes))
     else:
         raise ValueError("give either frames or source, not both or neither")
     target = Path(output)
@@ -196,190 +158,6 @@ async def _encode(ffmpeg: str, args: list[str], temporary: Path, time_limit: flo
         raise _failure(stderr)
     if _frames_written(stdout) == 0:
         raise ClipError(f"no frames in the requested part of the video: {_last_line(stderr)}")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Stills:
-    """A clip of stills, checked: ffmpeg's list of them and how to encode it."""
-
-    listing: str
-    """The concat demuxer's list: each still and its time on screen."""
-    rate: Fraction
-    """Frames a second of the clip; every still is a whole number of them."""
-    frames: int
-    """Frames in the clip."""
-    size: tuple[int, int]
-
-    def args(self, listing: Path) -> list[str]:
-        """Return ffmpeg's input and filter, reading the list written to listing."""
-        width, height = self.size
-        # ffmpeg's constant-rate output repeats a frame until 0.6 of a frame before the next
-        # one's time: every still starting half a frame late makes each change on its own frame.
-        late = 1 / (2 * self.rate)
-        return [
-            # The list names absolute paths (-safe 0) and only plain files may be opened.
-            *("-f", "concat", "-safe", "0", "-protocol_whitelist", "file"),
-            *("-itsoffset", f"{float(late):.6f}"),
-            *("-i", _input_arg(listing), "-map", "0:v:0", "-an", "-sn", "-dn"),
-            *(
-                "-vf",
-                f"scale={width}:{height}:force_original_aspect_ratio=decrease:{_TV_RANGE},"
-                f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:black,setsar=1,format=yuv420p",
-            ),
-            *("-fps_mode", "cfr", "-r", str(self.rate), "-frames:v", str(self.frames)),
-        ]
-
-
-async def _stills(
-    frames: list[str | Path],
-    fps: float | None,
-    durations: Sequence[float] | None,
-    size: tuple[int, int] | None,
-    run: BlockingRunner,
-) -> _Stills:
-    """Return the clip of stills the arguments describe, checked."""
-    if not frames:
-        raise ValueError("no frames to make a clip of")
-    if len(frames) > MAX_FRAMES:
-        raise ValueError(f"{len(frames)} frames, at most {MAX_FRAMES} make a clip")
-    if durations is None:
-        rate = _frame_rate(fps)
-        # Each still becomes a whole number of frames, so its time on screen is exact.
-        repeat = math.ceil(_OUTPUT_RATE / rate)
-        output_rate = Fraction(rate).limit_denominator(1001) * repeat
-        counts = [repeat] * len(frames)
-    elif fps is not None:
-        raise ValueError("give either fps or durations, not both")
-    else:
-        output_rate, counts = _counts(list(durations), len(frames))
-    if size is not None:
-        size = _even_size(size)
-    paths = [_listed(frame) for frame in frames]
-    if size is None:
-        size = _even_size(await run(_largest_size, frames))
-    return _Stills(
-        listing=_listing(paths, counts, output_rate),
-        rate=output_rate,
-        frames=sum(counts),
-        size=size,
-    )
-
-
-def _frame_rate(fps: float | None) -> float:
-    """Return how many stills a second to show, checked."""
-    rate = 1 / FRAME_SECONDS if fps is None else fps
-    if not MIN_FPS <= rate <= MAX_FPS:  # also refuses NaN
-        raise ValueError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, not {fps}")
-    return rate
-
-
-def _counts(durations: list[float], stills: int) -> tuple[Fraction, list[int]]:
-    """Return the clip's frame rate and each still's frames, for stills shown for durations.
-
-    The rate is 5 frames a second, more when a still is shown for less than a fifth of a
-    second (at most MAX_FPS); each still gets the whole number of frames nearest its time
-    (halves up), at least one.
-    """
-    if len(durations) != stills:
-        raise ValueError(f"{len(durations)} durations for {stills} frames")
-    if not all(1 / MAX_FPS <= seconds <= 1 / MIN_FPS for seconds in durations):  # refuses NaN
-        raise ValueError(
-            f"each duration must be between {1 / MAX_FPS:g} and {1 / MIN_FPS:g} seconds"
-        )
-    rate = max(_OUTPUT_RATE, min(math.ceil(1 / min(durations)), int(MAX_FPS)))
-    return Fraction(rate), [max(1, int(seconds * rate + 0.5)) for seconds in durations]
-
-
-def _listed(frame: str | Path) -> str:
-    """Return the still's absolute path, quoted for the concat demuxer's list."""
-    path = os.path.abspath(frame)
-    if "\n" in path or "\r" in path or "\x00" in path:
-        raise ValueError(f"a frame's name cannot be listed for ffmpeg: {path!r}")
-    # The list's quoting is the shell's: 'it'\''s' is "it's".
-    return "'" + _input_arg(path).replace("'", "'\\''") + "'"
-
-
-def _listing(paths: list[str], counts: list[int], rate: Fraction) -> str:
-    """Return the concat demuxer's list: each still with its time on screen.
-
-    The last still is listed once more: the demuxer gives the last entry no length, so the
-    repeat is what makes the last still last; -frames:v ends the clip at the exact count. Each
-    still is read as a frame lasting a millisecond (its "framerate"), not the image reader's
-    default 1/25 s, which would add up to a frame more to a still at high rates.
-    """
-    lines = ["ffconcat version 1.0"]
-    for path, count in zip(paths, counts, strict=True):
-        lines += [f"file {path}", _ONE_MS, f"duration {float(count / rate):.6f}"]
-    lines += [f"file {paths[-1]}", _ONE_MS]
-    return "\n".join(lines) + "\n"
-
-
-def _span(start: float, end: float | None, margin: float) -> tuple[float, float]:
-    """Return where to start in the source and how long to cut, margins added and clamped at 0."""
-    end = start if end is None else end
-    if not all(math.isfinite(value) for value in (start, end, margin)):
-        raise ValueError("start, end and margin must be finite numbers")
-    if start < 0 or end < start or margin < 0:
-        raise ValueError(f"not a time span: start {start}, end {end}, margin {margin}")
-    begin = max(0.0, start - margin)
-    return begin, end + margin - begin
-
-
-def _even_size(size: tuple[int, int]) -> tuple[int, int]:
-    """Return size scaled to fit MAX_CLIP_SIDE and rounded down to even sides (yuv420p needs it)."""
-    width, height = size
-    if width < 2 or height < 2:
-        raise ValueError(f"clip size must be at least 2x2, not {size}")
-    scale = min(1.0, MAX_CLIP_SIDE / max(width, height))
-    width, height = max(2, int(width * scale)), max(2, int(height * scale))
-    return width - width % 2, height - height % 2
-
-
-def _checked_boxes(boxes: Sequence[TimedBox]) -> list[TimedBox]:
-    """Return the boxes when each describes a box and a span of time, else raise ValueError."""
-    for box in boxes:
-        values = (box.left, box.top, box.width, box.height, box.start, box.end)
-        if not all(math.isfinite(value) for value in values):
-            raise ValueError(f"a box's place and times must be finite numbers: {box}")
-        if box.width <= 0 or box.height <= 0 or box.end < box.start:
-            raise ValueError(f"not a box over a span of time: {box}")
-        if not _COLOR.fullmatch(box.color):
-            raise ValueError(f"a box's colour must be #RRGGBB, not {box.color!r}")
-    return list(boxes)
-
-
-def _drawbox(box: TimedBox, begin: float) -> str:
-    """Return ffmpeg's drawbox filter for a box, shown over its span of the cut's time.
-
-    The cut starts at begin in the source, and its timestamps start at 0 there.
-    """
-    first, last = box.start - begin - _BOX_SLACK, box.end - begin
-    return (
-        f"drawbox=x=iw*{box.left:.6f}:y=ih*{box.top:.6f}"
-        f":w=iw*{box.width:.6f}:h=ih*{box.height:.6f}"
-        f":color=0x{box.color[1:]}:t='{_BOX_LINE}'"
-        f":enable='gte(t,{first:.3f})*lt(t,{last:.3f})'"
-    )
-
-
-def _cut_args(
-    source: str | Path, begin: float, duration: float, boxes: Sequence[TimedBox] = ()
-) -> list[str]:
-    """Return ffmpeg's input and options that cut duration seconds from begin, video only.
-
-    -ss before -i seeks fast to the key frame before begin and then decodes exactly to it; the
-    camera's audio is dropped: odd codecs (G.711, ADPCM) would fail the clip for little gain.
-    Boxes are drawn on the upright frame (ffmpeg turns it by the stream's rotation first). An
-    odd last row or column is cropped (yuv420p needs even sides) and full-range video, as MJPEG
-    cameras send it, is converted to the limited range every player expects.
-    """
-    drawn = [_drawbox(box, begin) for box in boxes]
-    chain = [*drawn, "crop=trunc(iw/2)*2:trunc(ih/2)*2", f"scale={_TV_RANGE}", "format=yuv420p"]
-    return [
-        *("-ss", f"{begin:.3f}", "-i", _input_arg(source)),
-        *("-t", f"{duration:.3f}", "-map", "0:V:0", "-an", "-sn", "-dn"),
-        *("-vf", ",".join(chain)),
-    ]
 
 
 def _failure(stderr: bytes) -> ClipError:

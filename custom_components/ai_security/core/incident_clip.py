@@ -21,7 +21,8 @@ import shutil
 from typing import Final
 
 from .annotate import AnnotateError, annotate, color_for
-from .clips import FRAME_SECONDS, ClipError, TimedBox, make_clip
+from .clip_stills import FRAME_SECONDS
+from .clips import ClipError, TimedBox, make_clip
 from .derived import DerivedMedia
 from .event_uploads import read_event_upload, upload_source
 from .models import Detection, MediaType, SecurityEvent
