@@ -110,12 +110,21 @@ async def add_camera(
     folder: str,
     seed: int,
 ) -> str:
-    """Make a camera known to the hub with an upload that has nothing in it; return its id."""
+    """Make a camera known to the hub with an upload that has nothing in it; return its id.
+
+    Returns once the detector has been asked about that upload (and so has chosen its empty
+    answer): a test that then changes the answer changes it for its own uploads only.
+    """
     detector_server.answer(Reply(body=detections()))
+    asked = detector_server.count
     await hass.async_add_executor_job(write, camera_root / folder / "empty.jpg", jpeg(seed))
     camera_id = folder.lower()
     pipeline = config_entry.runtime_data.pipeline
-    await wait_until(lambda: camera_id in pipeline.cameras, seconds=20, what=f"camera {folder}")
+    await wait_until(
+        lambda: camera_id in pipeline.cameras and detector_server.count > asked,
+        seconds=20,
+        what=f"camera {folder} and its empty upload looked at",
+    )
     return camera_id
 
 
