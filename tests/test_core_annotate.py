@@ -9,7 +9,7 @@ import zlib
 from PIL import Image, ImageFont
 import pytest
 
-from custom_components.ai_security.core import annotate as annotate_module
+from custom_components.ai_security.core import annotate as annotate_module, box_drawing
 from custom_components.ai_security.core.annotate import (
     AnnotatedFrame,
     AnnotateError,
@@ -201,16 +201,16 @@ def test_odd_labels_and_confidences() -> None:
     assert near(image.getpixel((101, 197)), PERSON)
     assert near(image.getpixel((1001, 197)), "#FFFFFF")  # "do g" is no class
     assert near(image.getpixel((401, 197)), "#FFFFFF")
-    labels = [annotate_module._label_text(detection) for detection in detections]
+    labels = [box_drawing._label_text(detection) for detection in detections]
     assert labels == ["person", "do g 50%", "x" * 37 + "... 100%", "object 0%"]
 
 
 def test_text_colour_contrasts() -> None:
     """Dark text on light tags, white text on dark ones."""
-    assert annotate_module._text_color("#FFB800") == "#000000"
-    assert annotate_module._text_color(PERSON) == "#000000"
-    assert annotate_module._text_color("#1E3A8A") == "#FFFFFF"
-    assert annotate_module._text_color("#000000") == "#FFFFFF"
+    assert box_drawing._text_color("#FFB800") == "#000000"
+    assert box_drawing._text_color(PERSON) == "#000000"
+    assert box_drawing._text_color("#1E3A8A") == "#FFFFFF"
+    assert box_drawing._text_color("#000000") == "#FFFFFF"
 
 
 def test_default_font_when_no_truetype(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,12 +223,12 @@ def test_default_font_when_no_truetype(monkeypatch: pytest.MonkeyPatch) -> None:
             raise OSError("cannot open resource")
         return truetype(font, *args, **kwargs)  # type: ignore[arg-type]  # Pillow's own bytes
 
-    annotate_module._font.cache_clear()
+    box_drawing._font.cache_clear()
     monkeypatch.setattr(ImageFont, "truetype", no_font)
     try:
         image = decode(annotate(jpeg(), [detection("person", 400, 300, 300, 400)]).jpeg)
     finally:
-        annotate_module._font.cache_clear()
+        box_drawing._font.cache_clear()
     region = image.crop((400, 265, 560, 300))
     assert sum(1 for p in region.get_flattened_data() if isinstance(p, tuple) and max(p) < 80) > 30
     assert near(image.getpixel((401, 297)), PERSON)

@@ -23,20 +23,9 @@ from typing import Any, Final, Literal
 
 from PIL import Image, ImageDraw
 
-from .annotate import (
-    _FONT_LOCK,
-    _FONT_SIZE,
-    _LINE_WIDTH,
-    _MIN_FONT_SIZE,
-    _REFERENCE_SIDE,
-    _decode,
-    _draw_tag,
-    _encode,
-    _font,
-    _oriented,
-    _to_rgb,
-)
+from .box_drawing import FONT_LOCK, draw_tag, scaled_font, scaled_line_width
 from .errors import AiSecurityError
+from .image_codec import decode_image, encode_jpeg, oriented, to_rgb
 from .models import Detection
 
 MIN_POINTS: Final = 3
@@ -318,11 +307,11 @@ def draw_zones(image: bytes, zones: Sequence[Zone], *, quality: int = 85) -> byt
     as detections are. Higher-priority zones are drawn last, so where zones overlap the tint
     shows the zone that wins. Raises AnnotateError when the image cannot be decoded.
     """
-    frame = _to_rgb(_oriented(_decode(image)))
+    frame = to_rgb(oriented(decode_image(image)))
     width, height = frame.size
     short_side = min(width, height)
-    line_width = max(1, round(_LINE_WIDTH * short_side / _REFERENCE_SIDE))
-    font = _font(max(_MIN_FONT_SIZE, round(_FONT_SIZE * short_side / _REFERENCE_SIDE)))
+    line_width = scaled_line_width(short_side)
+    font = scaled_font(short_side)
     ordered = sorted(zones, key=lambda zone: zone.priority)
     shapes = [
         ([(x * width, y * height) for x, y in zone.points], ZONE_COLORS[zone.kind], zone)
@@ -342,13 +331,13 @@ def draw_zones(image: bytes, zones: Sequence[Zone], *, quality: int = 85) -> byt
         draw.line([*corners, corners[0]], fill=color, width=line_width, joint="curve")
         for cx, cy in corners:
             draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=color)
-    with _FONT_LOCK:
+    with FONT_LOCK:
         for corners, color, zone in shapes:
             # Tag above the topmost point, so it hides as little of the zone as possible.
             top_x, top_y = min(corners, key=lambda corner: (corner[1], corner[0]))
             left = min(width - 1, max(0, round(top_x)))
             top = min(height - 1, max(0, round(top_y)))
-            _draw_tag(
+            draw_tag(
                 draw,
                 (left, top, left, top),
                 frame_width=width,
@@ -356,7 +345,7 @@ def draw_zones(image: bytes, zones: Sequence[Zone], *, quality: int = 85) -> byt
                 text=describe(zone),
                 font=font,
             )
-    return _encode(frame, quality)
+    return encode_jpeg(frame, quality)
 
 
 def _kind(kind: ZoneKind | str, name: str) -> ZoneKind:
