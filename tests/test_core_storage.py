@@ -1,4 +1,4 @@
-"""core.storage on SQLite and on a real PostgreSQL server: schema, migrations, the worker thread."""
+"""core.storage, schema and migrations on SQLite and on a real PostgreSQL server."""
 
 import asyncio
 from collections.abc import Callable
@@ -22,14 +22,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from custom_components.ai_security.core import events, storage
+from custom_components.ai_security.core import events, migrations, storage
 from custom_components.ai_security.core.database_url import engine_url
-from custom_components.ai_security.core.storage import (
-    CameraRow,
-    Database,
-    DatabaseError,
-    MetaRow,
-)
+from custom_components.ai_security.core.schema import MetaRow
+from custom_components.ai_security.core.storage import CameraRow, Database, DatabaseError
 
 from .programs import PostgresServer
 
@@ -64,7 +60,7 @@ async def test_schema_created_and_reopened(database_url: str) -> None:
     assert name == "Front Door"
     assert created_at == created
     assert created_at.tzinfo is UTC
-    assert version == str(storage.SCHEMA_VERSION)
+    assert version == str(migrations.SCHEMA_VERSION)
 
 
 async def test_work_runs_on_one_named_thread_and_is_joined(database_url: str) -> None:
@@ -135,10 +131,10 @@ async def test_migrations_run_in_order(database_url: str, monkeypatch: pytest.Mo
     await db.start()
     await db.close()
     steps: list[int] = []
-    current = storage.SCHEMA_VERSION
-    monkeypatch.setattr(storage, "SCHEMA_VERSION", current + 2)
+    current = migrations.SCHEMA_VERSION
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", current + 2)
     monkeypatch.setattr(
-        storage,
+        migrations,
         "MIGRATIONS",
         {current: lambda _c: steps.append(current), current + 1: lambda _c: steps.append(2)},
     )
@@ -386,7 +382,7 @@ async def test_migration_from_v1_keeps_events_and_makes_them_searchable(
         version = await db.run(
             lambda s: s.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
         )
-        assert version == str(storage.SCHEMA_VERSION)
+        assert version == str(migrations.SCHEMA_VERSION)
 
         def find(session: Session, words: str) -> list[str]:
             page = events.search_events(session, events.EventQuery(text=words))
@@ -524,7 +520,7 @@ async def test_stored_bursts_become_one_incident_per_visit(database_url: str) ->
     await db.run(seed)
 
     def merge(session: Session) -> int:
-        return storage.merge_bursts(session.connection())
+        return migrations.merge_bursts(session.connection())
 
     try:
         assert await db.run(merge) == 2

@@ -1,6 +1,6 @@
 """Recently seen upload contents, so a burst of copies of one image costs one database look-up.
 
-The persistent index is the database's unique content hash on media files (see storage.py); this
+The persistent index is the database's unique content hash on media files (see schema.py); this
 is the cheap first check in front of it, which also catches copies whose first one is still being
 registered.
 """

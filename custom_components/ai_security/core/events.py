@@ -26,15 +26,8 @@ from sqlalchemy.orm import Session
 from .errors import AiSecurityError
 from .models import BoundingBox, Detection, EventSource, RiskLevel, SecurityEvent
 from .risk import LEVEL_ORDER, at_least
-from .storage import (
-    EVENTS_FTS_TABLE,
-    EVENTS_SEARCH_TABLE,
-    EVENTS_SEARCH_VECTOR,
-    DetectionRow,
-    EventDetectionRow,
-    EventRow,
-    UtcDateTime,
-)
+from .schema import DetectionRow, EventDetectionRow, EventRow, UtcDateTime
+from .search_schema import EVENTS_FTS_TABLE, EVENTS_SEARCH_TABLE, EVENTS_SEARCH_VECTOR
 
 MAX_TEXT_LENGTH: Final = 500
 """Longest search text: enough for any phrase a person types, short enough to stay cheap."""
