@@ -12,15 +12,14 @@ import pytest
 
 from custom_components.ai_security.core.annotate import AnnotateError
 from custom_components.ai_security.core.models import BoundingBox, Detection
+from custom_components.ai_security.core.zone_drawing import ZONE_COLORS, draw_zones
 from custom_components.ai_security.core.zones import (
     MAX_POINTS,
-    ZONE_COLORS,
     Zone,
     ZoneError,
     ZoneKind,
     ZoneMap,
     describe,
-    draw_zones,
     format_points,
     make_zone,
     parse_points,

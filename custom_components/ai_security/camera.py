@@ -15,7 +15,7 @@ from .const import LOGGER
 from .coordinator import AiSecurityConfigEntry
 from .core.annotate import AnnotateError, annotate
 from .core.models import Camera
-from .core.zones import draw_zones
+from .core.zone_drawing import draw_zones
 from .entity import AiSecurityCameraEntity, add_camera_entities, read_if_present
 from .hub import AiSecurityHub
 

@@ -10,31 +10,24 @@ zone. Where zones overlap the higher priority wins, then the zone listed first.
 
 Looking a detection up runs for every detection of every event, so a ZoneMap precomputes each
 zone's bounding box (most zones are rejected with four comparisons) and its edges (the inner loop
-only unpacks tuples and does float arithmetic). scripts/bench_zones measures it.
+only unpacks tuples and does float arithmetic). scripts/bench_zones measures it. The polygon
+arithmetic itself is zone_geometry's, and the picture of a camera's zones zone_drawing's.
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from fractions import Fraction
 import math
 import re
 from typing import Any, Final, Literal
 
-from PIL import Image, ImageDraw
-
-from .box_drawing import FONT_LOCK, draw_tag, scaled_font, scaled_line_width
 from .errors import AiSecurityError
-from .image_codec import decode_image, encode_jpeg, oriented, to_rgb
 from .models import Detection
+from .zone_geometry import Edge, Point, crossing_sides, inside, orientation, polygon_edges
 
 MIN_POINTS: Final = 3
 MAX_POINTS: Final = 100
 """More than anyone draws by hand; it bounds the per-detection cost, which grows with the edges."""
-
-type Point = tuple[float, float]
-type Edge = tuple[float, float, float, float, float, float, float]
-"""(y_low, y_high, x_a, y_a, dx/dy, x_low, x_high) of one polygon side, ready for the lookup."""
 
 type ZoneErrorKey = Literal[
     "zone_bad_data",
@@ -68,14 +61,6 @@ _MESSAGES: Final[dict[str, str]] = {
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NOT_FINITE: Final = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _COMMA: Final = re.compile(r"\s*,\s*")
-_EXACT_BELOW: Final = 1e-12
-"""Cross products of points in 0..1 are off by at most ~1e-15 in floats; closer to zero than this,
-the sign is taken from exact fractions, so validation never calls a touching polygon simple."""
-
-_FILL_ALPHA: Final = 72
-"""Of 255: the tint shows the zone while the scene under it stays readable."""
-_VERTEX_RADIUS: Final = 2
-"""Times the line width: a dot on each point, so users see where the points they typed are."""
 
 
 class ZoneKind(StrEnum):
@@ -86,16 +71,6 @@ class ZoneKind(StrEnum):
     SIDEWALK = "sidewalk"
     YARD = "yard"
     OTHER = "other"
-
-
-ZONE_COLORS: Final[dict[ZoneKind, str]] = {
-    ZoneKind.ENTRY_POINT: "#E74856",
-    ZoneKind.DRIVEWAY: "#3B82F6",
-    ZoneKind.SIDEWALK: "#FFB800",
-    ZoneKind.YARD: "#76B900",
-    ZoneKind.OTHER: "#A855F7",
-}
-"""Outline and fill colour of each kind of zone in draw_zones: red where people get in."""
 
 
 class ZoneError(AiSecurityError, ValueError):
@@ -145,7 +120,7 @@ class Zone:
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "bbox", (min(xs), min(ys), max(xs), max(ys)))
-        object.__setattr__(self, "edges", _edges(points))
+        object.__setattr__(self, "edges", polygon_edges(points))
 
     def contains(self, x: float, y: float) -> bool:
         """Return whether the normalised point is inside the zone; points on its outline are.
@@ -157,7 +132,7 @@ class Zone:
         x_min, y_min, x_max, y_max = self.bbox
         if not (x_min <= x <= x_max and y_min <= y <= y_max):  # also False for NaN
             return False
-        return _inside(self.edges, x, y)
+        return inside(self.edges, x, y)
 
 
 def parse_points(text: str) -> tuple[Point, ...]:
@@ -278,7 +253,7 @@ class ZoneMap:
         """Return the zone holding the normalised point (the highest priority one), or None."""
         for x_min, y_min, x_max, y_max, edges, zone in self._ordered:
             # Chained comparisons are False for NaN, so a NaN point is in no zone.
-            if x_min <= x <= x_max and y_min <= y <= y_max and _inside(edges, x, y):
+            if x_min <= x <= x_max and y_min <= y <= y_max and inside(edges, x, y):
                 return zone
         return None
 
@@ -297,55 +272,6 @@ class ZoneMap:
         if not (-math.inf < x < math.inf and -math.inf < y < math.inf):
             return None
         return self.zone_at(min(1.0, max(0.0, x)), min(1.0, max(0.0, y)))
-
-
-def draw_zones(image: bytes, zones: Sequence[Zone], *, quality: int = 85) -> bytes:
-    """Return the frame as JPEG with each zone tinted, outlined, its points dotted and named.
-
-    For users checking the polygons they typed. Blocking (decode, draw, encode): run it in an
-    executor. EXIF orientation is applied first, because zones are drawn in the frame as shown,
-    as detections are. Higher-priority zones are drawn last, so where zones overlap the tint
-    shows the zone that wins. Raises AnnotateError when the image cannot be decoded.
-    """
-    frame = to_rgb(oriented(decode_image(image)))
-    width, height = frame.size
-    short_side = min(width, height)
-    line_width = scaled_line_width(short_side)
-    font = scaled_font(short_side)
-    ordered = sorted(zones, key=lambda zone: zone.priority)
-    shapes = [
-        ([(x * width, y * height) for x, y in zone.points], ZONE_COLORS[zone.kind], zone)
-        for zone in ordered
-    ]
-
-    # One overlay: where zones overlap, a later zone's tint replaces an earlier one's (no mixing).
-    overlay = Image.new("RGBA", frame.size, (0, 0, 0, 0))
-    tint = ImageDraw.Draw(overlay)
-    for corners, color, _zone in shapes:
-        tint.polygon(corners, fill=_rgba(color, _FILL_ALPHA))
-    frame = Image.alpha_composite(frame.convert("RGBA"), overlay).convert("RGB")
-
-    draw = ImageDraw.Draw(frame)
-    radius = _VERTEX_RADIUS * line_width
-    for corners, color, _zone in shapes:
-        draw.line([*corners, corners[0]], fill=color, width=line_width, joint="curve")
-        for cx, cy in corners:
-            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=color)
-    with FONT_LOCK:
-        for corners, color, zone in shapes:
-            # Tag above the topmost point, so it hides as little of the zone as possible.
-            top_x, top_y = min(corners, key=lambda corner: (corner[1], corner[0]))
-            left = min(width - 1, max(0, round(top_x)))
-            top = min(height - 1, max(0, round(top_y)))
-            draw_tag(
-                draw,
-                (left, top, left, top),
-                frame_width=width,
-                color=color,
-                text=describe(zone),
-                font=font,
-            )
-    return encode_jpeg(frame, quality)
 
 
 def _kind(kind: ZoneKind | str, name: str) -> ZoneKind:
@@ -417,9 +343,9 @@ def _validated_points(name: str, raw: Iterable[Sequence[float]]) -> tuple[Point,
             "zone_too_many_points", {"name": name, "count": str(count), "maximum": str(MAX_POINTS)}
         )
     first = points[0]
-    if all(_orientation(first, points[1], point) == 0 for point in points[2:]):
+    if all(orientation(first, points[1], point) == 0 for point in points[2:]):
         raise ZoneError("zone_zero_area", {"name": name})
-    crossing = _crossing_sides(points)
+    crossing = crossing_sides(points)
     if crossing is not None:
         i, j = crossing
         raise ZoneError(
@@ -431,102 +357,3 @@ def _validated_points(name: str, raw: Iterable[Sequence[float]]) -> tuple[Point,
             },
         )
     return tuple(points)
-
-
-def _orientation(a: Point, b: Point, c: Point) -> int:
-    """Return the sign of the cross product (b - a) x (c - a): 1 left turn, -1 right, 0 straight.
-
-    Exact: near zero, floats could call touching sides apart (or the reverse), so the sign is
-    then computed with fractions (slow, but only for nearly straight triples).
-    """
-    cross = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-    if abs(cross) > _EXACT_BELOW:
-        return 1 if cross > 0 else -1
-    ax, ay = Fraction(a[0]), Fraction(a[1])
-    exact = (Fraction(b[0]) - ax) * (Fraction(c[1]) - ay) - (Fraction(b[1]) - ay) * (
-        Fraction(c[0]) - ax
-    )
-    return (exact > 0) - (exact < 0)
-
-
-def _on_segment(a: Point, b: Point, p: Point) -> bool:
-    """Return whether p, known to be on the line through a and b, lies between them."""
-    return min(a[0], b[0]) <= p[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= p[1] <= max(a[1], b[1])
-
-
-def _segments_meet(a: Point, b: Point, c: Point, d: Point) -> bool:
-    """Return whether the closed segments ab and cd share any point (crossing or touching)."""
-    o1, o2 = _orientation(a, b, c), _orientation(a, b, d)
-    o3, o4 = _orientation(c, d, a), _orientation(c, d, b)
-    if o1 != o2 and o3 != o4 and 0 not in (o1, o2, o3, o4):
-        return True
-    return (
-        (o1 == 0 and _on_segment(a, b, c))
-        or (o2 == 0 and _on_segment(a, b, d))
-        or (o3 == 0 and _on_segment(c, d, a))
-        or (o4 == 0 and _on_segment(c, d, b))
-    )
-
-
-def _crossing_sides(points: Sequence[Point]) -> tuple[int, int] | None:
-    """Return the indexes of two sides that meet where they should not, or None if simple.
-
-    Neighbouring sides share a point by design; they only go wrong when the second doubles back
-    along the first. Other sides must not meet at all, not even at a point (a figure eight
-    pinched at one point is two zones, and its inside is ambiguous).
-    """
-    count = len(points)
-    for i in range(count):
-        a, b, c = points[i], points[(i + 1) % count], points[(i + 2) % count]
-        if (
-            _orientation(a, b, c) == 0
-            and (b[0] - a[0]) * (c[0] - b[0]) + (b[1] - a[1]) * (c[1] - b[1]) < 0
-        ):
-            return i, (i + 1) % count
-    for i in range(count):
-        a, b = points[i], points[(i + 1) % count]
-        for j in range(i + 2, count):
-            if i == 0 and j == count - 1:  # the closing side is the first one's neighbour
-                continue
-            if _segments_meet(a, b, points[j], points[(j + 1) % count]):
-                return i, j
-    return None
-
-
-def _edges(points: Sequence[Point]) -> tuple[Edge, ...]:
-    """Return each side as the tuple _inside unpacks, so the lookup computes nothing twice."""
-    edges = []
-    for index, (x_a, y_a) in enumerate(points):
-        x_b, y_b = points[(index + 1) % len(points)]
-        slope = 0.0 if y_a == y_b else (x_b - x_a) / (y_b - y_a)
-        edges.append((min(y_a, y_b), max(y_a, y_b), x_a, y_a, slope, min(x_a, x_b), max(x_a, x_b)))
-    return tuple(edges)
-
-
-def _inside(edges: tuple[Edge, ...], x: float, y: float) -> bool:
-    """Return whether the point is inside the polygon or on its outline (even-odd rule).
-
-    A ray from the point to the right crosses the outline an odd number of times from inside.
-    Each side counts for y_low <= y < y_high, so a ray through a corner counts it once. A point
-    on a side is inside: found where the ray would start on it. The loop allocates nothing but
-    floats: it runs for every detection.
-    """
-    inside = False
-    for y_low, y_high, x_a, y_a, slope, x_low, x_high in edges:
-        if y < y_low or y > y_high:
-            continue
-        if y_low == y_high:  # horizontal: the ray runs along it, only points on it matter
-            if x_low <= x <= x_high:
-                return True
-            continue
-        crossing = x_a + (y - y_a) * slope
-        if x == crossing:
-            return True
-        if x < crossing and y < y_high:
-            inside = not inside
-    return inside
-
-
-def _rgba(color: str, alpha: int) -> tuple[int, int, int, int]:
-    """Return "#RRGGBB" with an alpha, as Pillow's RGBA fill."""
-    return (int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16), alpha)
