@@ -33,16 +33,11 @@ from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
 from homeassistant.helpers.typing import ConfigType
 import probatio
 
+from .bus_events import ATTR_ALERTS_PAUSED, EVENT_DETECTION, EVENT_SECURITY, EVENT_UPDATED
 from .const import DOMAIN
 from .core.events import levels_at_least
 from .core.models import RiskLevel
-from .hub import (
-    ATTR_ALERTS_PAUSED,
-    EVENT_DETECTION,
-    EVENT_SECURITY,
-    EVENT_UPDATED,
-    SIGNAL_DEVICE_DETECTIONS,
-)
+from .signals import SIGNAL_DEVICE_DETECTIONS
 
 TRIGGER_SECURITY_EVENT: Final = "security_event"
 TRIGGER_PERSON_DETECTED: Final = "person_detected"

@@ -12,10 +12,12 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .camera_state import CameraState
 from .const import DOMAIN
 from .coordinator import AiSecurityCoordinator
 from .core.models import Camera
-from .hub import SIGNAL_CAMERA_ADDED, SIGNAL_CAMERA_STATE, AiSecurityHub, CameraState
+from .hub import AiSecurityHub
+from .signals import SIGNAL_CAMERA_ADDED, SIGNAL_CAMERA_STATE
 
 ENDPOINT_KEY: Final = re.compile(r"(detector|llm)_[0-9a-f]{12}")
 """The key of a model server endpoint's entities (core.monitor.endpoint_key)."""

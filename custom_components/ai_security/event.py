@@ -16,7 +16,7 @@ from .coordinator import AiSecurityConfigEntry
 from .core.models import Camera, RiskLevel, SecurityEvent
 from .core.pipeline import EventUpdate
 from .entity import AiSecurityCameraEntity, add_camera_entities
-from .hub import SIGNAL_EVENT, SIGNAL_EVENT_UPDATED
+from .signals import SIGNAL_EVENT, SIGNAL_EVENT_UPDATED
 
 PARALLEL_UPDATES = 0
 

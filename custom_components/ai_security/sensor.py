@@ -30,6 +30,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
+from .camera_state import RISK_HOLD, CameraState
 from .coordinator import AiSecurityConfigEntry, AiSecurityCoordinator, HubData
 from .core.gpu import GpuReading
 from .core.models import Camera, RiskLevel
@@ -41,7 +42,7 @@ from .entity import (
     add_camera_entities,
     remove_stale_hub_entities,
 )
-from .hub import RISK_HOLD, AiSecurityHub, CameraState
+from .hub import AiSecurityHub
 
 PARALLEL_UPDATES = 0
 

@@ -302,7 +302,7 @@ async def _snooze_camera(call: ServiceCall) -> ServiceResponse:
             translation_key="invalid_snooze_duration",
             translation_placeholders={"minimum": "1", "maximum": str(MAX_SNOOZE_MINUTES)},
         )
-    until = entry.runtime_data.hub.snooze(camera_id, minutes)
+    until = entry.runtime_data.hub.controls.snooze(camera_id, minutes)
     return {"camera": camera_id, "snoozed_until": until.isoformat()}
 
 

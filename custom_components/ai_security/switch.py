@@ -1,9 +1,9 @@
 """Switches per camera: "Alerts" (off pauses its notifications) and "Detection" (off pauses it).
 
 Both are the user's settings, not readings: they stay available while the camera folder is
-missing, survive restarts (restore entities, read back by the hub before the pipeline detects
-anything, see AiSecurityHub._restore_controls), and every change is written to the audit trail
-with the user who made it.
+missing, survive restarts (restore entities, read back before the pipeline detects anything, see
+CameraControlsKeeper.restore in camera_controls.py), and every change is written to the audit
+trail with the user who made it.
 """
 
 from collections.abc import Callable, Mapping
@@ -17,10 +17,11 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 
+from .camera_controls import CONTROL_ALERTS, CONTROL_DETECTION, CameraControls
 from .coordinator import AiSecurityConfigEntry
 from .core.models import Camera
 from .entity import AiSecurityCameraEntity, add_camera_entities
-from .hub import CONTROL_ALERTS, CONTROL_DETECTION, AiSecurityHub, CameraControls
+from .hub import AiSecurityHub
 
 PARALLEL_UPDATES = 0
 
@@ -43,11 +44,11 @@ def _snoozed_until(controls: CameraControls) -> Mapping[str, Any]:
 
 
 def _set_alerts(hub: AiSecurityHub, camera_id: str, on: bool) -> None:
-    hub.set_alerts(camera_id, on)
+    hub.controls.set_alerts(camera_id, on)
 
 
 def _set_detection(hub: AiSecurityHub, camera_id: str, on: bool) -> None:
-    hub.set_detection(camera_id, on)
+    hub.controls.set_detection(camera_id, on)
 
 
 SWITCHES: tuple[AiSecuritySwitchEntityDescription, ...] = (
@@ -93,7 +94,7 @@ class AiSecuritySwitch(AiSecurityCameraEntity, SwitchEntity, RestoreEntity):
     @property
     def controls(self) -> CameraControls:
         """Return the camera's controls as the hub keeps them."""
-        return self.hub.controls_of(self.camera.camera_id)
+        return self.hub.controls.controls_of(self.camera.camera_id)
 
     @property
     @override
@@ -136,7 +137,7 @@ class AiSecuritySwitch(AiSecurityCameraEntity, SwitchEntity, RestoreEntity):
         camera_id = self.camera.camera_id
         self.entity_description.set_fn(self.hub, camera_id, on)
         action = f"{self.entity_description.key}_{'on' if on else 'off'}"
-        await self.hub.async_audit(action, self._context, {"camera": camera_id})
+        await self.hub.controls.async_audit(action, self._context, {"camera": camera_id})
 
 
 async def async_setup_entry(
