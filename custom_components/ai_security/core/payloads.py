@@ -1,10 +1,10 @@
 """What each kind of job carries, defined once, with its JSON form.
 
-A job's payload is stored as JSON in its row (jobs.py) and read back by the stage that handles
-it, by retention (which uploads and detections pending work still needs) and by the dead-letter
-list the user sees. Each kind has one class here: to_json() is what is stored, from_json() reads
-it back and raises PayloadError for a payload no version of this integration wrote, so a
-corrupt row ends as a dead job with the reason instead of a crash in a worker.
+A job's payload is stored as JSON in its row (job_queue.py) and read back by the stage that
+handles it, by retention (which uploads and detections pending work still needs) and by the
+dead-letter list the user sees. Each kind has one class here: to_json() is what is stored,
+from_json() reads it back and raises PayloadError for a payload no version of this integration
+wrote, so a corrupt row ends as a dead job with the reason instead of a crash in a worker.
 """
 
 from collections.abc import Iterable, Mapping
