@@ -91,7 +91,7 @@ def test_every_error_and_abort_is_translated() -> None:
 
     raised = {
         key
-        for module in ("__init__.py", "services.py")
+        for module in ("__init__.py", "service_handlers.py")
         for key in re.findall(r'translation_key="(\w+)"', (INTEGRATION / module).read_text())
     }
     assert raised

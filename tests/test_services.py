@@ -877,7 +877,7 @@ def test_every_refusal_the_library_can_raise_is_translated() -> None:
         "ReprocessError": {"not_an_upload", "file_not_found", "file_unusable", "unknown_camera"},
         "RuleError": {"invalid_cooldown", "invalid_weekday"},
     }
-    services = (INTEGRATION / "services.py").read_text()
+    services = (INTEGRATION / "service_handlers.py").read_text()
     own = set(re.findall(r'(?:translation_key=|failure=)"(\w+)"', services))
     assert {"unknown_camera", "event_not_found", "no_open_batch", "invalid_snooze_duration"} <= own
     assert {"database_failed", "database_write_failed", "queue_unavailable"} <= own

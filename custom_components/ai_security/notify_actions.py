@@ -16,7 +16,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from .const import DOMAIN, LOGGER
-from .services import (
+from .service_schemas import (
     ATTR_CAMERA,
     ATTR_DISMISSED,
     ATTR_DURATION,

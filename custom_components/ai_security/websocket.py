@@ -25,7 +25,8 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 import probatio
 
 from .const import DOMAIN
-from .services import SEARCH_SCHEMA, SERVICE_SEARCH_EVENTS, _search_events
+from .service_handlers import handle_search_events
+from .service_schemas import SEARCH_SCHEMA, SERVICE_SEARCH_EVENTS
 
 if TYPE_CHECKING:
     from .coordinator import AiSecurityConfigEntry
@@ -105,7 +106,7 @@ async def ws_search_events(
         return_response=True,
     )
     try:
-        result = await _search_events(call)
+        result = await handle_search_events(call)
     except ServiceValidationError as err:
         # The request was wrong, not the integration: answered like call_service answers it.
         connection.send_error(
