@@ -11,7 +11,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 import yaml
 
-from custom_components.ai_security import config_flow
+from custom_components.ai_security import config_flow, options_flow
 from custom_components.ai_security.const import DOMAIN
 from custom_components.ai_security.core.settings import COMMON_OBJECT_TYPES, LlmApi
 
@@ -52,7 +52,7 @@ def test_every_form_field_is_named_and_described() -> None:
     steps = {
         ("config", "user"): _fields(config_flow._connection_schema()),
         ("config", "reconfigure"): _fields(config_flow._connection_schema()),
-        ("options", "init"): _fields(config_flow._options_schema()),
+        ("options", "init"): _fields(options_flow._options_schema()),
     }
     for (section, step), fields in steps.items():
         texts = STRINGS[section]["step"][step]
