@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from custom_components.ai_security.core import events as ev
+from custom_components.ai_security.core import event_search, events as ev
 from custom_components.ai_security.core.events import EventQuery, EventQueryError
 from custom_components.ai_security.core.models import RiskLevel
 from custom_components.ai_security.core.storage import (
@@ -159,11 +159,11 @@ async def test_search_syntax_is_never_interpreted(
 
 def test_search_words() -> None:
     """Words are runs of letters and digits, distinct, with combining accents kept in them."""
-    assert ev.search_words('"*(:-') == ()
-    assert ev.search_words("it's 12:30, it's") == ("it", "s", "12", "30")
-    assert ev.search_words("Came\u0301ra_2") == ("Caméra", "2")
-    assert ev.fts5_query(("a", "b2")) == '"a"* AND "b2"*'
-    assert ev.tsquery(("a", "b2")) == "'a':* & 'b2':*"
+    assert event_search.search_words('"*(:-') == ()
+    assert event_search.search_words("it's 12:30, it's") == ("it", "s", "12", "30")
+    assert event_search.search_words("Came\u0301ra_2") == ("Caméra", "2")
+    assert event_search.fts5_query(("a", "b2")) == '"a"* AND "b2"*'
+    assert event_search.tsquery(("a", "b2")) == "'a':* & 'b2':*"
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ SQLite gets an FTS5 table with a table of the columns searches filter on, kept i
 triggers; PostgreSQL a generated tsvector column with a GIN index. Written out as the SQL it is
 and kept apart from the mapped tables (schema.py) and the migrations that create it: the same
 statements make a new database's index and backfill an older database's (migrations.py), and the
-searches (events.py) read the names it gives.
+searches (event_search.py) read the names it gives.
 """
 
 from typing import Final
