@@ -31,10 +31,9 @@ from custom_components.ai_security.core.derived import DerivedMedia
 from custom_components.ai_security.core.events import event_from_row
 from custom_components.ai_security.core.models import Camera, RiskLevel
 from custom_components.ai_security.core.storage import EventRow
+from custom_components.ai_security.event_files import EventFiles, find_event_files
 from custom_components.ai_security.media_source import (
     PAGE_SIZE,
-    _event_files,
-    _EventFiles,
     async_register_view,
     media_root,
     media_url,
@@ -368,7 +367,7 @@ async def test_linked_out_files_count_as_missing(
 def test_event_files_of_unsafe_ids(tmp_path: Path) -> None:
     """An event whose ids cannot name a folder simply has no files (never a path elsewhere)."""
     event = event_from_row(event_row("../e1", T0))
-    assert _event_files(DerivedMedia(tmp_path), event) == _EventFiles()
+    assert find_event_files(DerivedMedia(tmp_path), event) == EventFiles()
 
 
 async def test_view_refuses_paths_outside_the_media_folder(

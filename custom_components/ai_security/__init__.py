@@ -40,7 +40,7 @@ from .core.storage import DatabaseError
 from .frontend import async_register_card
 from .hub import AiSecurityHub
 from .media_paths import media_root
-from .media_source import async_register_view
+from .media_view import async_register_view
 from .notify_actions import async_setup_notification_actions
 from .repairs import RepairTracker, async_delete_issues
 from .services import async_setup_services

@@ -1,8 +1,8 @@
 """Where an entry's derived media lives, and the signed URLs under which the media view serves it.
 
-Apart from the media source and its view (media_source.py) because the hub signs the URLs its bus
-events carry: the hub is part of an entry's runtime data, so what it imports must not need the
-config entry type, which the media source does.
+Apart from the media source (media_source.py) and its view (media_view.py) because the hub's bus
+events carry signed URLs too: the hub is part of an entry's runtime data, so what it imports must
+not need the config entry type, which the media source does.
 """
 
 from datetime import timedelta

@@ -4,17 +4,15 @@ Tree: cameras (one level of hubs above them when several are loaded) -> days, ne
 the user's time zone -> that day's events, 50 a page. Identifiers are the path to a node:
 `<entry>`, `<entry>/<camera>`, `<entry>/<camera>/<YYYY-MM-DD>`, its further pages
 `<entry>/<camera>/<YYYY-MM-DD>/page/<n>`, and an event `<entry>/<camera>/<YYYY-MM-DD>/<event>`.
-An event plays its clip when it has one, else its annotated key frame. The files are served by an
-authenticated view that only reads the entry's derived-media folder, through DerivedMedia.resolve().
+An event plays its clip when it has one, else its annotated key frame (which exist is found by
+event_files.py). The files are served by the authenticated view of media_view.py, which only reads
+the entry's derived-media folder.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 import re
 from typing import TYPE_CHECKING, Final, cast, override
 
-from aiohttp import web
 from homeassistant.components.media_player.const import MediaClass
 from homeassistant.components.media_player.errors import BrowseError
 from homeassistant.components.media_source import (
@@ -25,19 +23,17 @@ from homeassistant.components.media_source import (
     Unresolvable,
 )
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 
 from .const import DEFAULT_NAME, DOMAIN
 from .core import operations
-from .core.derived import CLIP, KEY_FRAME, DerivedMedia, safe_component
-from .media_paths import URL_PREFIX, async_sign_media_url, media_root, media_url
+from .core.derived import DerivedMedia, safe_component
+from .event_files import EventFiles, find_event_files
+from .media_paths import async_sign_media_url, media_root, media_url
+from .media_view import MIME_TYPES, async_register_view
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .coordinator import AiSecurityConfigEntry
     from .core.models import SecurityEvent
 
@@ -45,37 +41,16 @@ PAGE_SIZE: Final = 50
 """Events listed under a day (or one of its further pages)."""
 MAX_PAGE: Final = 10_000
 TITLE_SUMMARY_LENGTH: Final = 80
-MIME_TYPES: Final = {".jpg": "image/jpeg", ".mp4": "video/mp4"}
-"""The only files the view serves: what the pipeline derives. Anything else there is a 404."""
-
-_VIEW_REGISTERED: HassKey[bool] = HassKey(f"{DOMAIN}_media_view")
 _DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PAGE: Final = re.compile(r"[1-9]\d{0,4}")
 _MARKUP: Final = re.compile(r"[*`#]+")
 _SPACE: Final = re.compile(r"\s+")
 
 
-@callback
-def async_register_view(hass: HomeAssistant) -> None:
-    """Register the media view once per Home Assistant (a no-op without the http integration)."""
-    if hass.data.get(_VIEW_REGISTERED) or "http" not in hass.config.components:
-        return
-    hass.http.register_view(AiSecurityMediaView())
-    hass.data[_VIEW_REGISTERED] = True
-
-
 async def async_get_media_source(hass: HomeAssistant) -> AiSecurityMediaSource:
     """Return the integration's media source (and make sure its files can be served)."""
     async_register_view(hass)
     return AiSecurityMediaSource(hass)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _EventFiles:
-    """Which derived files of an event exist: (path relative to the media root, real path)."""
-
-    key_frame: tuple[str, Path] | None = None
-    clip: tuple[str, Path] | None = None
 
 
 def _summary_title(text: str) -> str:
@@ -86,49 +61,6 @@ def _summary_title(text: str) -> str:
     if len(plain) <= TITLE_SUMMARY_LENGTH:
         return plain
     return plain[: TITLE_SUMMARY_LENGTH - 1].rstrip() + "…"
-
-
-async def async_event_media_urls(
-    hass: HomeAssistant, entry_id: str, events: Sequence[SecurityEvent]
-) -> dict[str, tuple[str | None, str | None]]:
-    """Return each event's signed key-frame and clip URLs (None for a file that is missing).
-
-    For the dashboard card, whose <img> and <video> cannot send a token: the URLs are signed
-    for the user asking, like the media browser's. One executor job checks every file.
-    """
-    media = DerivedMedia(media_root(hass, entry_id))
-
-    def files() -> list[tuple[str, _EventFiles]]:
-        return [(event.event_id, _event_files(media, event)) for event in events]
-
-    urls: dict[str, tuple[str | None, str | None]] = {}
-    for event_id, found in await hass.async_add_executor_job(files):
-        urls[event_id] = (
-            async_sign_media_url(hass, entry_id, found.key_frame[0]) if found.key_frame else None,
-            async_sign_media_url(hass, entry_id, found.clip[0]) if found.clip else None,
-        )
-    return urls
-
-
-def _event_files(media: DerivedMedia, event: SecurityEvent) -> _EventFiles:
-    """Return the event's key frame and clip that exist on disk; blocking.
-
-    A file that is a link leading out of the media folder counts as missing.
-    """
-
-    def existing(path: Path) -> tuple[str, Path] | None:
-        relative = media.relative(path)
-        try:
-            real = media.resolve(relative)
-        except ValueError:
-            return None
-        return (relative, real) if real.is_file() else None
-
-    try:
-        folder = media.event_dir(event.camera_id, event.event_id, event.started_at)
-    except ValueError:
-        return _EventFiles()  # ids that cannot name a folder: the event has no files
-    return _EventFiles(key_frame=existing(folder / KEY_FRAME), clip=existing(folder / CLIP))
 
 
 class AiSecurityMediaSource(MediaSource):
@@ -186,7 +118,7 @@ class AiSecurityMediaSource(MediaSource):
                 translation_placeholders={"identifier": item.identifier},
             )
         media = DerivedMedia(media_root(self.hass, entry_id))
-        files = await self.hass.async_add_executor_job(_event_files, media, event)
+        files = await self.hass.async_add_executor_job(find_event_files, media, event)
         if files.clip is not None:
             relative, real = files.clip
             return PlayMedia(media_url(entry_id, relative), MIME_TYPES[".mp4"], path=real)
@@ -294,7 +226,7 @@ class AiSecurityMediaSource(MediaSource):
         events = found.events
         media = DerivedMedia(media_root(self.hass, entry.entry_id))
         files = await self.hass.async_add_executor_job(
-            lambda: [_event_files(media, event) for event in events]
+            lambda: [find_event_files(media, event) for event in events]
         )
         day_id = f"{entry.entry_id}/{camera_id}/{day.isoformat()}"
         camera = entry.runtime_data.hub.cameras[camera_id].camera
@@ -313,7 +245,7 @@ class AiSecurityMediaSource(MediaSource):
         return node
 
     def _event_node(
-        self, entry_id: str, day_id: str, event: SecurityEvent, files: _EventFiles
+        self, entry_id: str, day_id: str, event: SecurityEvent, files: EventFiles
     ) -> BrowseMediaSource:
         local = dt_util.as_local(event.started_at)
         title = (
@@ -356,47 +288,3 @@ def _parse_day(value: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         return None
-
-
-class AiSecurityMediaView(HomeAssistantView):
-    """Serve an entry's derived media (key frames, thumbnails, clips) to signed-in users."""
-
-    url = f"{URL_PREFIX}/{{entry_id}}/{{path:.*}}"
-    name = f"api:{DOMAIN}:media"
-    requires_auth = True
-
-    async def get(self, request: web.Request, entry_id: str, path: str) -> web.FileResponse:
-        """Return the file path names under the entry's media folder; 404 for anything else."""
-        hass = request.app[KEY_HASS]
-        entry = hass.config_entries.async_get_entry(entry_id)
-        if entry is None or entry.domain != DOMAIN:
-            raise web.HTTPNotFound
-        suffix = path[path.rfind(".") :].lower() if "." in path else ""
-        if suffix not in MIME_TYPES:
-            raise web.HTTPNotFound
-        media = DerivedMedia(media_root(hass, entry.entry_id))
-        try:
-            real = await hass.async_add_executor_job(_existing_file, media, path)
-        except ValueError as err:
-            raise web.HTTPBadRequest from err
-        if real is None:
-            raise web.HTTPNotFound
-        return web.FileResponse(
-            real,
-            headers={
-                "Content-Type": MIME_TYPES[suffix],
-                "Cache-Control": "private, max-age=3600",
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
-
-
-def _existing_file(media: DerivedMedia, relative: str) -> Path | None:
-    """Return the real path of relative under the media root if it is a file; blocking.
-
-    Raises ValueError (from resolve) for a path that could lead outside the folder.
-    """
-    real = media.resolve(relative)
-    if not real.is_file() or real.name.startswith("."):
-        return None
-    return real

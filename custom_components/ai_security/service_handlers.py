@@ -24,8 +24,8 @@ from .core.events import EventQuery
 from .core.models import Camera, SecurityEvent
 from .core.rules import AlertRule
 from .core.uploads import shown
+from .event_files import async_event_media_urls
 from .helpers import ai_security_exception_handler
-from .media_source import async_event_media_urls
 from .service_schemas import (
     ATTR_ACTION,
     ATTR_ACTIVE_FROM,
