@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from custom_components.ai_security.core.batcher import Batcher, add_to_batch, claim_fast
+from custom_components.ai_security.core.batcher import Batcher
+from custom_components.ai_security.core.incident_rows import add_to_batch, claim_fast
 from custom_components.ai_security.core.jobs import JobKind, JobQueue
 from custom_components.ai_security.core.storage import BatchRow, Database
 

@@ -3,9 +3,9 @@
 A camera's incident opens with its first detection (the pipeline gives it an instant verdict),
 is judged again with everything seen at most every `window` seconds while detections keep
 coming, and closes `idle` seconds after its last detection, or `cap` after it opened (the next
-detection then opens a new one). Closing queues the final judgement. Open incidents live in the
-database (their batch row) and change in the same transaction that stores the detections, so a
-restart resumes each with its original deadlines: one incident, never two, never none.
+detection then opens a new one). Closing queues the final judgement. This module keeps a timer
+per open incident and decides when each is due; the incident's row, and the transactions that
+open, grow, judge and close it, are incident_rows'.
 
 A batch row without an event (left open by schema version 3) closes as batches did: one
 event, judged once, at the end of its window or after its idle time.
@@ -13,219 +13,23 @@ event, judged once, at the end of its window or after its idle time.
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 import logging
-from typing import Any
-import uuid
 
-from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from .jobs import JobKind, JobQueue, add_job
-from .payloads import AnalyzePayload
-from .storage import BatchRow, Database, EventRow, utcnow
+from .incident_rows import (
+    DEFAULT_CAP,
+    OpenBatch,
+    finish,
+    next_window,
+    open_batch,
+    open_batches,
+)
+from .jobs import JobKind, JobQueue
+from .storage import Database, utcnow
 
 _LOGGER = logging.getLogger(__name__)
-
-DEFAULT_CAP = timedelta(minutes=10)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class OpenBatch:
-    """A camera's open incident (its batch row): what decides when it is judged and closed."""
-
-    camera_id: str
-    batch_key: str
-    opened_at: datetime
-    last_detection_at: datetime
-    detection_count: int
-    event_id: str | None = None
-    """The incident's event; None for a batch left by schema version 3."""
-    window_opened_at: datetime | None = None
-    """When the current judging window began (the incident's opening, or its last judgement)."""
-    judged_count: int = 0
-    """Detections the last queued judgement covers: the window only matters when more came."""
-    fast_judged: bool = False
-    """Whether the LLM was asked at once about a fast-path object of this incident."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BatchChange:
-    """What counting new detections into a camera's incident did."""
-
-    batch: OpenBatch
-    opened: bool
-    """Whether the detections opened a new incident (batch.event_id is its event's id)."""
-    closed: OpenBatch | None = None
-    """The camera's previous incident, closed because it reached the cap (its final judgement
-    is queued in the same transaction)."""
-
-
-_COLUMNS = (
-    BatchRow.camera_id,
-    BatchRow.batch_key,
-    BatchRow.opened_at,
-    BatchRow.last_detection_at,
-    BatchRow.detection_count,
-    BatchRow.event_id,
-    BatchRow.window_opened_at,
-    BatchRow.judged_count,
-    BatchRow.fast_judged,
-)
-
-
-def _open_batch(row: Any) -> OpenBatch:
-    """Return the batch of a BatchRow, or of a result row carrying the same columns."""
-    return OpenBatch(
-        camera_id=row.camera_id,
-        batch_key=row.batch_key,
-        opened_at=row.opened_at,
-        last_detection_at=row.last_detection_at,
-        detection_count=row.detection_count,
-        event_id=row.event_id,
-        window_opened_at=row.window_opened_at,
-        judged_count=row.judged_count or 0,
-        fast_judged=bool(row.fast_judged),
-    )
-
-
-_GROW_BATCH = (
-    update(BatchRow)
-    .where(
-        BatchRow.camera_id == bindparam("grow_camera"),
-        BatchRow.opened_at > bindparam("grow_after"),
-        BatchRow.last_detection_at > bindparam("grow_since"),
-    )
-    .values(
-        last_detection_at=bindparam("grow_at"),
-        detection_count=BatchRow.detection_count + bindparam("grow_by"),
-    )
-    .returning(*_COLUMNS)
-)
-_OPEN_BATCH = insert(BatchRow)
-_SELECT_BATCH = select(*_COLUMNS).where(BatchRow.camera_id == bindparam("batch_camera"))
-_DELETE_BATCH = delete(BatchRow).where(BatchRow.batch_key == bindparam("batch_key"))
-_CLAIM_FAST = (
-    update(BatchRow)
-    .where(BatchRow.batch_key == bindparam("fast_key"), BatchRow.fast_judged.is_(False))
-    .values(fast_judged=True, judged_count=bindparam("fast_count"))
-)
-_END_EVENT = (
-    update(EventRow).where(EventRow.event_id == bindparam("end_event")).values(ongoing=False)
-)
-_NEXT_WINDOW = (
-    update(BatchRow)
-    .where(BatchRow.batch_key == bindparam("window_key"))
-    .values(window_opened_at=bindparam("window_at"), judged_count=bindparam("window_count"))
-)
-
-
-def add_to_batch(
-    session: Session,
-    camera_id: str,
-    count: int,
-    now: datetime,
-    *,
-    cap: timedelta = DEFAULT_CAP,
-    idle: timedelta | None = None,
-    fast: bool = False,
-) -> BatchChange:
-    """Count count new detections into camera_id's incident, opening one if none is open.
-
-    An incident that has lasted cap, or been idle for idle (its timer may not have fired yet:
-    Home Assistant was down), is closed here (its final judgement queued) and a new one opened.
-    fast marks a new incident as judged at once (the caller queues that judgement).
-    Runs in the caller's transaction (for every detected upload, hence prebuilt statements);
-    the caller stores the detections with the returned batch_key, and creates the event of a
-    new incident with batch.event_id.
-    """
-    connection = session.connection()
-    row = connection.execute(
-        _GROW_BATCH,
-        {
-            "grow_camera": camera_id,
-            "grow_at": now,
-            "grow_by": count,
-            "grow_after": now - cap,
-            "grow_since": now - idle if idle is not None else datetime.min.replace(tzinfo=UTC),
-        },
-    ).first()
-    if row is not None:
-        return BatchChange(batch=_open_batch(row), opened=False)
-    closed: OpenBatch | None = None
-    old = connection.execute(_SELECT_BATCH, {"batch_camera": camera_id}).first()
-    if old is not None:
-        closed = _open_batch(old)
-        finish(session, closed, now)
-    batch = OpenBatch(
-        camera_id=camera_id,
-        batch_key=uuid.uuid4().hex,
-        opened_at=now,
-        last_detection_at=now,
-        detection_count=count,
-        event_id=uuid.uuid4().hex,
-        window_opened_at=now,
-        judged_count=count,
-        fast_judged=fast,
-    )
-    connection.execute(
-        _OPEN_BATCH,
-        {
-            "camera_id": camera_id,
-            "batch_key": batch.batch_key,
-            "opened_at": now,
-            "last_detection_at": now,
-            "detection_count": count,
-            "event_id": batch.event_id,
-            "window_opened_at": now,
-            "judged_count": count,
-            "fast_judged": fast,
-        },
-    )
-    return BatchChange(batch=batch, opened=True, closed=closed)
-
-
-def claim_fast(session: Session, batch: OpenBatch) -> bool:
-    """Mark batch's incident as judged at once; return False when it already was (or is gone).
-
-    Whoever marks it queues the judgement: two uploads with a person arriving together ask the
-    LLM once.
-    """
-    result = session.connection().execute(
-        _CLAIM_FAST, {"fast_key": batch.batch_key, "fast_count": batch.detection_count}
-    )
-    return bool(result.rowcount == 1)
-
-
-def finish(session: Session, batch: OpenBatch, now: datetime) -> bool:
-    """Close batch's incident in the caller's transaction and queue its final judgement.
-
-    Deleting by key is what makes the close happen once: whoever deletes the row queues the
-    judgement. Return whether this call closed it.
-    """
-    connection = session.connection()
-    if connection.execute(_DELETE_BATCH, {"batch_key": batch.batch_key}).rowcount != 1:
-        return False
-    if batch.event_id is not None:
-        # Ended now, whatever becomes of its final judgement (an LLM answering nonsense for an
-        # hour must not leave the incident going on in searches, the card, or after a restart).
-        connection.execute(_END_EVENT, {"end_event": batch.event_id})
-    add_job(
-        session,
-        JobKind.ANALYZE,
-        AnalyzePayload(
-            camera_id=batch.camera_id,
-            started_at=batch.opened_at,
-            ended_at=batch.last_detection_at,
-            batch_key=batch.batch_key,
-            event_id=batch.event_id,
-            final=True,
-            judged=batch.detection_count,
-        ).to_json(),
-        now,
-    )
-    return True
 
 
 class Batcher:
@@ -289,9 +93,7 @@ class Batcher:
 
     async def resume(self) -> int:
         """Schedule the batches a previous run left open, with their original deadlines."""
-        batches = await self._db.run(
-            lambda s: [_open_batch(row) for row in s.scalars(select(BatchRow)).all()]
-        )
+        batches = await self._db.run(open_batches)
         for batch in batches:
             self.track(batch)
         if batches:
@@ -363,40 +165,14 @@ class Batcher:
         now = self._clock()
 
         def close(session: Session) -> tuple[str, OpenBatch | None]:
-            connection = session.connection()
-            row = connection.execute(_SELECT_BATCH, {"batch_camera": camera_id}).first()
-            if row is None:
+            batch = open_batch(session, camera_id)
+            if batch is None:
                 return "gone", None
-            batch = _open_batch(row)
             if not force and self.deadline(batch) > now:
                 return "open", batch  # it grew meanwhile: not due yet
             if force or self.ends(batch) <= now:
                 return ("closed", batch) if finish(session, batch, now) else ("gone", None)
-            connection.execute(
-                _NEXT_WINDOW,
-                {
-                    "window_key": batch.batch_key,
-                    "window_at": now,
-                    "window_count": batch.detection_count,
-                },
-            )
-            add_job(
-                session,
-                JobKind.ANALYZE,
-                AnalyzePayload(
-                    camera_id=camera_id,
-                    started_at=batch.opened_at,
-                    ended_at=batch.last_detection_at,
-                    batch_key=batch.batch_key,
-                    event_id=batch.event_id,
-                    final=False,
-                    judged=batch.detection_count,
-                ).to_json(),
-                now,
-            )
-            return "judged", replace(
-                batch, window_opened_at=now, judged_count=batch.detection_count
-            )
+            return "judged", next_window(session, batch, now)
 
         try:
             outcome, batch = await self._db.run(close)

@@ -1,11 +1,11 @@
 """The incidents stage: an upload's detections stored, and its camera's incident opened or grown.
 
-One open incident per camera (a visit; batcher.py keeps its row and timers). In one transaction,
-with the detect job's completion: the detections (each with its zone), the camera's batch grown
-or opened, and, when it opened, the incident's event with the heuristic's instant verdict (the
-phone must not wait for the LLM), plus an analyze job when a fast-path object asks for the LLM
-at once. After the commit: the batch's timer, the host told of the detections, and a new
-incident announced with its own picture (announce.py).
+One open incident per camera (a visit; incident_rows.py keeps its row, batcher.py its timers). In
+one transaction, with the detect job's completion: the detections (each with its zone), the
+camera's batch grown or opened, and, when it opened, the incident's event with the heuristic's
+instant verdict (the phone must not wait for the LLM), plus an analyze job when a fast-path
+object asks for the LLM at once. After the commit: the batch's timer, the host told of the
+detections, and a new incident announced with its own picture (announce.py).
 """
 
 import asyncio
@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from .annotate import KeyFrameCanvas
 from .announce import Announcer
-from .batcher import Batcher, OpenBatch, add_to_batch, claim_fast
+from .batcher import Batcher
 from .context import StageContext, zone_name
 from .detector import DetectorResult
+from .incident_rows import OpenBatch, add_to_batch, claim_fast
 from .jobs import JobKind, JobResult, add_job
 from .models import Camera, Detection, SecurityEvent
 from .payloads import AnalyzePayload
