@@ -204,20 +204,7 @@ def finish(session: Session, batch: OpenBatch, now: datetime) -> bool:
         # Ended now, whatever becomes of its final judgement (an LLM answering nonsense for an
         # hour must not leave the incident going on in searches, the card, or after a restart).
         connection.execute(_END_EVENT, {"end_event": batch.event_id})
-    add_job(
-        session,
-        JobKind.ANALYZE,
-        AnalyzePayload(
-            camera_id=batch.camera_id,
-            started_at=batch.opened_at,
-            ended_at=batch.last_detection_at,
-            batch_key=batch.batch_key,
-            event_id=batch.event_id,
-            final=True,
-            judged=batch.detection_count,
-        ).to_json(),
-        now,
-    )
+    _queue_judgement(session, batch, now, final=True)
     return True
 
 
@@ -245,18 +232,19 @@ def next_window(session: Session, batch: OpenBatch, now: datetime) -> OpenBatch:
             "window_count": batch.detection_count,
         },
     )
-    add_job(
-        session,
-        JobKind.ANALYZE,
-        AnalyzePayload(
-            camera_id=batch.camera_id,
-            started_at=batch.opened_at,
-            ended_at=batch.last_detection_at,
-            batch_key=batch.batch_key,
-            event_id=batch.event_id,
-            final=False,
-            judged=batch.detection_count,
-        ).to_json(),
-        now,
-    )
+    _queue_judgement(session, batch, now, final=False)
     return replace(batch, window_opened_at=now, judged_count=batch.detection_count)
+
+
+def _queue_judgement(session: Session, batch: OpenBatch, now: datetime, *, final: bool) -> None:
+    """Queue an analyze job judging everything batch's incident has seen (final: it closed)."""
+    payload = AnalyzePayload(
+        camera_id=batch.camera_id,
+        started_at=batch.opened_at,
+        ended_at=batch.last_detection_at,
+        batch_key=batch.batch_key,
+        event_id=batch.event_id,
+        final=final,
+        judged=batch.detection_count,
+    )
+    add_job(session, JobKind.ANALYZE, payload.to_json(), now)
