@@ -6,10 +6,11 @@ those of a camera that has not seen anything yet; time, ports and the entry id a
 snapshots are stable.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from unittest.mock import PropertyMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -143,3 +144,24 @@ async def check_platform(
                 entry.entry_id,
             )
             assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def platform_test(platform: Platform) -> Callable[..., Coroutine[Any, Any, None]]:
+    """Return the snapshot test of platform, for its own module to hold (and so its own file).
+
+    A test module names it test_<platform>_entities; syrupy keeps the snapshots of a module in
+    snapshots/<module>.ambr, which is what gives each platform its file.
+    """
+
+    async def test(
+        hass: HomeAssistant,
+        camera_root: Path,
+        entity_registry: er.EntityRegistry,
+        snapshot: SnapshotAssertion,
+        freezer: FrozenDateTimeFactory,
+        socket_enabled: None,
+    ) -> None:
+        """As registered and as their states read."""
+        await check_platform(hass, camera_root, entity_registry, snapshot, freezer, platform)
+
+    return test
