@@ -1,6 +1,6 @@
 """How each platform's snapshot is taken: its entities (registry entries and states) for one camera.
 
-Each platform has its own test module (tests/test_<platform>_snapshot.py) and so its own
+Each platform has its own test module (tests/integration/test_<platform>_snapshot.py) and so its own
 snapshot file. The camera's folder and its database row exist before setup, so the entities are
 those of a camera that has not seen anything yet; time, ports and the entry id are fixed so the
 snapshots are stable.
@@ -150,7 +150,7 @@ def platform_test(platform: Platform) -> Callable[..., Coroutine[Any, Any, None]
     """Return the snapshot test of platform, for its own module to hold (and so its own file).
 
     A test module names it test_<platform>_entities; syrupy keeps the snapshots of a module in
-    snapshots/<module>.ambr, which is what gives each platform its file.
+    integration/snapshots/<module>.ambr, which is what gives each platform its file.
     """
 
     async def test(

@@ -8,8 +8,8 @@ user picked, and every status change of a model server is announced on the bus a
 The config entry type and its runtime data live here, beside the coordinator, as in Home
 Assistant's own integrations: every module that reads an entry's runtime data imports them from
 here, and nothing this module imports (the hub, the clean-up, core/) reads one, so the modules
-form no import cycle (tests/test_import_cycles.py). The coordinator only fetches; Repairs listens
-to its refreshes (async_add_refresh_listener) instead of being called from here.
+form no import cycle (tests/library/test_import_cycles.py). The coordinator only fetches; Repairs
+listens to its refreshes (async_add_refresh_listener) instead of being called from here.
 """
 
 from collections.abc import Awaitable, Callable, Mapping

@@ -7,7 +7,7 @@ finds one person in every upload; an LLM: none (llm_url "": the heuristic only),
 LLM stub, or a real llama-server on the tiny random-weight model the tests write
 (tests/llama.py); a companion-app phone (a mobile_app device and the notify action the app
 registers, notify.mobile_app_bench_phone) whose calls are recorded; and an automation made from
-the copied notification blueprint, as tests/test_blueprints.py makes it.
+the copied notification blueprint, as tests/integration/test_blueprints.py makes it.
 """
 
 import asyncio

@@ -1,0 +1,7 @@
+"""The sensor entities of a camera that has seen nothing yet, in their snapshot file."""
+
+from homeassistant.const import Platform
+
+from tests.platform_snapshots import platform_test
+
+test_sensor_entities = platform_test(Platform.SENSOR)

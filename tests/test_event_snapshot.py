@@ -1,7 +1,0 @@
-"""The event entities of a camera that has seen nothing yet, in their snapshot file."""
-
-from homeassistant.const import Platform
-
-from .platform_snapshots import platform_test
-
-test_event_entities = platform_test(Platform.EVENT)

@@ -1,7 +1,0 @@
-"""The switch entities of a camera that has seen nothing yet, in their snapshot file."""
-
-from homeassistant.const import Platform
-
-from .platform_snapshots import platform_test
-
-test_switch_entities = platform_test(Platform.SWITCH)
