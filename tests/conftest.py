@@ -15,7 +15,7 @@ from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
-    CONF_LLM_URL,
+    CONF_LLM_URLS,
     DOMAIN,
 )
 
@@ -139,11 +139,11 @@ def mock_config_entry(
         data={
             CONF_CAMERA_ROOT: str(camera_root),
             CONF_DETECTOR_URLS: [detector.url],
-            CONF_LLM_URL: llm.url,
+            CONF_LLM_URLS: [llm.url],
             CONF_LLM_API: "llama_cpp",
         },
         version=1,
-        minor_version=2,
+        minor_version=3,
     )
 
 

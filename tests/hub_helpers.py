@@ -1,5 +1,6 @@
 """The config entry the Home Assistant tests set up: the integration on in-test servers."""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
-    CONF_LLM_URL,
+    CONF_LLM_URLS,
     DOMAIN,
 )
 
@@ -30,12 +31,16 @@ def hub_entry(
     hass: HomeAssistant,
     camera_root: Path,
     detector_url: str,
-    llm_url: str,
+    llm: str | Sequence[str],
     *,
     llm_api: str = "openai",
     options: dict[str, Any] | None = None,
 ) -> MockConfigEntry:
-    """Return an entry as the config flow makes it, added to hass (not set up)."""
+    """Return an entry as the config flow makes it, added to hass (not set up).
+
+    llm is the LLM server's URL ("" for none: the heuristic judges), or the URLs of a pool.
+    """
+    llm_urls = ([llm] if llm else []) if isinstance(llm, str) else list(llm)
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Home",
@@ -43,12 +48,12 @@ def hub_entry(
         data={
             CONF_CAMERA_ROOT: str(camera_root),
             CONF_DETECTOR_URLS: [detector_url],
-            CONF_LLM_URL: llm_url,
+            CONF_LLM_URLS: llm_urls,
             CONF_LLM_API: llm_api,
         },
         options=FAST_OPTIONS if options is None else options,
         version=1,
-        minor_version=2,
+        minor_version=3,
     )
     entry.add_to_hass(hass)
     return entry

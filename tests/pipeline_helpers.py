@@ -109,12 +109,15 @@ def fast_options(**changes: Any) -> PipelineOptions:
 def config(
     root: Path, database_url: str, detector_url: str, llm_url: str, **changes: Any
 ) -> PipelineConfig:
-    """Return a pipeline configuration for tests (fast retries, short breaker pauses)."""
+    """Return a pipeline configuration for tests (fast retries, short breaker pauses).
+
+    llm_url is the one LLM server ("" for none); pass llm_urls in changes for a pool.
+    """
     values: dict[str, Any] = {
         "camera_root": str(root),
         "database_url": database_url,
         "detector_urls": (detector_url,),
-        "llm_url": llm_url,
+        "llm_urls": (llm_url,) if llm_url else (),
         "llm_api": LlmApi.LLAMA_CPP,
         "options": fast_options(),
         "local_tz": ZoneInfo("Europe/Amsterdam"),

@@ -25,7 +25,7 @@ from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
-    CONF_LLM_URL,
+    CONF_LLM_URLS,
     DOMAIN,
 )
 from custom_components.ai_security.core.storage import CameraRow, Database
@@ -102,11 +102,11 @@ async def _entry(
         data={
             CONF_CAMERA_ROOT: str(camera_root),
             CONF_DETECTOR_URLS: [detector.url],
-            CONF_LLM_URL: llm.url,
+            CONF_LLM_URLS: [llm.url],
             CONF_LLM_API: "llama_cpp",
         },
         version=1,
-        minor_version=2,
+        minor_version=3,
     )
     entry.add_to_hass(hass)
     return entry

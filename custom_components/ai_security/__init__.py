@@ -29,6 +29,7 @@ from .const import (
     CONF_HISTORY_BEFORE,
     CONF_LLM_API,
     CONF_LLM_URL,
+    CONF_LLM_URLS,
     DOMAIN,
     LOGGER,
 )
@@ -78,6 +79,7 @@ async def async_migrate_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry)
     """Bring entries made by earlier versions up to date.
 
     1.1 -> 1.2: one detector URL ("detector_url") became a list ("detector_urls").
+    1.2 -> 1.3: one LLM URL ("llm_url", "" for none) became a list ("llm_urls", [] for none).
     """
     if entry.version > 1:
         return False  # made by a newer version of the integration: leave it alone
@@ -86,6 +88,12 @@ async def async_migrate_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry)
         if "detector_url" in data:
             data[CONF_DETECTOR_URLS] = [data.pop("detector_url")]
         hass.config_entries.async_update_entry(entry, data=data, minor_version=2)
+    if entry.minor_version < 3:
+        data = dict(entry.data)
+        if CONF_LLM_URL in data:
+            llm_url = str(data.pop(CONF_LLM_URL) or "")
+            data[CONF_LLM_URLS] = [llm_url] if llm_url else []
+        hass.config_entries.async_update_entry(entry, data=data, minor_version=3)
     return True
 
 
@@ -107,11 +115,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         )
 
     detector_urls: list[str] = list(entry.data[CONF_DETECTOR_URLS])
-    llm_url: str = entry.data[CONF_LLM_URL]
+    llm_urls: list[str] = list(entry.data[CONF_LLM_URLS])
     llm_api = LlmApi(entry.data[CONF_LLM_API])
     options = PipelineOptions.from_mapping(dict(entry.options))
     session = async_get_clientsession(hass)
-    if not llm_url:
+    if not llm_urls:
         LOGGER.warning(
             "%s has no LLM server set: its events are scored by the built-in heuristic (the "
             "detected objects, their number, the time of day and the zones) instead of by an LLM",
@@ -129,7 +137,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             camera_root=camera_root,
             database_url=database_url,
             detector_urls=tuple(detector_urls),
-            llm_url=llm_url,
+            llm_urls=tuple(llm_urls),
             llm_api=llm_api,
             options=options,
             local_tz=dt_util.get_default_time_zone(),
@@ -176,7 +184,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     entry.runtime_data = AiSecurityRuntimeData(
         camera_root=camera_root,
         detector_urls=detector_urls,
-        llm_url=llm_url,
+        llm_urls=llm_urls,
         llm_api=llm_api,
         options=options,
         hub=hub,

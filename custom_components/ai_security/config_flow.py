@@ -36,7 +36,7 @@ from .const import (
     CONF_DETECTOR_URLS,
     CONF_HISTORY_BEFORE,
     CONF_LLM_API,
-    CONF_LLM_URL,
+    CONF_LLM_URLS,
     DEFAULT_DETECTOR_URL,
     DEFAULT_LLM_URL,
     DEFAULT_NAME,
@@ -101,26 +101,23 @@ async def _validate_connection(
         # Two hubs watching the same uploads would detect, judge and notify each one twice.
         errors[CONF_CAMERA_ROOT] = "overlapping_root"
 
-    try:
-        data[CONF_DETECTOR_URLS] = _detector_urls(user_input[CONF_DETECTOR_URLS])
-    except InvalidUrlError:
-        errors[CONF_DETECTOR_URLS] = "invalid_url"
-    # No LLM server (the field left empty) is a choice: events are scored by the heuristic.
-    llm_url = str(user_input.get(CONF_LLM_URL) or "").strip()
-    try:
-        data[CONF_LLM_URL] = normalize_url(llm_url) if llm_url else ""
-    except InvalidUrlError:
-        errors[CONF_LLM_URL] = "invalid_url"
+    # The detectors need one server at least; no LLM server (the field left empty) is a choice:
+    # events are then scored by the heuristic.
+    for key, allow_empty in ((CONF_DETECTOR_URLS, False), (CONF_LLM_URLS, True)):
+        try:
+            data[key] = _server_urls(user_input.get(key) or [], allow_empty=allow_empty)
+        except InvalidUrlError:
+            errors[key] = "invalid_url"
 
     session = async_get_clientsession(hass)
+    llm_api = LlmApi(data[CONF_LLM_API])
     probes: list[tuple[str, Coroutine[Any, Any, object]]] = [
         (CONF_DETECTOR_URLS, probe_detector(session, url))
         for url in data.get(CONF_DETECTOR_URLS, [])
     ]
-    if data.get(CONF_LLM_URL):
-        probes.append(
-            (CONF_LLM_URL, probe_llm(session, data[CONF_LLM_URL], LlmApi(data[CONF_LLM_API])))
-        )
+    probes.extend(
+        (CONF_LLM_URLS, probe_llm(session, url, llm_api)) for url in data.get(CONF_LLM_URLS, [])
+    )
     results = await asyncio.gather(*(probe for _key, probe in probes), return_exceptions=True)
     for (key, _probe), result in zip(probes, results, strict=True):
         if isinstance(result, ServiceUnavailableError):
@@ -131,11 +128,12 @@ async def _validate_connection(
     return data, errors
 
 
-def _detector_urls(value: str | list[str]) -> list[str]:
-    """Return the detector URLs, normalized, without repeats; raise InvalidUrlError if one is bad.
+def _server_urls(value: str | list[str], *, allow_empty: bool) -> list[str]:
+    """Return a pool's URLs, normalized, without repeats; raise InvalidUrlError if one is bad.
 
     The form gives a list (one field per server); a single text is accepted too, split on commas
-    and blanks, so an address pasted as "http://a:8090, http://b:8090" works.
+    and blanks, so an address pasted as "http://a:8090, http://b:8090" works. The detectors need
+    one URL at least; the LLM servers may be none (allow_empty): the heuristic then judges.
     """
     texts = [value] if isinstance(value, str) else list(value)
     urls: list[str] = []
@@ -144,8 +142,8 @@ def _detector_urls(value: str | list[str]) -> list[str]:
             url = normalize_url(part)
             if url not in urls:
                 urls.append(url)
-    if not urls:
-        raise InvalidUrlError("no detector URL")
+    if not urls and not allow_empty:
+        raise InvalidUrlError("no server URL")
     return urls
 
 
@@ -161,8 +159,8 @@ def _connection_schema() -> probatio.Schema:
                 TextSelectorConfig(type=TextSelectorType.URL, multiple=True)
             ),
             probatio.Optional(
-                CONF_LLM_URL, description={"suggested_value": DEFAULT_LLM_URL}
-            ): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
+                CONF_LLM_URLS, description={"suggested_value": [DEFAULT_LLM_URL]}
+            ): TextSelector(TextSelectorConfig(type=TextSelectorType.URL, multiple=True)),
             probatio.Required(CONF_LLM_API, default=LlmApi.LLAMA_CPP.value): SelectSelector(
                 SelectSelectorConfig(
                     options=[api.value for api in LlmApi],
@@ -178,7 +176,7 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up one AI Security hub per camera root folder."""
 
     VERSION = 1
-    MINOR_VERSION = 2
+    MINOR_VERSION = 3
 
     @classmethod
     @callback

@@ -43,7 +43,8 @@ class AiSecurityRuntimeData:
 
     camera_root: str
     detector_urls: list[str]
-    llm_url: str
+    llm_urls: list[str]
+    """The LLM servers sharing the judging; empty when the heuristic judges every event."""
     llm_api: LlmApi
     options: PipelineOptions
     hub: AiSecurityHub

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Final
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, CONF_DETECTOR_URLS, CONF_LLM_URL
+from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, CONF_DETECTOR_URLS, CONF_LLM_URLS
 from .core.database_url import describe_database_url
 from .core.health import redact_url
 
@@ -26,7 +26,7 @@ async def async_get_config_entry_diagnostics(
     scrub = _Scrubber([runtime.camera_root, hass.config.config_dir])
     data = dict(entry.data)
     data[CONF_DETECTOR_URLS] = [redact_url(url) for url in data.get(CONF_DETECTOR_URLS, [])]
-    data[CONF_LLM_URL] = redact_url(str(data.get(CONF_LLM_URL, "")))
+    data[CONF_LLM_URLS] = [redact_url(url) for url in data.get(CONF_LLM_URLS, [])]
     hub_data = runtime.coordinator.data
     health = hub_data.health
     dead = await pipeline.queue.dead_jobs(limit=DEAD_JOBS_SHOWN)

@@ -183,6 +183,11 @@ class RepairTracker:
 
     @callback
     def _service(self, data: HubData, kind: ServiceKind, key: str, now: datetime) -> None:
+        """Raise a service's issue once every endpoint of its pool stayed unreachable long enough.
+
+        One endpoint answering is enough (status_of gives the best one's status): the pool
+        sends its work there, so nothing waits on the user. The issue names every endpoint.
+        """
         watched = any(endpoint.kind is kind for endpoint in data.health.endpoints)
         # A service with no endpoint (no LLM server set) cannot be unreachable.
         if not watched or data.health.status_of(kind) is not ServiceStatus.UNHEALTHY:
@@ -200,9 +205,7 @@ class RepairTracker:
             ir.IssueSeverity.ERROR,
             {
                 "since": dt_util.as_local(since).strftime("%Y-%m-%d %H:%M"),
-                "urls" if kind is ServiceKind.DETECTOR else "url": ", ".join(
-                    e.url for e in endpoints
-                ),
+                "urls": ", ".join(e.url for e in endpoints),
                 "error": error,
             },
         )

@@ -84,11 +84,14 @@ async def add_entry(
     llm_api: str,
     options: dict[str, Any],
 ) -> ConfigEntry:
-    """Add the integration's entry (as the config flow would store it) and set it up."""
+    """Add the integration's entry (as the config flow would store it) and set it up.
+
+    llm_url is the one LLM server of the benchmark ("" for none: the heuristic judges).
+    """
     data: dict[str, Any] = {
         const.CONF_CAMERA_ROOT: camera_root,
         const.CONF_DETECTOR_URLS: [detector_url],
-        const.CONF_LLM_URL: llm_url,
+        const.CONF_LLM_URLS: [llm_url] if llm_url else [],
         const.CONF_LLM_API: llm_api,
     }
     entry = ConfigEntry(

@@ -149,7 +149,7 @@ async def set_up_home_assistant(
                 "name": "Home",
                 "camera_root": str(cameras),
                 "detector_urls": [detector_url],
-                "llm_url": llm_url,
+                "llm_urls": [llm_url] if llm_url else [],
                 "llm_api": "llama_cpp",
             },
         )

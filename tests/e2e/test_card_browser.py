@@ -100,7 +100,7 @@ async def test_card_shows_a_new_event_in_a_real_browser(
                     "name": "Home",
                     "camera_root": str(cameras),
                     "detector_urls": [hog_server.url],
-                    "llm_url": llm_stub.url,
+                    "llm_urls": [llm_stub.url],
                     "llm_api": "openai",
                 },
             )

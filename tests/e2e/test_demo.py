@@ -185,7 +185,7 @@ async def test_demo_with_a_model_starts_llama_server_and_uses_it(
     assert "no LLM model given" not in text
     entries = json.loads((config / ".storage" / "core.config_entries").read_text())
     (entry,) = [item for item in entries["data"]["entries"] if item["domain"] == "ai_security"]
-    assert entry["data"]["llm_url"] == f"http://127.0.0.1:{llm_port}"
+    assert entry["data"]["llm_urls"] == [f"http://127.0.0.1:{llm_port}"]
 
 
 async def test_demo_moves_home_assistant_to_loopback(tmp_path: Path, socket_enabled: None) -> None:

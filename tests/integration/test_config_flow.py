@@ -15,7 +15,9 @@ from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
-    CONF_LLM_URL,
+    CONF_LLM_URLS,
+    DEFAULT_DETECTOR_URL,
+    DEFAULT_LLM_URL,
     DOMAIN,
 )
 from tests.servers import ModelServer, free_port
@@ -29,7 +31,7 @@ def user_input(
         CONF_NAME: "Home",
         CONF_CAMERA_ROOT: str(camera_root),
         CONF_DETECTOR_URLS: [detector.url],
-        CONF_LLM_URL: llm.url,
+        CONF_LLM_URLS: [llm.url],
         CONF_LLM_API: "llama_cpp",
         **overrides,
     }
@@ -72,7 +74,7 @@ async def test_user_flow_creates_entry(
     assert result["data"] == {
         CONF_CAMERA_ROOT: str(camera_root),
         CONF_DETECTOR_URLS: [detector.url],
-        CONF_LLM_URL: llm.url,
+        CONF_LLM_URLS: [llm.url],
         CONF_LLM_API: api,
     }
     assert result["result"].unique_id == str(camera_root)
@@ -83,41 +85,64 @@ async def test_user_flow_creates_entry(
     assert llm.requests == [route, route]
 
 
+@pytest.mark.parametrize("blank", [[], ["   ", ""]])
 async def test_without_an_llm_server_events_are_scored_by_the_heuristic(
     hass: HomeAssistant,
     camera_root: Path,
     detector: ModelServer,
     llm: ModelServer,
     caplog: pytest.LogCaptureFixture,
+    blank: list[str],
 ) -> None:
-    """An LLM URL left empty (or blank) is a choice: no LLM is asked, and the log says so."""
+    """No LLM URL (the field left out, empty or blank) is a choice: no LLM is asked, as logged."""
     flow_id = await start_user_flow(hass)
     fields = user_input(camera_root, detector, llm)
-    del fields[CONF_LLM_URL]
+    del fields[CONF_LLM_URLS]
     result = await hass.config_entries.flow.async_configure(flow_id, fields)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"][CONF_LLM_URL] == ""
+    assert result["data"][CONF_LLM_URLS] == []
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
+    assert result["result"].runtime_data.pipeline.analyzer is None
     assert llm.requests == []
     assert "has no LLM server set: its events are scored by the built-in heuristic" in caplog.text
 
-    # Reconfigured with a blank URL: still no LLM, still nothing asked of one.
+    # Reconfigured with an empty (or blank) list: still no LLM, still nothing asked of one.
     result = await hass.config_entries.flow.async_init(
         DOMAIN,
         context={"source": SOURCE_RECONFIGURE, "entry_id": result["result"].entry_id},
     )
+    # The form suggests what the entry has: no LLM server.
+    suggested = {
+        str(key): key.description["suggested_value"] for key in result["data_schema"].schema
+    }
+    assert suggested[CONF_LLM_URLS] == []
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], user_input(camera_root, detector, llm, **{CONF_LLM_URL: "   "})
+        result["flow_id"], user_input(camera_root, detector, llm, **{CONF_LLM_URLS: blank})
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     (entry,) = hass.config_entries.async_entries(DOMAIN)
-    assert entry.data[CONF_LLM_URL] == ""
+    assert entry.data[CONF_LLM_URLS] == []
     assert entry.state is ConfigEntryState.LOADED
     assert llm.requests == []
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_user_form_suggests_the_default_servers(hass: HomeAssistant) -> None:
+    """A new hub is offered one detector and one LLM server on this machine's usual ports."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    schema = result["data_schema"].schema
+    defaults = {str(key): key.default() for key in schema if callable(key.default)}
+    suggested = {
+        str(key): key.description["suggested_value"]
+        for key in schema
+        if key.description and "suggested_value" in key.description
+    }
+    assert defaults[CONF_DETECTOR_URLS] == [DEFAULT_DETECTOR_URL]
+    assert suggested[CONF_LLM_URLS] == [DEFAULT_LLM_URL]
+    assert CONF_LLM_URLS not in defaults  # optional: left empty, the heuristic judges
 
 
 async def test_relative_camera_root_is_inside_config_folder(
@@ -190,7 +215,7 @@ async def test_camera_root_errors_then_recover(
         "http://[::1",
     ],
 )
-@pytest.mark.parametrize("field", [CONF_DETECTOR_URLS, CONF_LLM_URL])
+@pytest.mark.parametrize("field", [CONF_DETECTOR_URLS, CONF_LLM_URLS])
 async def test_invalid_url_then_recover(
     hass: HomeAssistant,
     camera_root: Path,
@@ -201,9 +226,8 @@ async def test_invalid_url_then_recover(
 ) -> None:
     """A malformed address is rejected on its field without contacting anything."""
     flow_id = await start_user_flow(hass)
-    value: str | list[str] = [bad_url] if field == CONF_DETECTOR_URLS else bad_url
     result = await hass.config_entries.flow.async_configure(
-        flow_id, user_input(camera_root, detector, llm, **{field: value})
+        flow_id, user_input(camera_root, detector, llm, **{field: [bad_url]})
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {field: "invalid_url"}
@@ -288,7 +312,7 @@ async def test_llm_unavailable_then_recover(
         flow_id, user_input(camera_root, detector, llm, **{CONF_LLM_API: api})
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_LLM_URL: "cannot_connect"}
+    assert result["errors"] == {CONF_LLM_URLS: "cannot_connect"}
 
     for key, value in healthy.items():
         setattr(llm, key, value)
@@ -311,7 +335,7 @@ async def test_every_problem_reported_at_once(
             llm,
             **{
                 CONF_DETECTOR_URLS: [f"http://127.0.0.1:{free_port()}"],
-                CONF_LLM_URL: "nonsense",
+                CONF_LLM_URLS: ["nonsense"],
             },
         ),
     )
@@ -319,7 +343,7 @@ async def test_every_problem_reported_at_once(
     assert result["errors"] == {
         CONF_CAMERA_ROOT: "not_a_directory",
         CONF_DETECTOR_URLS: "cannot_connect",
-        CONF_LLM_URL: "invalid_url",
+        CONF_LLM_URLS: "invalid_url",
     }
 
 
@@ -356,6 +380,58 @@ async def test_several_detectors(
         assert other.requests == ["/health", "/health"]
     finally:
         await hass.config_entries.async_unload(result["result"].entry_id)
+        await other.stop()
+
+
+async def test_several_llm_servers(
+    hass: HomeAssistant, camera_root: Path, detector: ModelServer, llm: ModelServer
+) -> None:
+    """Several LLM servers share the judging: each is checked, and each problem is named.
+
+    One that does not answer, or an address that is not one, is reported on the LLM field (the
+    others are not enough: the user asked for every one); repeats are dropped.
+    """
+    other = ModelServer()
+    await other.start()
+    try:
+        flow_id = await start_user_flow(hass)
+        down = f"http://127.0.0.1:{free_port()}"
+        result = await hass.config_entries.flow.async_configure(
+            flow_id,
+            user_input(camera_root, detector, llm, **{CONF_LLM_URLS: [llm.url, down]}),
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {CONF_LLM_URLS: "cannot_connect"}
+        assert llm.requests == ["/health"]
+
+        result = await hass.config_entries.flow.async_configure(
+            flow_id,
+            user_input(camera_root, detector, llm, **{CONF_LLM_URLS: [other.url, "nonsense"]}),
+        )
+        assert result["errors"] == {CONF_LLM_URLS: "invalid_url"}
+        assert other.requests == []  # a bad address stops the field's checks before any request
+
+        result = await hass.config_entries.flow.async_configure(
+            flow_id,
+            user_input(
+                camera_root,
+                detector,
+                llm,
+                **{CONF_LLM_URLS: [f" {llm.url}/ ", f"{other.url}, {llm.url}"]},
+            ),
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"][CONF_LLM_URLS] == [llm.url, other.url]
+        await hass.async_block_till_done()
+        entry = result["result"]
+        assert entry.state is ConfigEntryState.LOADED
+        assert set(entry.runtime_data.pipeline.llm_breakers) == {llm.url, other.url}
+        # By the flow and by the hub's first health check, each server once.
+        assert other.requests == ["/health", "/health"]
+        assert llm.requests == ["/health", "/health", "/health"]
+    finally:
+        for made in hass.config_entries.async_entries(DOMAIN):
+            await hass.config_entries.async_unload(made.entry_id)
         await other.stop()
 
 
@@ -439,6 +515,7 @@ async def test_reconfigure(
     suggested = {str(key): key.description["suggested_value"] for key in schema}
     assert suggested[CONF_CAMERA_ROOT] == entry.data[CONF_CAMERA_ROOT]
     assert suggested[CONF_NAME] == "Home"
+    assert suggested[CONF_LLM_URLS] == [llm.url]
 
     new_root = tmp_path / "other"
     new_root.mkdir()
@@ -464,6 +541,13 @@ async def test_reconfigure(
     assert entry.data[CONF_CAMERA_ROOT] == str(new_root)
     assert entry.data[CONF_LLM_API] == "openai"
     assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_hub_offers_zone_subentries(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A hub's camera zones are its subentries, added and changed from its page."""
+    assert init_integration.supported_subentry_types == {"zone": {"supports_reconfigure": True}}
 
 
 async def test_reconfigure_keeps_own_folder(

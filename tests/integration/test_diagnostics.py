@@ -22,7 +22,7 @@ from custom_components.ai_security.const import (
     CONF_DATABASE_URL,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
-    CONF_LLM_URL,
+    CONF_LLM_URLS,
     DOMAIN,
 )
 from custom_components.ai_security.core.models import Camera
@@ -75,7 +75,7 @@ async def entry(
         data={
             CONF_CAMERA_ROOT: str(camera_root),
             CONF_DETECTOR_URLS: [with_credentials(gpu_detector.url)],
-            CONF_LLM_URL: with_credentials(llm.url),
+            CONF_LLM_URLS: [with_credentials(llm.url)],
             CONF_LLM_API: "llama_cpp",
         },
         options={
@@ -83,7 +83,7 @@ async def entry(
             CONF_DATABASE_URL: f"sqlite:///{tmp_path / 'private' / 'events.db'}",
         },
         version=1,
-        minor_version=2,
+        minor_version=3,
     )
     await hass.async_add_executor_job((tmp_path / "private").mkdir)
     entry.add_to_hass(hass)

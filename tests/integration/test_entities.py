@@ -224,6 +224,67 @@ async def test_hub_health_status_events_and_recovery(
     assert {e.data["entry_id"] for e in statuses} == {entry.entry_id}
 
 
+async def test_each_llm_server_of_a_pool_has_its_own_entities(
+    hass: HomeAssistant,
+    camera_root: Path,
+    detector_server: DetectorServer,
+    llm_stub: LlmStub,
+) -> None:
+    """Two LLM servers: a connectivity sensor each (own unique id, own URL), followed apart.
+
+    One that stops answering is shown down while the other stays up; the LLM latency, a figure
+    of the pool, stays available as long as one answers.
+    """
+    second = LlmStub()
+    await second.start()
+    try:
+        entry = hub_entry(hass, camera_root, detector_server.url, [llm_stub.url, second.url])
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        statuses = async_capture_events(hass, "ai_security_service_status")
+        keys = [endpoint_key(ServiceKind.LLM, url) for url in (llm_stub.url, second.url)]
+        assert keys[0] != keys[1]
+        first_id, second_id = (entity_id(hass, entry, "binary_sensor", key) for key in keys)
+        assert first_id != second_id
+        latency = entity_id(hass, entry, "sensor", "llm_latency")
+        for entity, url in ((first_id, llm_stub.url), (second_id, second.url)):
+            state = hass.states.get(entity)
+            assert state is not None
+            assert state.state == STATE_ON
+            assert state.attributes["url"] == url
+            assert url in state.name
+
+        await second.stop()
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        first, down = hass.states.get(first_id), hass.states.get(second_id)
+        assert (first.state, first.attributes["status"]) == (STATE_ON, "healthy")
+        assert (down.state, down.attributes["status"]) == (STATE_OFF, "unhealthy")
+        assert down.attributes["circuit"] == "open"
+        assert down.attributes["last_error"]
+        assert hass.states.get(latency).state != STATE_UNAVAILABLE
+        (event,) = statuses
+        assert (event.data["service"], event.data["url"]) == ("llm", second.url)
+        assert (event.data["previous_status"], event.data["status"]) == ("healthy", "unhealthy")
+
+        await llm_stub.stop()
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        assert hass.states.get(first_id).state == STATE_OFF
+        assert hass.states.get(latency).state == STATE_UNAVAILABLE
+
+        await second.start()
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        assert hass.states.get(second_id).state == STATE_ON
+        assert hass.states.get(first_id).state == STATE_OFF
+        assert hass.states.get(latency).state != STATE_UNAVAILABLE
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await second.stop()
+
+
 async def test_gpu_sensors_from_the_detector_report(
     hass: HomeAssistant, entry: MockConfigEntry, detector_server: DetectorServer
 ) -> None:

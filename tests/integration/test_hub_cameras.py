@@ -318,7 +318,7 @@ async def test_entities_of_servers_removed_by_reconfigure_are_deleted(
 
     # Reconfigure: one detector, no LLM server (it saves the data and reloads the entry).
     hass.config_entries.async_update_entry(
-        entry, data={**entry.data, "detector_urls": [detector_server.url], "llm_url": ""}
+        entry, data={**entry.data, "detector_urls": [detector_server.url], "llm_urls": []}
     )
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()

@@ -8,6 +8,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.ai_security.core.monitor import ServiceKind
 from custom_components.ai_security.core.settings import LlmApi, PipelineOptions
 from tests.servers import ModelServer
 
@@ -75,15 +76,20 @@ async def test_camera_root_missing_retries(
     )
 
 
+def _old_data(entry: MockConfigEntry, **old: str) -> dict[str, object]:
+    """Return entry's data as an earlier version saved it: the given keys instead of the lists."""
+    lists = {"detector_urls", "llm_urls"}
+    return {key: value for key, value in entry.data.items() if key not in lists} | old
+
+
 async def test_entry_from_version_1_1_is_migrated(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, detector: ModelServer
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, detector: ModelServer, llm: ModelServer
 ) -> None:
-    """An entry saved with one detector URL (1.1) gets the list of URLs (1.2) and loads."""
-    data = {key: value for key, value in mock_config_entry.data.items() if key != "detector_urls"}
+    """An entry saved with one detector and one LLM URL (1.1) gets both lists (1.3) and loads."""
     old = MockConfigEntry(
         domain=mock_config_entry.domain,
         unique_id=mock_config_entry.unique_id,
-        data={**data, "detector_url": detector.url},
+        data=_old_data(mock_config_entry, detector_url=detector.url, llm_url=llm.url),
         version=1,
         minor_version=1,
     )
@@ -91,9 +97,47 @@ async def test_entry_from_version_1_1_is_migrated(
     await hass.config_entries.async_setup(old.entry_id)
     await hass.async_block_till_done()
     assert old.state is ConfigEntryState.LOADED
-    assert old.minor_version == 2
+    assert old.minor_version == 3
     assert old.data["detector_urls"] == [detector.url]
+    assert old.data["llm_urls"] == [llm.url]
     assert "detector_url" not in old.data
+    assert "llm_url" not in old.data
+
+
+@pytest.mark.parametrize("with_llm", [True, False])
+async def test_entry_from_version_1_2_is_migrated(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    detector: ModelServer,
+    llm: ModelServer,
+    with_llm: bool,
+) -> None:
+    """One LLM URL (1.2) becomes a list of one (1.3); none ("") an empty list: the heuristic.
+
+    The migrated entry loads with that LLM server as its one endpoint, or with none.
+    """
+    llm_url = llm.url if with_llm else ""
+    old = MockConfigEntry(
+        domain=mock_config_entry.domain,
+        unique_id=mock_config_entry.unique_id,
+        data=_old_data(mock_config_entry, llm_url=llm_url) | {"detector_urls": [detector.url]},
+        version=1,
+        minor_version=2,
+    )
+    old.add_to_hass(hass)
+    await hass.config_entries.async_setup(old.entry_id)
+    await hass.async_block_till_done()
+    assert old.state is ConfigEntryState.LOADED
+    assert old.minor_version == 3
+    expected = [llm.url] if with_llm else []
+    assert old.data["llm_urls"] == expected
+    assert "llm_url" not in old.data
+    assert old.data["detector_urls"] == [detector.url]
+    pipeline = old.runtime_data.pipeline
+    assert list(pipeline.llm_breakers) == expected
+    endpoints = pipeline.health.endpoints()
+    assert [url for _key, kind, url in endpoints if kind is ServiceKind.LLM] == expected
+    assert llm.requests == (["/health"] if with_llm else [])
 
 
 async def test_entry_from_a_newer_version_is_left_alone(

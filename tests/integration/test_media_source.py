@@ -24,7 +24,7 @@ from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
-    CONF_LLM_URL,
+    CONF_LLM_URLS,
     DOMAIN,
 )
 from custom_components.ai_security.core.derived import DerivedMedia
@@ -436,11 +436,11 @@ async def test_hubs_at_the_top_when_several(
         data={
             CONF_CAMERA_ROOT: str(other_root),
             CONF_DETECTOR_URLS: [detector.url],
-            CONF_LLM_URL: llm.url,
+            CONF_LLM_URLS: [llm.url],
             CONF_LLM_API: "llama_cpp",
         },
         version=1,
-        minor_version=2,
+        minor_version=3,
     )
     other.add_to_hass(hass)
     assert await hass.config_entries.async_setup(other.entry_id)

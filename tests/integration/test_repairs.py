@@ -18,7 +18,7 @@ from custom_components.ai_security.const import (
     CONF_DATABASE_URL,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
-    CONF_LLM_URL,
+    CONF_LLM_URLS,
     DOMAIN,
 )
 from custom_components.ai_security.coordinator import HubData
@@ -40,12 +40,14 @@ from custom_components.ai_security.repairs import (
     disk_usage,
     issue_id,
 )
+from tests.hub_helpers import hub_entry
 from tests.servers import ModelServer
 from tests.translations import INTEGRATION, STRINGS
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DETECTOR_URL = "http://10.0.0.5:8090"
 LLM_URL = "http://10.0.0.6:8080"
+OTHER_LLM_URL = "http://10.0.0.8:8080"
 
 
 def endpoint(
@@ -104,11 +106,11 @@ def entry(hass: HomeAssistant, tmp_path: Path) -> MockConfigEntry:
         data={
             CONF_CAMERA_ROOT: str(tmp_path / "cameras"),
             CONF_DETECTOR_URLS: [DETECTOR_URL],
-            CONF_LLM_URL: LLM_URL,
+            CONF_LLM_URLS: [LLM_URL],
             CONF_LLM_API: "llama_cpp",
         },
         version=1,
-        minor_version=2,
+        minor_version=3,
     )
     entry.add_to_hass(hass)
     return entry
@@ -150,7 +152,7 @@ async def test_camera_root_missing(hass: HomeAssistant, entry: MockConfigEntry) 
     ("kind", "key", "url_placeholder", "url"),
     [
         (ServiceKind.DETECTOR, "detector_unreachable", "urls", DETECTOR_URL),
-        (ServiceKind.LLM, "llm_unreachable", "url", LLM_URL),
+        (ServiceKind.LLM, "llm_unreachable", "urls", LLM_URL),
     ],
 )
 async def test_server_unreachable_for_five_minutes(
@@ -226,6 +228,69 @@ async def test_several_detectors_one_answering_is_enough(
     )
     tracker.update(data, camera_root_ok=True, now=T0)
     tracker.update(data, camera_root_ok=True, now=T0 + timedelta(hours=1))
+    assert issue_keys(hass) == set()
+
+
+def llm_pool(first: ServiceStatus, second: ServiceStatus) -> HubData:
+    """Return figures of a hub with one detector (answering) and two LLM servers."""
+    return HubData(
+        health=HealthReport(
+            endpoints=(
+                endpoint(ServiceKind.DETECTOR, DETECTOR_URL, ServiceStatus.HEALTHY),
+                *(
+                    endpoint(
+                        ServiceKind.LLM,
+                        url,
+                        status,
+                        "connection refused" if status is ServiceStatus.UNHEALTHY else None,
+                    )
+                    for url, status in ((LLM_URL, first), (OTHER_LLM_URL, second))
+                ),
+            ),
+            detector_latency_p50_ms=None,
+            llm_latency_p50_ms=None,
+            gpu=None,
+        ),
+        queue={},
+        gpu=None,
+        images_processed=0,
+    )
+
+
+async def test_several_llm_servers_reported_only_when_every_one_is_down(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> None:
+    """One LLM server of two down is no issue (the other judges); both down is, naming both."""
+    tracker = RepairTracker(hass, entry)
+    up, down = ServiceStatus.HEALTHY, ServiceStatus.UNHEALTHY
+    for first, second in ((down, up), (up, down)):
+        tracker.update(llm_pool(first, second), camera_root_ok=True, now=T0)
+        tracker.update(llm_pool(first, second), camera_root_ok=True, now=T0 + timedelta(hours=1))
+        assert issue_keys(hass) == set()
+
+    later = T0 + timedelta(hours=2)
+    tracker.update(llm_pool(down, down), camera_root_ok=True, now=later)
+    tracker.update(
+        llm_pool(down, down), camera_root_ok=True, now=later + timedelta(minutes=4, seconds=59)
+    )
+    assert issue(hass, "llm_unreachable", entry) is None
+    tracker.update(llm_pool(down, down), camera_root_ok=True, now=later + timedelta(minutes=5))
+    found = issue(hass, "llm_unreachable", entry)
+    assert found is not None
+    assert found.severity is ir.IssueSeverity.ERROR
+    assert found.translation_placeholders == {
+        "title": "Home",
+        "since": dt_util.as_local(later).strftime("%Y-%m-%d %H:%M"),
+        "urls": f"{LLM_URL}, {OTHER_LLM_URL}",
+        "error": "connection refused",
+    }
+    assert issue_keys(hass) == {"llm_unreachable"}
+    # One answering again is enough to withdraw it.
+    tracker.update(
+        llm_pool(down, ServiceStatus.DEGRADED),
+        camera_root_ok=True,
+        now=later + timedelta(minutes=6),
+    )
     assert issue_keys(hass) == set()
 
 
@@ -419,6 +484,46 @@ async def test_through_a_running_hub(
     assert issue(hass, "detector_unreachable", entry) is None
     assert issue(hass, "camera_root_missing", entry) is None
     tracker.clear()
+
+
+async def test_llm_pool_through_a_running_hub(
+    hass: HomeAssistant, camera_root: Path, detector: ModelServer, llm: ModelServer
+) -> None:
+    """A real hub with two LLM servers: one down raises nothing, both down for 5 minutes does."""
+    other = ModelServer()
+    await other.start()
+    try:
+        entry = hub_entry(
+            hass, camera_root, detector.url, [llm.url, other.url], llm_api="llama_cpp"
+        )
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        tracker = RepairTracker(hass, entry)
+
+        await other.stop()
+        for minutes in (0, 10):
+            await coordinator.async_refresh()
+            await tracker.async_refresh(coordinator.data, now=T0 + timedelta(minutes=minutes))
+        assert issue(hass, "llm_unreachable", entry) is None
+
+        await llm.stop()
+        for minutes in (11, 16):
+            await coordinator.async_refresh()
+            await tracker.async_refresh(coordinator.data, now=T0 + timedelta(minutes=minutes))
+        found = issue(hass, "llm_unreachable", entry)
+        assert found is not None
+        assert found.translation_placeholders is not None
+        assert found.translation_placeholders["urls"] == f"{llm.url}, {other.url}"
+
+        await other.start()
+        await coordinator.async_refresh()
+        await tracker.async_refresh(coordinator.data, now=T0 + timedelta(minutes=17))
+        assert issue(hass, "llm_unreachable", entry) is None
+        tracker.clear()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await other.stop()
 
 
 async def test_every_issue_is_translated_with_its_placeholders(

@@ -64,6 +64,12 @@ class FakeClock:
         return self.now
 
 
+def only_breaker(analyzer: Analyzer) -> CircuitBreaker:
+    """Return the breaker of an Analyzer of one server."""
+    (breaker,) = analyzer.breakers.values()
+    return breaker
+
+
 def make_request(count: int = 3, *, label: str = "person") -> AnalysisRequest:
     """Return a batch of count detections at the Front Door, starting at START."""
     return AnalysisRequest(
@@ -263,11 +269,11 @@ async def test_request_bodies(stub: StubLlm, session: aiohttp.ClientSession) -> 
     extra = {"seed": 7, "temperature": 0.5}
     common: dict[str, Any] = {"thresholds": DEFAULT, "summary_max": 40, "reasoning_max": 300}
     native = Analyzer(
-        session, stub.url + "/", LlmApi.LLAMA_CPP, max_tokens=300, extra_params=extra, **common
+        session, [stub.url + "/"], LlmApi.LLAMA_CPP, max_tokens=300, extra_params=extra, **common
     )
     stub.body = llama_envelope(json.dumps(GOOD))
     assert (await native.analyze(make_request())).risk_score == 42
-    chat = Analyzer(session, stub.url, LlmApi.OPENAI, model="qwen", **common)
+    chat = Analyzer(session, [stub.url], LlmApi.OPENAI, model="qwen", **common)
     stub.body = chat_envelope(json.dumps(GOOD))
     assert (await chat.analyze(make_request())).risk_score == 42
 
@@ -306,14 +312,14 @@ async def test_fenced_answer_over_http(
 ) -> None:
     """A verdict wrapped in a Markdown fence comes through; the level is the thresholds'."""
     stub.body = envelope(api, f"```json\n{json.dumps({**GOOD, 'risk_score': 61})}\n```")
-    analyzer = Analyzer(session, stub.url, api, thresholds=DEFAULT)
+    analyzer = Analyzer(session, [stub.url], api, thresholds=DEFAULT)
     verdict = await analyzer.analyze(make_request())
     assert (verdict.risk_score, verdict.risk_level, verdict.model_level) == (
         61,
         RiskLevel.HIGH,
         "medium",
     )
-    assert analyzer.breaker.state is CircuitState.CLOSED
+    assert only_breaker(analyzer).state is CircuitState.CLOSED
 
 
 @pytest.mark.parametrize(
@@ -362,11 +368,11 @@ async def test_bad_answers_are_retryable_failures(
 ) -> None:
     """5xx, 429 and anything that is not a valid verdict: AnalyzerError, counted by the breaker."""
     stub.status, stub.body = status, body
-    analyzer = Analyzer(session, stub.url, api, thresholds=DEFAULT)
+    analyzer = Analyzer(session, [stub.url], api, thresholds=DEFAULT)
     with pytest.raises(AnalyzerError, match=message) as caught:
         await analyzer.analyze(make_request())
     assert type(caught.value) is AnalyzerError
-    assert analyzer.breaker.consecutive_failures == 1
+    assert only_breaker(analyzer).consecutive_failures == 1
     assert len(stub.requests) == 1
 
 
@@ -377,26 +383,26 @@ async def test_client_errors_are_rejections_not_counted(
     """4xx: the server is up and said no; the breaker counts an answer, never opens."""
     stub.status = status
     stub.body = {"error": {"message": "request (5000 tokens) exceeds the available context"}}
-    analyzer = Analyzer(session, stub.url, LlmApi.OPENAI, thresholds=DEFAULT)
+    analyzer = Analyzer(session, [stub.url], LlmApi.OPENAI, thresholds=DEFAULT)
     for _ in range(7):
         with pytest.raises(LlmRejectedError, match=f"HTTP {status} .*exceeds") as caught:
             await analyzer.analyze(make_request())
         assert caught.value.status == status
-    assert analyzer.breaker.state is CircuitState.CLOSED
-    assert analyzer.breaker.consecutive_failures == 0
+    assert only_breaker(analyzer).state is CircuitState.CLOSED
+    assert only_breaker(analyzer).consecutive_failures == 0
     assert len(stub.requests) == 7
 
 
 async def test_time_limit(stub: StubLlm, session: aiohttp.ClientSession) -> None:
     """A server that does not answer in time: a retryable AnalyzerError, not 'unavailable'."""
     stub.delay = 0.3
-    analyzer = Analyzer(session, stub.url, LlmApi.LLAMA_CPP, thresholds=DEFAULT, time_limit=0.05)
+    analyzer = Analyzer(session, [stub.url], LlmApi.LLAMA_CPP, thresholds=DEFAULT, time_limit=0.05)
     with pytest.raises(
         AnalyzerError, match=r"no answer from .*/completion within 0\.05 s"
     ) as caught:
         await analyzer.analyze(make_request())
     assert type(caught.value) is AnalyzerError
-    assert analyzer.breaker.consecutive_failures == 1
+    assert only_breaker(analyzer).consecutive_failures == 1
 
 
 async def test_connection_refused_and_credentials(
@@ -404,17 +410,17 @@ async def test_connection_refused_and_credentials(
 ) -> None:
     """Nobody listening: LlmUnavailableError; credentials in the URL never show in errors."""
     dead = Analyzer(
-        session, f"http://admin:s3cret@127.0.0.1:{free_port()}", LlmApi.OPENAI, thresholds=DEFAULT
+        session, [f"http://admin:s3cret@127.0.0.1:{free_port()}"], LlmApi.OPENAI, thresholds=DEFAULT
     )
     with pytest.raises(LlmUnavailableError, match=r"cannot reach http://127.0.0.1:") as caught:
         await dead.analyze(make_request())
     assert "s3cret" not in str(caught.value)
-    assert "s3cret" not in dead.breaker.name
-    assert dead.breaker.consecutive_failures == 1
+    assert "s3cret" not in only_breaker(dead).name
+    assert only_breaker(dead).consecutive_failures == 1
 
     stub.status, stub.body = 500, "down"
     secret_url = stub.url.replace("http://", "http://admin:s3cret@")
-    alive = Analyzer(session, secret_url, LlmApi.OPENAI, thresholds=DEFAULT)
+    alive = Analyzer(session, [secret_url], LlmApi.OPENAI, thresholds=DEFAULT)
     with pytest.raises(AnalyzerError, match=r"HTTP 500 from http://127.0.0.1") as caught:
         await alive.analyze(make_request())
     assert "s3cret" not in str(caught.value)
@@ -436,7 +442,7 @@ async def test_other_client_errors(stub: StubLlm, session: aiohttp.ClientSession
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         analyzer = Analyzer(
-            session, f"http://u:pw@127.0.0.1:{port}", LlmApi.OPENAI, thresholds=DEFAULT
+            session, [f"http://u:pw@127.0.0.1:{port}"], LlmApi.OPENAI, thresholds=DEFAULT
         )
         with pytest.raises(
             AnalyzerError, match=r"http://127\.0\.0\.1:\d+/v1/chat/completions: "
@@ -453,16 +459,19 @@ async def test_breaker_opens_after_five_failures_and_recovers(
 ) -> None:
     """5 failures in a row open it; then nothing is sent until a probe after the reset time."""
     clock = FakeClock()
-    breaker = CircuitBreaker(name="LLM", reset_timeout=30.0, clock=clock)
-    analyzer = Analyzer(session, stub.url, LlmApi.OPENAI, thresholds=DEFAULT, breaker=breaker)
-    assert analyzer.breaker is breaker
+    analyzer = Analyzer(
+        session, [stub.url], LlmApi.OPENAI, thresholds=DEFAULT, reset_timeout=30.0, clock=clock
+    )
+    breaker = only_breaker(analyzer)
     stub.status, stub.body = 500, {"error": {"message": "boom"}}
     for _ in range(5):
         with pytest.raises(AnalyzerError, match="HTTP 500"):
             await analyzer.analyze(make_request())
     assert breaker.state is CircuitState.OPEN
     stub.status, stub.body = 200, chat_envelope(json.dumps(GOOD))
-    with pytest.raises(LlmUnavailableError, match=r"LLM is unavailable: HTTP 500 .*: boom"):
+    with pytest.raises(
+        LlmUnavailableError, match=r"LLM http://127\.0\.0\.1:\d+ is unavailable: HTTP 500 .*: boom"
+    ):
         await analyzer.analyze(make_request())
     assert len(stub.requests) == 5  # refused without sending
     clock.now += 30
@@ -518,7 +527,7 @@ def real_analyzer(
         "time_limit": 30.0,
         "extra_params": {"seed": seed, **params},
     } | kwargs
-    return Analyzer(session, server.url, api, **options)
+    return Analyzer(session, [server.url], api, **options)
 
 
 @pytest.mark.slow
@@ -556,7 +565,7 @@ async def test_real_failure(api: LlmApi, llama_server: LlamaServer) -> None:
         with pytest.raises(AnalyzerError, match=expected) as caught:
             await analyzer.analyze(make_request())
     assert type(caught.value) is AnalyzerError
-    assert analyzer.breaker.consecutive_failures == 1
+    assert only_breaker(analyzer).consecutive_failures == 1
 
 
 @pytest.mark.slow
@@ -570,8 +579,8 @@ async def test_real_prompt_too_long(api: LlmApi, llama_server: LlamaServer) -> N
         for _ in range(6):
             with pytest.raises(LlmRejectedError, match=r"HTTP 400 .*exceeds the available context"):
                 await analyzer.analyze(make_request(count=200))
-        assert analyzer.breaker.state is CircuitState.CLOSED
-        assert analyzer.breaker.consecutive_failures == 0
+        assert only_breaker(analyzer).state is CircuitState.CLOSED
+        assert only_breaker(analyzer).consecutive_failures == 0
         # The default bound keeps the same batch within the model's context.
         bounded = real_analyzer(session, llama_server, api, max_detections=500)
         verdict = await bounded.analyze(make_request(count=200))
@@ -587,8 +596,8 @@ async def test_real_server_stopped(api: LlmApi, llama_server: LlamaServer) -> No
         analyzer = real_analyzer(session, llama_server, api)
         with pytest.raises(LlmUnavailableError, match=r"cannot reach http://127\.0\.0\.1:\d+/"):
             await analyzer.analyze(make_request())
-    assert analyzer.breaker.consecutive_failures == 1
-    assert analyzer.breaker.state is CircuitState.CLOSED
+    assert only_breaker(analyzer).consecutive_failures == 1
+    assert only_breaker(analyzer).state is CircuitState.CLOSED
 
 
 @pytest.mark.slow
@@ -598,11 +607,13 @@ async def test_real_server_down_then_breaker_then_back(llama_server: LlamaServer
     The failures mix both kinds the breaker counts: HTTP 500s while up, refusals while down.
     """
     clock = FakeClock()
-    breaker = CircuitBreaker(name="LLM server", reset_timeout=30.0, clock=clock)
     session, counter = counting_session()
     async with session:
-        failing = real_analyzer(session, llama_server, LlmApi.OPENAI, good=False, breaker=breaker)
-        good = real_analyzer(session, llama_server, LlmApi.OPENAI, breaker=breaker)
+        failing = real_analyzer(
+            session, llama_server, LlmApi.OPENAI, good=False, reset_timeout=30.0, clock=clock
+        )
+        good = real_analyzer(session, llama_server, LlmApi.OPENAI, pool=failing.pool)
+        breaker = only_breaker(failing)
         for _ in range(2):
             with pytest.raises(AnalyzerError, match="HTTP 500"):
                 await failing.analyze(make_request())
@@ -614,7 +625,9 @@ async def test_real_server_down_then_breaker_then_back(llama_server: LlamaServer
         assert counter.sent == 5
 
         await llama_server.async_restart()
-        with pytest.raises(LlmUnavailableError, match="LLM server is unavailable: "):
+        with pytest.raises(
+            LlmUnavailableError, match=r"LLM http://127\.0\.0\.1:\d+ is unavailable: "
+        ):
             await good.analyze(make_request())
         assert counter.sent == 5  # refused by the breaker, not sent
         clock.now += 30

@@ -97,7 +97,7 @@ async def test_the_analyzer_speaks_whatever_the_registered_provider_speaks(
     url, seen = shouting_server
     monkeypatch.setitem(llm_providers.PROVIDERS, LlmApi.OPENAI, ShoutingProvider)
     async with aiohttp.ClientSession() as session:
-        analyzer = Analyzer(session, url, LlmApi.OPENAI, thresholds=SeverityThresholds())
+        analyzer = Analyzer(session, [url], LlmApi.OPENAI, thresholds=SeverityThresholds())
         verdict = await analyzer.analyze(make_request())
         assert (verdict.risk_score, verdict.summary, verdict.source) == (
             80,

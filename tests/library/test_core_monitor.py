@@ -44,9 +44,8 @@ async def test_statuses_follow_probes_and_breakers(
         monitor = HealthMonitor(
             session,
             detector_breakers={detector.url: detector_breaker},
-            llm_url=llm.url,
+            llm_breakers={llm.url: llm_breaker},
             llm_api=LlmApi.LLAMA_CPP,
-            llm_breaker=llm_breaker,
         )
         report = await monitor.check()
         assert [e.status for e in report.endpoints] == [ServiceStatus.HEALTHY] * 2
@@ -97,13 +96,12 @@ async def test_latency_windows_keep_the_last_hundred(
         monitor = HealthMonitor(
             session,
             detector_breakers={detector.url: breaker("d")},
-            llm_url=llm.url,
+            llm_breakers={llm.url: breaker("l")},
             llm_api=LlmApi.OPENAI,
-            llm_breaker=breaker("l"),
         )
         for ms in (10.0, 20.0, 90.0):
             monitor.record_detector(detector.url, ms)
-        monitor.record_llm(800.0)
+        monitor.record_llm(llm.url, 800.0)
         report = await monitor.check()
     assert report.detector_latency_p50_ms == 20.0
     assert report.llm_latency_p50_ms == 800.0

@@ -39,7 +39,6 @@ from .records import (
     store_event,
     update,
 )
-from .resilience import CircuitBreaker, CircuitState
 from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, class_facts, heuristic_verdict
 from .storage import EventDetectionRow, EventRow
 
@@ -53,28 +52,34 @@ class AnalyzeStage:
         self,
         ctx: StageContext,
         analyzer: Analyzer | None,
-        breaker: CircuitBreaker,
         health: HealthMonitor,
         announcer: Announcer,
     ) -> None:
         """Use the shared context; analyzer is None when no LLM is set (the heuristic judges)."""
         self._ctx = ctx
         self._analyzer = analyzer
-        self._breaker = breaker
         self._health = health
         self._announcer = announcer
 
+    def available(self) -> bool:
+        """Return whether an LLM server may be asked (some breaker lets a request by)."""
+        return self._analyzer is not None and self._analyzer.pool.would_allow()
+
     def is_outage(self, error: BaseException) -> bool:
-        """Return whether a failure is the LLM's outage (its breaker is not closed)."""
-        return isinstance(error, AnalyzerError) and self._breaker.state is not CircuitState.CLOSED
+        """Return whether a failure is the LLM's outage: no server is considered up."""
+        return (
+            isinstance(error, AnalyzerError)
+            and self._analyzer is not None
+            and not self._analyzer.pool.any_closed()
+        )
 
     async def judge(self, request: AnalysisRequest) -> Verdict:
         """Ask the LLM for a verdict, timing the requests it answers (the latency sensors)."""
         if self._analyzer is None:
             raise LlmUnavailableError("no LLM server is set: scored by the heuristic")
         started = time.perf_counter()
-        verdict = await self._analyzer.analyze(request)
-        self._health.record_llm((time.perf_counter() - started) * 1000.0)
+        verdict, url = await self._analyzer.analyze_at(request)
+        self._health.record_llm(url, (time.perf_counter() - started) * 1000.0)
         return verdict
 
     def rescore_wanted(self, verdict: Verdict) -> bool:

@@ -1,11 +1,14 @@
 """The LLM client: asks a llama.cpp or OpenAI-compatible server to judge a batch, checks the answer.
 
-One Analyzer talks to one server URL through one circuit breaker. It sends the prompt of
+One Analyzer talks to a pool of servers (core.endpoint_pool: the next batch goes to the one with
+the fewest in flight, a circuit breaker each); a server that cannot be reached is passed over for
+the next one within the same judgement, so one dead server of several costs no verdict. It sends
+the prompt of
 core.prompts with the verdict's JSON schema (which llama.cpp turns into a grammar, so the answer
 has the right shape), parses and checks what comes back, and derives the stored level from the
 score by the user's thresholds. Its errors tell the pipeline what to do next:
 
-- LlmUnavailableError: the server cannot be reached (connection refused, DNS, the breaker is
+- LlmUnavailableError: no server can be reached (connection refused, DNS, every breaker is
   open); the pipeline falls back to the heuristic scorer.
 - LlmRejectedError: the server answered 4xx (such as 400 for a prompt over its context); the
   same request will not succeed later, and the breaker does not count it (the server is up).
@@ -13,17 +16,19 @@ score by the user's thresholds. Its errors tell the pipeline what to do next:
   a valid verdict. These, like unreachability, count towards opening the breaker.
 
 What differs between kinds of server (the route, the body, where the text sits in the reply,
-the readiness check) is the provider's (core/providers/), chosen by the configured API.
+the readiness check) is the provider's (core/llm_<name>.py), chosen by the configured API.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 import json
 import logging
 import re
+import time
 from typing import Any, Final
 
 import aiohttp
 
+from .endpoint_pool import EndpointPool
 from .health import redact_url
 from .llm_providers import Prompt, provider_for
 from .models import EventSource
@@ -169,21 +174,23 @@ def parse_verdict(
 
 
 class Analyzer:
-    """Ask one LLM server for verdicts, through its circuit breaker.
+    """Ask a pool of LLM servers for verdicts, each through its circuit breaker.
 
-    Stateless apart from the breaker, so one Analyzer serves concurrent batches. It uses the
+    Stateless apart from the pool, so one Analyzer serves concurrent batches. It uses the
     session it is given (Home Assistant's shared one) and never closes it.
     """
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        url: str,
+        urls: Sequence[str],
         api: LlmApi,
         *,
         thresholds: SeverityThresholds,
         time_limit: float = 120.0,
-        breaker: CircuitBreaker | None = None,
+        failure_threshold: int = 5,
+        reset_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
         summary_max: int = 200,
         reasoning_max: int = 1000,
         max_tokens: int = 512,
@@ -192,23 +199,32 @@ class Analyzer:
         max_prompt_chars: int = MAX_PROMPT_CHARS,
         model: str | None = None,
         extra_params: Mapping[str, Any] | None = None,
+        pool: EndpointPool | None = None,
     ) -> None:
-        """Set up the client; nothing is sent until analyze().
+        """Set up the client and its pool; nothing is sent until analyze().
 
-        url is the server's base URL (credentials in it never reach logs or errors); time_limit
-        bounds one request in seconds; max_tokens bounds the answer (it must leave room for the
-        longest verdict the schema allows); max_detections and max_prompt_chars bound the prompt
-        (see prompts.build_messages); model is sent as the OpenAI "model" field when given (servers
-        such as Ollama and vLLM pick the model by it); extra_params are merged into every
-        request body last (sampling settings such as seed or logit_bias).
+        urls are the servers' base URLs (credentials in them never reach logs or errors; repeats
+        are ignored); every server runs the same API. time_limit bounds one request in seconds;
+        failure_threshold, reset_timeout and clock configure each server's breaker; max_tokens
+        bounds the answer (it must leave room for the longest verdict the schema allows);
+        max_detections and max_prompt_chars bound the prompt (see prompts.build_messages); model
+        is sent as the OpenAI "model" field when given (servers such as Ollama and vLLM pick the
+        model by it); extra_params are merged into every request body last (sampling settings
+        such as seed or logit_bias). pool, when given, is another Analyzer's: the servers, their
+        breakers and loads are then shared (urls and the breaker settings are ignored), as two
+        clients of the same servers with different settings must. Raises ValueError for no URLs.
         """
         self._session = session
-        self._url = url.rstrip("/")
-        self._public_url = redact_url(self._url)
+        self._pool = pool or EndpointPool(
+            urls,
+            service="LLM",
+            failure_threshold=failure_threshold,
+            reset_timeout=reset_timeout,
+            clock=clock,
+        )
         self._provider = provider_for(api)
         self._thresholds = thresholds
         self._time_limit = time_limit
-        self._breaker = breaker or CircuitBreaker(name=f"LLM server {self._public_url}")
         self._summary_max = summary_max
         self._reasoning_max = reasoning_max
         self._max_tokens = max_tokens
@@ -220,9 +236,14 @@ class Analyzer:
         self._schema = verdict_schema(summary_max=summary_max, reasoning_max=reasoning_max)
 
     @property
-    def breaker(self) -> CircuitBreaker:
-        """Return the breaker guarding the server (shared with its health checks)."""
-        return self._breaker
+    def pool(self) -> EndpointPool:
+        """Return the servers, their breakers (shared with the health checks) and loads."""
+        return self._pool
+
+    @property
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """Return one breaker per server, keyed by its URL as configured."""
+        return self._pool.breakers
 
     def request(self, request: AnalysisRequest) -> tuple[str, dict[str, Any]]:
         """Return the route and the JSON body that analyze() sends for request."""
@@ -248,45 +269,76 @@ class Analyzer:
         return path, body
 
     async def analyze(self, request: AnalysisRequest) -> Verdict:
-        """Return the LLM's verdict on request.
+        """Return the LLM's verdict on request, and which server gave it.
 
-        Raises LlmUnavailableError when the server cannot be reached or its breaker is open (no
-        request is sent then), LlmRejectedError on HTTP 4xx, AnalyzerError for everything else
-        that yields no valid verdict.
+        The least busy server that its breaker lets by is asked; one that cannot be reached is
+        passed over for the next, so a verdict is lost only when none can be. Raises
+        LlmUnavailableError when no server can be reached or every breaker is open (no request
+        is sent then), LlmRejectedError on HTTP 4xx, AnalyzerError for everything else that
+        yields no valid verdict (a time-out or a bad answer is not retried elsewhere at once:
+        the job is, later, and may go to another server then).
+        """
+        verdict, _url = await self.analyze_at(request)
+        return verdict
+
+    async def analyze_at(self, request: AnalysisRequest) -> tuple[Verdict, str]:
+        """Return the LLM's verdict on request and the URL (as configured) of the server asked.
+
+        See analyze() for the errors.
         """
         path, body = self.request(request)
-        try:
-            async with self._breaker.guard(answered=(LlmRejectedError,)):
-                content, cut_off = await self._post(path, body)
-                try:
-                    verdict = parse_verdict(
-                        content,
-                        self._thresholds,
-                        summary_max=self._summary_max,
-                        reasoning_max=self._reasoning_max,
-                    )
-                except AnalyzerError as err:
-                    if not cut_off:
-                        raise
-                    raise AnalyzerError(
-                        f"{err} (the answer was cut off at {self._max_tokens} tokens)"
-                    ) from err
-        except CircuitOpenError as err:
-            raise LlmUnavailableError(str(err)) from err
+        tried: list[str] = []
+        unreachable: LlmUnavailableError | None = None
+        while True:
+            try:
+                async with self._pool.request(exclude=tried, answered=(LlmRejectedError,)) as url:
+                    tried.append(url)
+                    verdict = await self._ask(url, path, body)
+            except CircuitOpenError as err:
+                # Nobody left to ask: the last server that could not be reached says why.
+                if unreachable is not None:
+                    raise unreachable from err
+                raise LlmUnavailableError(str(err)) from err
+            except LlmUnavailableError as err:
+                unreachable = err
+                if len(tried) == len(self._pool.urls):
+                    raise
+                _LOGGER.debug("%s; asking the next LLM server", err)
+                continue
+            break
         _LOGGER.debug(
-            "LLM verdict for %s: %s (%s)",
+            "LLM verdict for %s from %s: %s (%s)",
             request.camera_name,
+            redact_url(url),
             verdict.risk_score,
             verdict.risk_level,
         )
-        return verdict
+        return verdict, url
 
-    async def _post(self, path: str, body: dict[str, Any]) -> tuple[str, bool]:
-        """Send body to path; return the answer's text and whether it was cut off by max_tokens."""
-        where = f"{self._public_url}{path}"
+    async def _ask(self, url: str, path: str, body: dict[str, Any]) -> Verdict:
+        """Send one request to url and return the verdict in its answer."""
+        content, cut_off = await self._post(url, path, body)
+        try:
+            return parse_verdict(
+                content,
+                self._thresholds,
+                summary_max=self._summary_max,
+                reasoning_max=self._reasoning_max,
+            )
+        except AnalyzerError as err:
+            if not cut_off:
+                raise
+            raise AnalyzerError(
+                f"{err} (the answer was cut off at {self._max_tokens} tokens)"
+            ) from err
+
+    async def _post(self, url: str, path: str, body: dict[str, Any]) -> tuple[str, bool]:
+        """Send body to url's path; return the answer's text and whether max_tokens cut it off."""
+        public = redact_url(url).rstrip("/")
+        where = f"{public}{path}"
         try:
             async with self._session.post(
-                f"{self._url}{path}",
+                f"{url.rstrip('/')}{path}",
                 json=body,
                 timeout=aiohttp.ClientTimeout(total=self._time_limit),
             ) as response:
@@ -299,9 +351,9 @@ class Analyzer:
         except TimeoutError as err:
             raise AnalyzerError(f"no answer from {where} within {self._time_limit:g} s") from err
         except aiohttp.ClientConnectorError as err:
-            raise LlmUnavailableError(f"cannot reach {where}: {self._redact(err)}") from err
+            raise LlmUnavailableError(f"cannot reach {where}: {_redact(err, url, public)}") from err
         except aiohttp.ClientError as err:
-            raise AnalyzerError(f"{where}: {self._redact(err)}") from err
+            raise AnalyzerError(f"{where}: {_redact(err, url, public)}") from err
         if not 200 <= status < 300:
             message = f"HTTP {status} from {where}: {_error_detail(text)}"
             if 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES:
@@ -324,9 +376,10 @@ class Analyzer:
             raise AnalyzerError(f"{where} answered without the model's text: {snippet(text)}")
         return content, cut_off
 
-    def _redact(self, error: BaseException) -> str:
-        """Return an error's text with the URL's credentials removed."""
-        return describe_error(error).replace(self._url, self._public_url)
+
+def _redact(error: BaseException, url: str, public: str) -> str:
+    """Return an error's text with the URL's credentials removed."""
+    return describe_error(error).replace(url, public)
 
 
 def _error_detail(text: str) -> str:

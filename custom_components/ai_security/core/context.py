@@ -30,8 +30,8 @@ class PipelineConfig:
     camera_root: str
     database_url: str
     detector_urls: tuple[str, ...]
-    llm_url: str
-    """Empty when no LLM server is set: then every event is scored by the heuristic."""
+    llm_urls: tuple[str, ...]
+    """The LLM servers sharing the judging; none set: every event is scored by the heuristic."""
     llm_api: LlmApi
     options: PipelineOptions
     local_tz: tzinfo

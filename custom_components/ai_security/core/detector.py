@@ -18,7 +18,7 @@ from typing import Final
 import aiohttp
 from yarl import URL
 
-from .detector_pool import EndpointPool
+from .detector_pool import DetectorPool
 from .detector_reply import (
     FAR_OUTSIDE,
     UNIT_BOXES,
@@ -180,7 +180,7 @@ class DetectorClient:
         self._session = session
         self._time_limit = time_limit
         self._threshold = self._checked_threshold(threshold)
-        self._pool = EndpointPool(
+        self._pool = DetectorPool(
             urls, failure_threshold=failure_threshold, reset_timeout=reset_timeout, clock=clock
         )
 

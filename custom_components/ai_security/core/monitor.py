@@ -131,26 +131,24 @@ class HealthMonitor:
         session: aiohttp.ClientSession,
         *,
         detector_breakers: Mapping[str, CircuitBreaker],
-        llm_url: str,
+        llm_breakers: Mapping[str, CircuitBreaker],
         llm_api: LlmApi,
-        llm_breaker: CircuitBreaker,
         probe_timeout: float = HEALTH_PROBE_TIMEOUT,
     ) -> None:
-        """Watch the detector endpoints (URL -> breaker) and the LLM, sharing their breakers.
+        """Watch the detector and LLM endpoints (URL -> breaker), sharing their breakers.
 
-        An empty llm_url means no LLM server is set: there is no LLM endpoint to watch.
+        No LLM breakers means no LLM server is set: there is no LLM endpoint to watch.
         """
         self._session = session
         self._detectors = dict(detector_breakers)
         self._by_redacted = {redact_url(url): url for url in self._detectors}
-        self._llm_url = llm_url
+        self._llms = dict(llm_breakers)
         self._llm_api = llm_api
-        self._llm_breaker = llm_breaker
         self._probe_timeout = probe_timeout
         self.detector_latency = LatencyWindow()
         self.llm_latency = LatencyWindow()
         self._endpoint_latency: dict[str, LatencyWindow] = {
-            url: LatencyWindow() for url in [*self._detectors, *([llm_url] if llm_url else [])]
+            url: LatencyWindow() for url in [*self._detectors, *self._llms]
         }
 
     def record_detector(self, endpoint: str, milliseconds: float) -> None:
@@ -160,10 +158,10 @@ class HealthMonitor:
         if (window := self._endpoint_latency.get(url)) is not None:
             window.add(milliseconds)
 
-    def record_llm(self, milliseconds: float) -> None:
-        """Record an LLM request's latency."""
+    def record_llm(self, endpoint: str, milliseconds: float) -> None:
+        """Record an LLM request's latency; endpoint is the URL as configured."""
         self.llm_latency.add(milliseconds)
-        if (window := self._endpoint_latency.get(self._llm_url)) is not None:
+        if (window := self._endpoint_latency.get(endpoint)) is not None:
             window.add(milliseconds)
 
     async def check(self) -> HealthReport:
@@ -179,11 +177,7 @@ class HealthMonitor:
                 self._check_one(ServiceKind.DETECTOR, url, self._detectors[url])
                 for url in detector_urls
             ),
-            *(
-                [self._check_one(ServiceKind.LLM, self._llm_url, self._llm_breaker)]
-                if self._llm_url
-                else []
-            ),
+            *(self._check_one(ServiceKind.LLM, url, self._llms[url]) for url in self._llms),
         )
         gpu = next(
             (
@@ -248,14 +242,7 @@ class HealthMonitor:
                 for url in self._detectors
             ),
             *(
-                [
-                    (
-                        endpoint_key(ServiceKind.LLM, self._llm_url),
-                        ServiceKind.LLM,
-                        redact_url(self._llm_url),
-                    )
-                ]
-                if self._llm_url
-                else []
+                (endpoint_key(ServiceKind.LLM, url), ServiceKind.LLM, redact_url(url))
+                for url in self._llms
             ),
         ]

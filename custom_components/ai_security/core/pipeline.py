@@ -40,7 +40,6 @@ from .derived import DerivedMedia
 from .detect import DetectStage
 from .detector import DetectorClient
 from .events import delete_event as delete_stored_event, get_event
-from .health import redact_url
 from .incidents import IncidentStage
 from .intake import IntakeStage, ReprocessError
 from .jobs import JobKind, JobQueue, JobState, JobWorker, TaskFactory
@@ -105,33 +104,28 @@ class Pipeline:
             failure_threshold=config.breaker_failures,
             reset_timeout=config.breaker_reset,
         )
-        self.llm_breaker = CircuitBreaker(
-            name=f"LLM {redact_url(config.llm_url)}",
-            failure_threshold=config.breaker_failures,
-            reset_timeout=config.breaker_reset,
-        )
-        # No LLM server set (an empty URL): every event is scored by the heuristic.
+        # No LLM server set: every event is scored by the heuristic.
         self.analyzer = (
-            None
-            if not config.llm_url
-            else Analyzer(
+            Analyzer(
                 session,
-                config.llm_url,
+                config.llm_urls,
                 config.llm_api,
                 thresholds=options.severity,
                 time_limit=config.llm_time_limit,
-                breaker=self.llm_breaker,
+                failure_threshold=config.breaker_failures,
+                reset_timeout=config.breaker_reset,
                 summary_max=config.summary_max,
                 reasoning_max=config.reasoning_max,
                 extra_params=config.llm_extra_params,
             )
+            if config.llm_urls
+            else None
         )
         self.health = HealthMonitor(
             session,
             detector_breakers=self.detector.breakers,
-            llm_url=config.llm_url,
+            llm_breakers=self.llm_breakers,
             llm_api=config.llm_api,
-            llm_breaker=self.llm_breaker,
         )
         self.batcher = Batcher(
             self.db,
@@ -155,9 +149,7 @@ class Pipeline:
             health=self.health,
             take_content=self.intake.take_content,
         )
-        self.analyze = AnalyzeStage(
-            ctx, self.analyzer, self.llm_breaker, self.health, self.announcer
-        )
+        self.analyze = AnalyzeStage(ctx, self.analyzer, self.health, self.announcer)
         self.rescore = RescoreStage(ctx, self.analyze, self.announcer)
         self.watcher = FolderWatcher(
             config.camera_root,
@@ -168,6 +160,11 @@ class Pipeline:
             polling_interval=config.polling_interval,
         )
         self._workers: dict[JobKind, JobWorker] = {}
+
+    @property
+    def llm_breakers(self) -> Mapping[str, CircuitBreaker]:
+        """Return each LLM server's breaker by its URL as configured (none without an LLM)."""
+        return self.analyzer.breakers if self.analyzer is not None else {}
 
     @property
     def callbacks(self) -> PipelineCallbacks:
@@ -220,7 +217,7 @@ class Pipeline:
             available, outage = self.detect.available, self.detect.is_outage
         elif kind is JobKind.RESCORE:
             # Re-scoring is only worth trying while the LLM may answer.
-            available, outage = self.llm_breaker.would_allow, self.rescore.is_outage
+            available, outage = self.analyze.available, self.rescore.is_outage
         else:
             available, outage = None, self.analyze.is_outage
         kwargs: dict[str, Any] = {}
