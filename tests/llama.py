@@ -284,6 +284,8 @@ class LlamaServer:
     workdir: Path
     port: int = 0
     threads: int = 1
+    mmproj: Path | None = None
+    """A vision projector loaded beside the model (--mmproj): the server then takes pictures."""
     spawned: int = 0
     """How many processes were started: a test can tell a restart happened."""
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -334,6 +336,7 @@ class LlamaServer:
             str(N_PARALLEL),
             "--threads",
             str(self.threads),
+            *(["--mmproj", str(self.mmproj)] if self.mmproj is not None else []),
         ]
 
     def _spawn(self, port: int) -> int:

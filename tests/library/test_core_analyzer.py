@@ -51,6 +51,7 @@ DEFAULT = SeverityThresholds()
 START = datetime(2024, 6, 6, 21, 14, 5, tzinfo=UTC)
 APIS = pytest.mark.parametrize("api", [LlmApi.LLAMA_CPP, LlmApi.OPENAI])
 LOGGER_NAME = "custom_components.ai_security.core.analyzer"
+PARSER_LOGGER = "custom_components.ai_security.core.verdict_parser"
 GOOD = {"risk_score": 42, "risk_level": "medium", "summary": "A person", "reasoning": "At night"}
 
 
@@ -164,13 +165,13 @@ def test_parser_accepts(text: str) -> None:
 
 def test_parser_derives_the_level_and_keeps_the_models(caplog: pytest.LogCaptureFixture) -> None:
     """The stored level follows the thresholds; a disagreeing or unknown one is kept and logged."""
-    caplog.set_level(logging.DEBUG, logger=LOGGER_NAME)
+    caplog.set_level(logging.DEBUG, logger=PARSER_LOGGER)
     verdict = parse_verdict(json.dumps({**GOOD, "risk_score": 90, "risk_level": "Low"}), DEFAULT)
     assert (verdict.risk_level, verdict.model_level) == (RiskLevel.CRITICAL, "low")
     custom = SeverityThresholds(medium=10, high=40, critical=95)
     verdict = parse_verdict(json.dumps({**GOOD, "risk_level": "alarming"}), custom)
     assert (verdict.risk_level, verdict.model_level) == (RiskLevel.HIGH, "alarming")
-    records = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    records = [r.getMessage() for r in caplog.records if r.name == PARSER_LOGGER]
     assert records == [
         "The LLM named level 'low' for score 90; the thresholds make it critical",
         "The LLM named level 'alarming' for score 42; the thresholds make it high"

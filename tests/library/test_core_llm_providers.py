@@ -17,7 +17,13 @@ import pytest
 from custom_components.ai_security.core import llm_providers
 from custom_components.ai_security.core.analyzer import Analyzer, AnalyzerError
 from custom_components.ai_security.core.health import ServiceUnavailableError, get_json
-from custom_components.ai_security.core.llm_provider import Capabilities, Prompt, Reply
+from custom_components.ai_security.core.llm_provider import (
+    UNKNOWN_TRAITS,
+    Capabilities,
+    Prompt,
+    Reply,
+    ServerTraits,
+)
 from custom_components.ai_security.core.llm_providers import PROVIDERS, probe_llm, provider_for
 from custom_components.ai_security.core.models import EventSource
 from custom_components.ai_security.core.settings import LlmApi, SeverityThresholds
@@ -34,7 +40,9 @@ class ShoutingProvider:
     api: ClassVar[LlmApi] = LlmApi.OPENAI
     capabilities: ClassVar[Capabilities] = Capabilities()
 
-    def request(self, prompt: Prompt) -> tuple[str, dict[str, Any]]:
+    def request(
+        self, prompt: Prompt, traits: ServerTraits = UNKNOWN_TRAITS
+    ) -> tuple[str, dict[str, Any]]:
         return "/shout", {"words": f"{prompt.system}|{prompt.user}".upper(), "max": 7}
 
     def reply(self, envelope: object) -> Reply:
@@ -49,6 +57,11 @@ class ShoutingProvider:
         if payload != {"awake": True}:
             raise ServiceUnavailableError("not awake")
         return {"awake": True}
+
+    async def traits(
+        self, session: aiohttp.ClientSession, base_url: str, time_limit: float
+    ) -> ServerTraits:
+        return UNKNOWN_TRAITS
 
 
 @pytest.fixture

@@ -3,26 +3,20 @@
 One Analyzer talks to a pool of servers (core.endpoint_pool: the next batch goes to the one with
 the fewest in flight, a circuit breaker each); a server that cannot be reached is passed over for
 the next one within the same judgement, so one dead server of several costs no verdict. It sends
-the prompt of
-core.prompts with the verdict's JSON schema (which llama.cpp turns into a grammar, so the answer
+the prompt of core.prompts, with the incident's pictures where a server takes them
+(llm_vision), and the verdict's JSON schema (which llama.cpp turns into a grammar, so the answer
 has the right shape), parses and checks what comes back, and derives the stored level from the
-score by the user's thresholds. Its errors tell the pipeline what to do next:
-
-- LlmUnavailableError: no server can be reached (connection refused, DNS, every breaker is
-  open); the pipeline falls back to the heuristic scorer.
-- LlmRejectedError: the server answered 4xx (such as 400 for a prompt over its context); the
-  same request will not succeed later, and the breaker does not count it (the server is up).
-- AnalyzerError (the others): worth retrying later: a time-out, HTTP 5xx, an answer that is not
-  a valid verdict. These, like unreachability, count towards opening the breaker.
+score by the user's thresholds (verdict_parser). Its errors (llm_errors, re-exported here)
+tell the pipeline what to do next.
 
 What differs between kinds of server (the route, the body, where the text sits in the reply,
 the readiness check) is the provider's (core/llm_<name>.py), chosen by the configured API.
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 import json
 import logging
-import re
 import time
 from typing import Any, Final
 
@@ -30,147 +24,33 @@ import aiohttp
 
 from .endpoint_pool import EndpointPool
 from .health import redact_url
+from .llm_errors import AnalyzerError, LlmRejectedError, LlmUnavailableError
+from .llm_provider import UNKNOWN_TRAITS, PromptImage, ServerTraits
 from .llm_providers import Prompt, provider_for
-from .models import EventSource
+from .llm_vision import ServerVision
 from .prompts import (
     MAX_PROMPT_CHARS,
-    RISK_LEVELS,
     AnalysisRequest,
     build_messages,
     verdict_schema,
 )
 from .resilience import CircuitBreaker, CircuitOpenError, describe_error
-from .risk import Verdict, level_for
+from .risk import Verdict
 from .settings import LlmApi, SeverityThresholds
+from .verdict_parser import parse_verdict, snippet
+
+__all__ = [
+    "Analyzer",
+    "AnalyzerError",
+    "LlmRejectedError",
+    "LlmUnavailableError",
+    "parse_verdict",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
 RETRYABLE_CLIENT_STATUSES: Final = frozenset({408, 429})
 """4xx answers that mean 'not now' rather than 'never': treated like 5xx."""
-SNIPPET: Final = 120
-"""Characters of a bad answer quoted in an error message."""
-MAX_MODEL_LEVEL: Final = 32
-"""Characters kept of a level the model named that disagrees with the derived one."""
-
-_FENCE = re.compile(r"^```[A-Za-z]*\s*(?P<body>.*?)\s*```$", re.DOTALL)
-"""A Markdown code fence around the whole answer, with or without a language tag."""
-
-
-class AnalyzerError(Exception):
-    """The LLM did not give a usable verdict this time; worth retrying later."""
-
-
-class LlmUnavailableError(AnalyzerError):
-    """The LLM server cannot be reached at all (or its breaker is open): use the heuristic."""
-
-
-class LlmRejectedError(AnalyzerError):
-    """The server refused the request with HTTP 4xx; retrying the same request will not help.
-
-    The breaker counts it as an answer (the server is up), not as a failure.
-    """
-
-    def __init__(self, message: str, status: int) -> None:
-        """Remember the HTTP status besides the message."""
-        super().__init__(message)
-        self.status = status
-
-
-def snippet(text: str) -> str:
-    """Return the start of text on one line, for error messages."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= SNIPPET else f"{flat[: SNIPPET - 3]}..."
-
-
-def _score(value: object) -> int:
-    """Return the risk score as an int: an integer, or a float with an integral value, 0-100."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AnalyzerError(f"risk_score is not a number: {snippet(repr(value))}")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise AnalyzerError(f"risk_score is not a whole number: {value!r}")
-        value = int(value)
-    if not 0 <= value <= 100:
-        raise AnalyzerError(f"risk score out of range (0-100): {value}")
-    return value
-
-
-_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
-
-
-def _text(data: Mapping[str, object], key: str, limit: int) -> str:
-    """Return the stripped string at key, cut to limit characters; empty or not text fails."""
-    value = data[key]
-    if not isinstance(value, str):
-        raise AnalyzerError(f"{key} is not a string: {snippet(repr(value))}")
-    # JSON may escape half a character ("\ud83d" alone): text the database, the bus and the
-    # phone cannot carry. Each such half becomes U+FFFD, the rest of the verdict stays.
-    text = _LONE_SURROGATE.sub("\ufffd", value).strip()
-    if not text:
-        raise AnalyzerError(f"{key} is empty")
-    if len(text) <= limit:
-        return text
-    if limit <= 3:
-        return text[:limit]
-    return f"{text[: limit - 3].rstrip()}..."
-
-
-def parse_verdict(
-    text: str,
-    thresholds: SeverityThresholds,
-    *,
-    summary_max: int = 200,
-    reasoning_max: int = 1000,
-) -> Verdict:
-    """Return the verdict in the model's answer text, or raise AnalyzerError saying what is wrong.
-
-    Tolerated: blanks and a Markdown code fence around the JSON, extra keys, a float score with
-    an integral value, a risk_level in any case or unknown (the stored level is derived from the
-    score; a disagreeing one is kept as model_level), over-long summary or reasoning (cut).
-    Refused: no JSON object, a missing key, a score that is not a number or not in 0-100, an
-    empty summary or reasoning.
-    """
-    body = text.strip()
-    if fenced := _FENCE.match(body):
-        body = fenced["body"]
-    if not body:
-        raise AnalyzerError("the answer is empty")
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as err:  # RecursionError: absurdly deep nesting
-        raise AnalyzerError(f"the answer is not JSON: {snippet(body)}") from err
-    if not isinstance(data, dict):
-        raise AnalyzerError(f"the answer is not a JSON object: {snippet(body)}")
-    if missing := [
-        key for key in ("risk_score", "risk_level", "summary", "reasoning") if key not in data
-    ]:
-        raise AnalyzerError(f"the answer lacks {', '.join(missing)}: {snippet(body)}")
-    score = _score(data["risk_score"])
-    said = data["risk_level"]
-    if not isinstance(said, str):
-        raise AnalyzerError(f"risk_level is not a string: {snippet(repr(said))}")
-    summary = _text(data, "summary", summary_max)
-    reasoning = _text(data, "reasoning", reasoning_max)
-    level = level_for(score, thresholds)
-    said = said.strip().lower()
-    model_level: str | None = None
-    if said != level.value:
-        model_level = said[:MAX_MODEL_LEVEL]
-        _LOGGER.debug(
-            "The LLM named level %r for score %d; the thresholds make it %s%s",
-            model_level,
-            score,
-            level,
-            "" if said in RISK_LEVELS else " (not a known level)",
-        )
-    return Verdict(
-        risk_score=score,
-        risk_level=level,
-        summary=summary,
-        reasoning=reasoning,
-        source=EventSource.LLM,
-        model_level=model_level,
-    )
 
 
 class Analyzer:
@@ -234,6 +114,12 @@ class Analyzer:
         self._model = model
         self._extra_params = dict(extra_params or {})
         self._schema = verdict_schema(summary_max=summary_max, reasoning_max=reasoning_max)
+        self._vision = ServerVision(self._provider, session, min(time_limit, 5.0))
+
+    @property
+    def vision_refused(self) -> Mapping[str, str]:
+        """Return the servers (redacted URL) that refused pictures, and how."""
+        return self._vision.refused
 
     @property
     def pool(self) -> EndpointPool:
@@ -245,8 +131,8 @@ class Analyzer:
         """Return one breaker per server, keyed by its URL as configured."""
         return self._pool.breakers
 
-    def request(self, request: AnalysisRequest) -> tuple[str, dict[str, Any]]:
-        """Return the route and the JSON body that analyze() sends for request."""
+    def prompt(self, request: AnalysisRequest, images: Sequence[PromptImage] = ()) -> Prompt:
+        """Return what every provider is given for request, with the incident's pictures."""
         system, user = build_messages(
             request,
             max_detections=self._max_detections,
@@ -255,20 +141,33 @@ class Analyzer:
             summary_max=self._summary_max,
             reasoning_max=self._reasoning_max,
         )
-        path, body = self._provider.request(
-            Prompt(
-                system=system,
-                user=user,
-                schema=self._schema,
-                max_tokens=self._max_tokens,
-                temperature=self._temperature,
-                model=self._model,
-            )
+        return Prompt(
+            system=system,
+            user=user,
+            schema=self._schema,
+            max_tokens=self._max_tokens,
+            temperature=self._temperature,
+            model=self._model,
+            images=tuple(images),
         )
+
+    def request(
+        self,
+        request: AnalysisRequest,
+        images: Sequence[PromptImage] = (),
+        traits: ServerTraits = UNKNOWN_TRAITS,
+    ) -> tuple[str, dict[str, Any]]:
+        """Return the route and the JSON body that analyze() sends for request to a server."""
+        return self._body(self.prompt(request, images), traits)
+
+    def _body(self, prompt: Prompt, traits: ServerTraits) -> tuple[str, dict[str, Any]]:
+        path, body = self._provider.request(prompt, traits)
         body.update(self._extra_params)
         return path, body
 
-    async def analyze(self, request: AnalysisRequest) -> Verdict:
+    async def analyze(
+        self, request: AnalysisRequest, images: Sequence[PromptImage] = ()
+    ) -> Verdict:
         """Return the LLM's verdict on request, and which server gave it.
 
         The least busy server that its breaker lets by is asked; one that cannot be reached is
@@ -276,24 +175,27 @@ class Analyzer:
         LlmUnavailableError when no server can be reached or every breaker is open (no request
         is sent then), LlmRejectedError on HTTP 4xx, AnalyzerError for everything else that
         yields no valid verdict (a time-out or a bad answer is not retried elsewhere at once:
-        the job is, later, and may go to another server then).
+        the job is, later, and may go to another server then). images go to a server that may
+        take them; one that refuses them gets the text alone (see llm_vision).
         """
-        verdict, _url = await self.analyze_at(request)
+        verdict, _url = await self.analyze_at(request, images)
         return verdict
 
-    async def analyze_at(self, request: AnalysisRequest) -> tuple[Verdict, str]:
+    async def analyze_at(
+        self, request: AnalysisRequest, images: Sequence[PromptImage] = ()
+    ) -> tuple[Verdict, str]:
         """Return the LLM's verdict on request and the URL (as configured) of the server asked.
 
         See analyze() for the errors.
         """
-        path, body = self.request(request)
+        prompt = self.prompt(request, images)
         tried: list[str] = []
         unreachable: LlmUnavailableError | None = None
         while True:
             try:
                 async with self._pool.request(exclude=tried, answered=(LlmRejectedError,)) as url:
                     tried.append(url)
-                    verdict = await self._ask(url, path, body)
+                    verdict = await self._ask_prompt(url, prompt)
             except CircuitOpenError as err:
                 # Nobody left to ask: the last server that could not be reached says why.
                 if unreachable is not None:
@@ -314,6 +216,39 @@ class Analyzer:
             verdict.risk_level,
         )
         return verdict, url
+
+    async def _ask_prompt(self, url: str, prompt: Prompt) -> Verdict:
+        """Ask url about prompt: with its pictures if url may take them, else the text alone.
+
+        A refusal of a request with pictures (an HTTP error, not a bad answer) is a question to
+        the server: asked again about itself (a restarted llama-server has a new marker), it
+        gets the pictures once more; otherwise it is remembered as text-only and gets the text.
+        """
+        text_only = self._body(replace(prompt, images=()), UNKNOWN_TRAITS)
+        if not prompt.images:
+            return await self._ask(url, *text_only)
+        path, body = self._body(prompt, await self._vision.traits(url))
+        if (path, body) == text_only:  # the server takes no pictures
+            return await self._ask(url, path, body)
+        try:
+            return await self._ask(url, path, body)
+        except LlmUnavailableError:
+            raise
+        except AnalyzerError as err:
+            if err.status is None:
+                raise  # it answered: the answer was bad, not the pictures
+            refusal: AnalyzerError = err
+        if (traits := await self._vision.relearn(url)) is not None:
+            try:
+                return await self._ask(url, *self._body(prompt, traits))
+            except LlmUnavailableError:
+                raise
+            except AnalyzerError as err:
+                if err.status is None:
+                    raise
+                refusal = err
+        self._vision.refuse(url, refusal)
+        return await self._ask(url, *text_only)
 
     async def _ask(self, url: str, path: str, body: dict[str, Any]) -> Verdict:
         """Send one request to url and return the verdict in its answer."""
@@ -358,7 +293,7 @@ class Analyzer:
             message = f"HTTP {status} from {where}: {_error_detail(text)}"
             if 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES:
                 raise LlmRejectedError(message, status)
-            raise AnalyzerError(message)
+            raise AnalyzerError(message, status)
         return self._content(where, text)
 
     def _content(self, where: str, text: str) -> tuple[str, bool]:

@@ -3,14 +3,19 @@
 Spoken by llama-server too, and by vLLM, Ollama, LM Studio and gateways in front of a cluster.
 The schema goes as a strict json_schema response format; "model" is sent when one is named
 (servers that serve several pick the model by it).
+
+Pictures go as content parts of the user's message: each caption as text, then the JPEG as an
+image_url data URI, then the user's text. Such a server cannot say whether its model sees
+(its model list does not tell), so pictures are tried; the analyzer learns from a refusal.
 """
 
+import base64
 from typing import Any, ClassVar, Final
 
 import aiohttp
 
 from .health import ServiceUnavailableError, get_json, redact_url
-from .llm_provider import Capabilities, Prompt, Reply
+from .llm_provider import UNKNOWN_TRAITS, Capabilities, Prompt, Reply, ServerTraits
 from .settings import LlmApi
 
 CHAT_PATH: Final = "/v1/chat/completions"
@@ -23,14 +28,30 @@ class OpenAiProvider:
     """Any server speaking the OpenAI chat completions API."""
 
     api: ClassVar[LlmApi] = LlmApi.OPENAI
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: ClassVar[Capabilities] = Capabilities(images=True)
 
-    def request(self, prompt: Prompt) -> tuple[str, dict[str, Any]]:
-        """Return the chat route and its body: system and user messages, the schema as format."""
+    def request(
+        self, prompt: Prompt, traits: ServerTraits = UNKNOWN_TRAITS
+    ) -> tuple[str, dict[str, Any]]:
+        """Return the chat route and its body: system and user messages, the schema as format.
+
+        The prompt's pictures are sent unless traits say the server takes none.
+        """
+        user: str | list[dict[str, Any]] = prompt.user
+        if prompt.images and traits.vision is not False:
+            user = [
+                part
+                for image in prompt.images
+                for part in (
+                    {"type": "text", "text": image.caption},
+                    {"type": "image_url", "image_url": {"url": _data_uri(image.jpeg)}},
+                )
+            ]
+            user.append({"type": "text", "text": prompt.user})
         body: dict[str, Any] = {
             "messages": [
                 {"role": "system", "content": prompt.system},
-                {"role": "user", "content": prompt.user},
+                {"role": "user", "content": user},
             ],
             "max_tokens": prompt.max_tokens,
             "temperature": prompt.temperature,
@@ -66,3 +87,14 @@ class OpenAiProvider:
                 f"{redact_url(base_url)}/v1/models did not return an OpenAI model list"
             )
         return payload
+
+    async def traits(
+        self, session: aiohttp.ClientSession, base_url: str, time_limit: float
+    ) -> ServerTraits:
+        """Nothing to ask: the API has no route that says whether the model sees."""
+        return UNKNOWN_TRAITS
+
+
+def _data_uri(jpeg: bytes) -> str:
+    """Return a JPEG as a data URI, the form every OpenAI-compatible server takes."""
+    return f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')}"

@@ -18,6 +18,37 @@ from .settings import LlmApi
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PromptImage:
+    """One picture sent with the prompt: a JPEG, and the line of text that introduces it.
+
+    The caption says which frame it is (its number, its time, what the detector saw there), so
+    the model can refer to it; it is written by us, never taken from the picture or a server.
+    """
+
+    jpeg: bytes
+    caption: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerTraits:
+    """What one server says about itself, learned before pictures are sent to it.
+
+    vision is None where the server cannot say (an OpenAI-compatible server lists models, not
+    what they take): pictures are then tried, and a refusal teaches that it takes none.
+    """
+
+    vision: bool | None = None
+    media_marker: str | None = None
+    """llama.cpp's marker for where a picture goes in a prompt, random per server process."""
+    context_tokens: int | None = None
+    """The tokens one request may use (prompt and answer), when the server publishes it."""
+
+
+UNKNOWN_TRAITS = ServerTraits()
+"""A server that said nothing about itself."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Prompt:
     """One verdict request, as every provider gets it."""
 
@@ -29,6 +60,8 @@ class Prompt:
     temperature: float
     model: str | None = None
     """The model to use, for servers that serve several (Ollama, vLLM); None: the server's."""
+    images: tuple[PromptImage, ...] = ()
+    """Pictures of the incident for a vision model, in the order the user text refers to them."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,7 +69,7 @@ class Capabilities:
     """What a provider can carry besides text."""
 
     images: bool = False
-    """Whether it sends pictures to a vision model with the prompt (not yet: text only)."""
+    """Whether it can send pictures to a vision model with the prompt."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,8 +89,23 @@ class LlmProvider(Protocol):
     """The configuration value that chooses it."""
     capabilities: ClassVar[Capabilities]
 
-    def request(self, prompt: Prompt) -> tuple[str, dict[str, Any]]:
-        """Return the route (a path under the server's URL) and the JSON body to send."""
+    def request(
+        self, prompt: Prompt, traits: ServerTraits = UNKNOWN_TRAITS
+    ) -> tuple[str, dict[str, Any]]:
+        """Return the route (a path under the server's URL) and the JSON body to send.
+
+        The prompt's pictures go with it unless traits say the server takes none (or the
+        provider cannot carry them); then the text alone is sent.
+        """
+        ...
+
+    async def traits(
+        self, session: aiohttp.ClientSession, base_url: str, time_limit: float
+    ) -> ServerTraits:
+        """Return what the server says about itself (UNKNOWN_TRAITS where it says nothing).
+
+        Raises ServiceUnavailableError when it cannot be asked.
+        """
         ...
 
     def reply(self, envelope: object) -> Reply:
