@@ -5,6 +5,7 @@ handling run; a test flips what they answer to walk the failure paths.
 """
 
 import asyncio
+import base64
 from dataclasses import dataclass, field
 import json
 import socket
@@ -103,6 +104,8 @@ class LlmStub(ModelServer):
     completion_delay: float = 0.0
     """Seconds a completion takes; its prompt is recorded once it is answered."""
     prompts: list[str] = field(default_factory=list)
+    images: list[list[bytes]] = field(default_factory=list)
+    """The pictures each answered request carried (JPEG bytes), beside its prompt's text."""
 
     def routes(self, app: web.Application) -> None:
         """Serve llama.cpp's /completion and the OpenAI chat route."""
@@ -117,7 +120,13 @@ class LlmStub(ModelServer):
         if self.completion_delay:
             await asyncio.sleep(self.completion_delay)
         self.requests.append(request.path)
-        self.prompts.append(body.get("prompt", ""))
+        prompt = body.get("prompt", "")
+        if isinstance(prompt, dict):  # text with pictures: prompt_string and multimodal_data
+            self.images.append([base64.b64decode(item) for item in prompt["multimodal_data"]])
+            prompt = prompt["prompt_string"]
+        else:
+            self.images.append([])
+        self.prompts.append(prompt)
         if self.completion_status != 200:
             return web.json_response({"error": "stub failure"}, status=self.completion_status)
         return web.json_response({"content": self._content(), "stop_type": "eos"})
@@ -127,7 +136,19 @@ class LlmStub(ModelServer):
         if self.completion_delay:
             await asyncio.sleep(self.completion_delay)
         self.requests.append(request.path)
-        self.prompts.append(body["messages"][-1]["content"])
+        content = body["messages"][-1]["content"]
+        if isinstance(content, list):  # content parts: texts and image_url data URIs
+            self.images.append(
+                [
+                    base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+                    for part in content
+                    if part["type"] == "image_url"
+                ]
+            )
+            content = "\n".join(part["text"] for part in content if part["type"] == "text")
+        else:
+            self.images.append([])
+        self.prompts.append(content)
         if self.completion_status != 200:
             return web.json_response({"error": "stub failure"}, status=self.completion_status)
         return web.json_response(

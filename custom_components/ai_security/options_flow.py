@@ -95,6 +95,8 @@ def _options_schema() -> probatio.Schema:
             probatio.Required(opt.DETECTOR_CONCURRENCY): _number(opt.DETECTOR_CONCURRENCY),
             probatio.Required(opt.LLM_CONCURRENCY): _number(opt.LLM_CONCURRENCY),
             probatio.Required(opt.RESCORE_MINUTES): _number(opt.RESCORE_MINUTES, "min"),
+            probatio.Required(opt.LLM_FRAMES): _number(opt.LLM_FRAMES),
+            probatio.Required(opt.LLM_FRAME_SIZE): _number(opt.LLM_FRAME_SIZE, "px"),
             probatio.Required(opt.HEALTH_INTERVAL): _number(opt.HEALTH_INTERVAL, "s"),
             probatio.Required(opt.DETECTION_EVENTS): BooleanSelector(),
             probatio.Optional(CONF_DATABASE_URL): TextSelector(

@@ -25,6 +25,7 @@ from .baseline import assess, describe as describe_anomaly, heuristic_bonus, rec
 from .context import EventUpdate, StageContext
 from .events import event_from_row
 from .jobs import Job, JobKind, JobResult, PermanentJobError, add_job
+from .llm_provider import PromptImage
 from .models import Camera, Detection, EventSource, SecurityEvent
 from .monitor import HealthMonitor
 from .payloads import AnalyzePayload, RescorePayload, payload_of
@@ -41,6 +42,7 @@ from .records import (
 )
 from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, class_facts, heuristic_verdict
 from .storage import EventDetectionRow, EventRow
+from .vision_frames import incident_frames
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -74,11 +76,29 @@ class AnalyzeStage:
         )
 
     async def judge(self, request: AnalysisRequest) -> Verdict:
-        """Ask the LLM for a verdict, timing the requests it answers (the latency sensors)."""
+        """Ask the LLM for a verdict, timing the requests it answers (the latency sensors).
+
+        The incident's pictures go with the detections (as many as the options allow); a
+        server that takes none gets the text alone, and a picture that cannot be read is left
+        out, so pictures never cost a verdict.
+        """
         if self._analyzer is None:
             raise LlmUnavailableError("no LLM server is set: scored by the heuristic")
+        ctx = self._ctx
+        options = ctx.config.options
+        images: tuple[PromptImage, ...] = ()
+        if options.llm_frames and self._analyzer.may_see():
+            images = await incident_frames(
+                request.detections,
+                limit=options.llm_frames,
+                long_side=options.llm_frame_size,
+                tz=ctx.config.local_tz,
+                run_blocking=ctx.run_blocking,
+                camera_root=ctx.config.camera_root,
+                ffmpeg=ctx.config.ffmpeg,
+            )
         started = time.perf_counter()
-        verdict, url = await self._analyzer.analyze_at(request)
+        verdict, url = await self._analyzer.analyze_at(request, images)
         self._health.record_llm(url, (time.perf_counter() - started) * 1000.0)
         return verdict
 

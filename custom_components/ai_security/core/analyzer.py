@@ -116,6 +116,10 @@ class Analyzer:
         self._schema = verdict_schema(summary_max=summary_max, reasoning_max=reasoning_max)
         self._vision = ServerVision(self._provider, session, min(time_limit, 5.0))
 
+    def may_see(self) -> bool:
+        """Return whether some server might take pictures (worth making them for a verdict)."""
+        return any(self._vision.may_see(url) for url in self._pool.urls)
+
     @property
     def vision_refused(self) -> Mapping[str, str]:
         """Return the servers (redacted URL) that refused pictures, and how."""

@@ -9,31 +9,52 @@ only restarted with a new marker; if it still refuses, it is remembered as text-
 about once, and the same request goes again without the pictures.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 import logging
+import time
+from typing import Final
 
 import aiohttp
 
 from .health import ServiceUnavailableError, redact_url
-from .llm_provider import UNKNOWN_TRAITS, LlmProvider, ServerTraits
+from .llm_provider import UNKNOWN_TRAITS, LlmProvider, Prompt, PromptImage, ServerTraits
 
 _LOGGER = logging.getLogger(__name__)
 
 TEXT_ONLY = ServerTraits(vision=False)
 """A server that refused pictures: it gets the text alone."""
+ASK_AGAIN: Final = 300.0
+"""Seconds before a server that could not say what it takes is asked again."""
+_PROBE: Final = Prompt(
+    system="",
+    user="",
+    schema={},
+    max_tokens=1,
+    temperature=0.0,
+    images=(PromptImage(jpeg=b"", caption=""),),
+)
+"""A prompt with a picture, to find out whether a provider would carry it to a server."""
 
 
 class ServerVision:
     """What each server takes, per URL as configured. Not thread-safe: use it from the loop."""
 
     def __init__(
-        self, provider: LlmProvider, session: aiohttp.ClientSession, time_limit: float
+        self,
+        provider: LlmProvider,
+        session: aiohttp.ClientSession,
+        time_limit: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Ask servers through provider and session, each question bounded by time_limit."""
         self._provider = provider
         self._session = session
         self._time_limit = time_limit
+        self._clock = clock
         self._traits: dict[str, ServerTraits] = {}
+        self._unsaid: dict[str, float] = {}
+        """Servers that could not say what they take, and when they were asked."""
         self._refused: dict[str, str] = {}
 
     @property
@@ -41,20 +62,45 @@ class ServerVision:
         """Return the servers (redacted URL) that refused pictures, and the refusal."""
         return self._refused
 
+    def may_see(self, url: str) -> bool:
+        """Return whether pictures might go to url: not refused, and not known to be useless.
+
+        A server not asked yet might: the pictures are made, and it is asked when they go.
+        """
+        if redact_url(url) in self._refused:
+            return False
+        if (known := self._traits.get(url)) is None:
+            return url not in self._unsaid or self._ask_again(url)
+        return self._carries(known)
+
+    def _carries(self, traits: ServerTraits) -> bool:
+        """Return whether the provider would send a picture to a server with these traits."""
+        return self._provider.request(_PROBE, traits) != self._provider.request(
+            replace(_PROBE, images=()), traits
+        )
+
+    def _ask_again(self, url: str) -> bool:
+        return self._clock() - self._unsaid[url] >= ASK_AGAIN
+
     async def traits(self, url: str) -> ServerTraits:
         """Return what url takes: asked once, remembered until relearn() or a refusal.
 
-        A server that cannot be asked now is treated as saying nothing (and asked next time).
+        A server that cannot say (or be asked) is taken to say nothing, and asked again only
+        after ASK_AGAIN seconds, so a server without the route is not asked before each verdict.
         """
         if redact_url(url) in self._refused:
             return TEXT_ONLY
         if (known := self._traits.get(url)) is not None:
             return known
+        if url in self._unsaid and not self._ask_again(url):
+            return UNKNOWN_TRAITS
         try:
             found = await self._provider.traits(self._session, url.rstrip("/"), self._time_limit)
         except ServiceUnavailableError as err:
             _LOGGER.debug("Cannot ask %s what it takes: %s", redact_url(url), err)
+            self._unsaid[url] = self._clock()
             return UNKNOWN_TRAITS
+        self._unsaid.pop(url, None)
         self._traits[url] = found
         return found
 
@@ -65,6 +111,7 @@ class ServerVision:
         one was refused, and goes again with the new one.
         """
         before = self._traits.pop(url, None)
+        self._unsaid.pop(url, None)
         after = await self.traits(url)
         if after.vision is not False and after != before and after is not UNKNOWN_TRAITS:
             return after

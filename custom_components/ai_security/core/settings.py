@@ -43,6 +43,8 @@ THRESHOLD_CRITICAL: Final = "threshold_critical"
 DETECTOR_CONCURRENCY: Final = "detector_concurrency"
 LLM_CONCURRENCY: Final = "llm_concurrency"
 RESCORE_MINUTES: Final = "rescore_minutes"
+LLM_FRAMES: Final = "llm_frames"
+LLM_FRAME_SIZE: Final = "llm_frame_size"
 HEALTH_INTERVAL: Final = "health_interval"
 RETENTION_TIME: Final = "retention_time"
 DELETE_UPLOADS: Final = "delete_uploads"
@@ -62,6 +64,8 @@ LIMITS: Final[dict[str, Limit]] = {
     DETECTOR_CONCURRENCY: Limit(minimum=1, maximum=16, step=1),
     LLM_CONCURRENCY: Limit(minimum=1, maximum=8, step=1),
     RESCORE_MINUTES: Limit(minimum=0, maximum=1440, step=1),
+    LLM_FRAMES: Limit(minimum=0, maximum=8, step=1),
+    LLM_FRAME_SIZE: Limit(minimum=224, maximum=2048, step=32),
     HEALTH_INTERVAL: Limit(minimum=5, maximum=300, step=1),
 }
 
@@ -122,6 +126,10 @@ class PipelineOptions:
     """LLM requests in flight at once."""
     rescore_minutes: int = 30
     """Heuristic events younger than this are judged again by the LLM once it is back; 0: never."""
+    llm_frames: int = 3
+    """Pictures of an incident sent to a vision model (first, clearest, last ...); 0: text only."""
+    llm_frame_size: int = 768
+    """Long side, in pixels, of each picture sent to a vision model (its tokens grow with it)."""
     health_interval: float = 15.0
     """Seconds between health checks of the model servers (and the hub's sensor updates)."""
     retention_time: str = "03:00"
@@ -162,6 +170,8 @@ class PipelineOptions:
             DETECTOR_CONCURRENCY: self.detector_concurrency,
             LLM_CONCURRENCY: self.llm_concurrency,
             RESCORE_MINUTES: self.rescore_minutes,
+            LLM_FRAMES: self.llm_frames,
+            LLM_FRAME_SIZE: self.llm_frame_size,
             HEALTH_INTERVAL: self.health_interval,
         }
         for key, value in values.items():
@@ -221,6 +231,8 @@ class PipelineOptions:
             detector_concurrency=int(number(DETECTOR_CONCURRENCY, default.detector_concurrency)),
             llm_concurrency=int(number(LLM_CONCURRENCY, default.llm_concurrency)),
             rescore_minutes=int(number(RESCORE_MINUTES, default.rescore_minutes)),
+            llm_frames=int(number(LLM_FRAMES, default.llm_frames)),
+            llm_frame_size=int(number(LLM_FRAME_SIZE, default.llm_frame_size)),
             health_interval=number(HEALTH_INTERVAL, default.health_interval),
             retention_time=str(options.get(RETENTION_TIME, default.retention_time)),
             delete_uploads=bool(options.get(DELETE_UPLOADS, default.delete_uploads)),
@@ -245,6 +257,8 @@ class PipelineOptions:
             DETECTOR_CONCURRENCY: self.detector_concurrency,
             LLM_CONCURRENCY: self.llm_concurrency,
             RESCORE_MINUTES: self.rescore_minutes,
+            LLM_FRAMES: self.llm_frames,
+            LLM_FRAME_SIZE: self.llm_frame_size,
             HEALTH_INTERVAL: self.health_interval,
             RETENTION_TIME: self.retention_time,
             DELETE_UPLOADS: self.delete_uploads,
