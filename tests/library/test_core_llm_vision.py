@@ -8,6 +8,7 @@ prompt the server evaluated. A server without a projector refuses pictures (HTTP
 
 import base64
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 import io
 import json
@@ -32,6 +33,7 @@ from custom_components.ai_security.core.llm_provider import (
     PromptImage,
     ServerTraits,
 )
+from custom_components.ai_security.core.llm_vision import most_telling
 from custom_components.ai_security.core.models import BoundingBox, Detection, EventSource
 from custom_components.ai_security.core.prompts import AnalysisRequest
 from custom_components.ai_security.core.settings import LlmApi, SeverityThresholds
@@ -163,30 +165,34 @@ async def session(socket_enabled: None) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def counting_session() -> tuple[aiohttp.ClientSession, SimpleNamespace]:
-    """Return a session and a list of the paths it sent requests to."""
-    seen = SimpleNamespace(paths=[])
+    """Return a session, and the paths it sent requests to and the JSON bodies it sent."""
+    seen = SimpleNamespace(paths=[], bodies=[])
 
     async def on_start(_session: object, _ctx: object, params: Any) -> None:
         seen.paths.append(params.url.path)
 
+    async def on_chunk(_session: object, _ctx: object, params: Any) -> None:
+        seen.bodies.append(json.loads(params.chunk))
+
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_start)
+    trace.on_request_chunk_sent.append(on_chunk)
     return aiohttp.ClientSession(trace_configs=[trace]), seen
 
 
-def analyzer(session: aiohttp.ClientSession, server: LlamaServer, api: LlmApi) -> Analyzer:
+def analyzer(
+    session: aiohttp.ClientSession, server: LlamaServer, api: LlmApi, **kwargs: Any
+) -> Analyzer:
     schema_friendly = {"seed": 1, **grammar_friendly_params()}
-    return Analyzer(
-        session,
-        [server.url],
-        api,
-        thresholds=SeverityThresholds(),
-        summary_max=40,
-        reasoning_max=40,
-        max_tokens=256,
-        time_limit=30.0,
-        extra_params=schema_friendly,
-    )
+    options: dict[str, Any] = {
+        "thresholds": SeverityThresholds(),
+        "summary_max": 40,
+        "reasoning_max": 40,
+        "max_tokens": 256,
+        "time_limit": 30.0,
+        "extra_params": schema_friendly,
+    } | kwargs
+    return Analyzer(session, [server.url], api, **options)
 
 
 async def prompt_tokens(
@@ -296,3 +302,63 @@ def test_prompt_json_stays_valid_with_pictures() -> None:
     """Pictures are base64 text in the JSON body: it serialises, with no raw bytes."""
     _path, body = OpenAiProvider().request(prompt(), UNKNOWN_TRAITS)
     assert json.loads(json.dumps(body)) == body
+
+
+def padding(tokens: int) -> tuple[str, ...]:
+    """Return context lines that add about tokens to the tiny model's prompt (a token a byte)."""
+    lines: list[str] = []
+    while tokens > 1:
+        size = min(tokens - 1, 200)  # a line, and its newline
+        lines.append("x" * size)
+        tokens -= size + 1
+    return tuple(lines)
+
+
+@pytest.mark.slow
+async def test_pictures_that_do_not_fit_become_fewer(llama_vision_server: LlamaServer) -> None:
+    """A prompt that fits with one picture, not three: the clearest goes, and then only one.
+
+    The server refuses the three with HTTP 400 (over its context); the same verdict is asked
+    again with the most telling picture, and the next verdict sends one at once.
+    """
+    # Long captions: each picture costs about 120 tokens (16 of them the picture's), so one
+    # fits with the text and room for the answer (at most about 170 tokens), three do not fit.
+    frames = tuple(
+        PromptImage(jpeg=picture(color), caption=f"F{rank} " + "c" * 100, rank=rank)
+        for rank, color in ((1, (200, 30, 30)), (0, (30, 200, 30)), (2, (30, 30, 200)))
+    )
+    session, seen = counting_session()
+    async with session:
+        client = analyzer(
+            session,
+            llama_vision_server,
+            LlmApi.LLAMA_CPP,
+            max_prompt_chars=1_000_000,
+            max_detections=500,
+        )
+        base = make_request()
+        text_tokens = await prompt_tokens(session, llama_vision_server, *client.request(base))
+        target = SLOT_CONTEXT - 320
+        request = replace(base, context=padding(target - text_tokens))
+        padded = await prompt_tokens(session, llama_vision_server, *client.request(request))
+        assert target - 5 <= padded <= target
+        seen.paths.clear()
+        seen.bodies.clear()
+        first = await client.analyze(request, frames)
+        second = await client.analyze(request, frames)
+    assert first.source is second.source is EventSource.LLM
+    assert seen.paths == ["/props", COMPLETION_PATH, COMPLETION_PATH, COMPLETION_PATH]
+    sent = [
+        [base64.b64decode(item) for item in body["prompt"]["multimodal_data"]]
+        for body in seen.bodies
+    ]
+    assert sent == [[frame.jpeg for frame in frames], [frames[1].jpeg], [frames[1].jpeg]]
+    assert client.vision_refused == {}
+
+
+def test_most_telling_keeps_the_lowest_ranks_in_order() -> None:
+    """Fewer pictures: the lowest ranks, still in the order they were seen."""
+    ranked = tuple(PromptImage(jpeg=b"", caption=str(rank), rank=rank) for rank in (3, 1, 0, 2))
+    assert [image.caption for image in most_telling(ranked, 2)] == ["1", "0"]
+    assert most_telling(ranked, 9) == ranked
+    assert most_telling(ranked, 0) == ()

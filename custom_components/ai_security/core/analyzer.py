@@ -27,7 +27,7 @@ from .health import redact_url
 from .llm_errors import AnalyzerError, LlmRejectedError, LlmUnavailableError
 from .llm_provider import UNKNOWN_TRAITS, PromptImage, ServerTraits
 from .llm_providers import Prompt, provider_for
-from .llm_vision import ServerVision
+from .llm_vision import ServerVision, is_over_context
 from .prompts import (
     MAX_PROMPT_CHARS,
     AnalysisRequest,
@@ -224,35 +224,37 @@ class Analyzer:
     async def _ask_prompt(self, url: str, prompt: Prompt) -> Verdict:
         """Ask url about prompt: with its pictures if url may take them, else the text alone.
 
-        A refusal of a request with pictures (an HTTP error, not a bad answer) is a question to
-        the server: asked again about itself (a restarted llama-server has a new marker), it
-        gets the pictures once more; otherwise it is remembered as text-only and gets the text.
+        A request with pictures that the server refuses (an HTTP error, not a bad answer) is
+        not lost: over its context, it goes again with half the pictures (the most telling
+        kept, and remembered for the next verdicts); otherwise the server is asked about itself
+        once (a restarted llama-server has a new marker) and gets the pictures again, or is
+        remembered as text-only and gets the text.
         """
         text_only = self._body(replace(prompt, images=()), UNKNOWN_TRAITS)
         if not prompt.images:
             return await self._ask(url, *text_only)
-        path, body = self._body(prompt, await self._vision.traits(url))
-        if (path, body) == text_only:  # the server takes no pictures
-            return await self._ask(url, path, body)
-        try:
-            return await self._ask(url, path, body)
-        except LlmUnavailableError:
-            raise
-        except AnalyzerError as err:
-            if err.status is None:
-                raise  # it answered: the answer was bad, not the pictures
-            refusal: AnalyzerError = err
-        if (traits := await self._vision.relearn(url)) is not None:
+        traits = await self._vision.traits(url)
+        attempt = replace(prompt, images=self._vision.fitting(url, prompt.images))
+        relearned = False
+        while True:
+            path, body = self._body(attempt, traits)
+            if (path, body) == text_only:  # no pictures go to this server (or none fit)
+                return await self._ask(url, path, body)
             try:
-                return await self._ask(url, *self._body(prompt, traits))
+                return await self._ask(url, path, body)
             except LlmUnavailableError:
                 raise
             except AnalyzerError as err:
                 if err.status is None:
-                    raise
-                refusal = err
-        self._vision.refuse(url, refusal)
-        return await self._ask(url, *text_only)
+                    raise  # it answered: the answer was bad, not the pictures
+                if is_over_context(err):
+                    attempt = replace(attempt, images=self._vision.fewer(url, attempt.images))
+                    continue
+                if not relearned and (fresh := await self._vision.relearn(url)) is not None:
+                    relearned, traits = True, fresh
+                    continue
+                self._vision.refuse(url, err)
+                return await self._ask(url, *text_only)
 
     async def _ask(self, url: str, path: str, body: dict[str, Any]) -> Verdict:
         """Send one request to url and return the verdict in its answer."""

@@ -27,6 +27,8 @@ class PromptImage:
 
     jpeg: bytes
     caption: str
+    rank: int = 0
+    """How telling the picture is, 0 the most: when fewer fit, the lowest ranks are kept."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

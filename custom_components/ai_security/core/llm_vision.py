@@ -9,7 +9,7 @@ only restarted with a new marker; if it still refuses, it is remembered as text-
 about once, and the same request goes again without the pictures.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 import logging
 import time
@@ -24,6 +24,9 @@ _LOGGER = logging.getLogger(__name__)
 
 TEXT_ONLY = ServerTraits(vision=False)
 """A server that refused pictures: it gets the text alone."""
+CONTEXT_WORDS: Final = ("context",)
+"""What a refusal for a prompt over the model's context says (llama.cpp: "exceeds the available
+context size"; OpenAI-compatible servers: "maximum context length")."""
 ASK_AGAIN: Final = 300.0
 """Seconds before a server that could not say what it takes is asked again."""
 _PROBE: Final = Prompt(
@@ -35,6 +38,20 @@ _PROBE: Final = Prompt(
     images=(PromptImage(jpeg=b"", caption=""),),
 )
 """A prompt with a picture, to find out whether a provider would carry it to a server."""
+
+
+def is_over_context(error: Exception) -> bool:
+    """Return whether a server refused a request because it did not fit the model's context."""
+    status = getattr(error, "status", None)
+    return status == 400 and any(word in str(error).lower() for word in CONTEXT_WORDS)
+
+
+def most_telling(images: Sequence[PromptImage], count: int) -> tuple[PromptImage, ...]:
+    """Return the count pictures of lowest rank, in their original order."""
+    if count >= len(images):
+        return tuple(images)
+    kept = sorted(range(len(images)), key=lambda index: (images[index].rank, index))[:count]
+    return tuple(images[index] for index in sorted(kept))
 
 
 class ServerVision:
@@ -56,6 +73,8 @@ class ServerVision:
         self._unsaid: dict[str, float] = {}
         """Servers that could not say what they take, and when they were asked."""
         self._refused: dict[str, str] = {}
+        self._fits: dict[str, int] = {}
+        """Servers whose context took fewer pictures than were made, and how many it took."""
 
     @property
     def refused(self) -> Mapping[str, str]:
@@ -116,6 +135,24 @@ class ServerVision:
         if after.vision is not False and after != before and after is not UNKNOWN_TRAITS:
             return after
         return None
+
+    def fitting(self, url: str, images: Sequence[PromptImage]) -> tuple[PromptImage, ...]:
+        """Return the pictures that fit url's context, as far as it has shown so far."""
+        fits = self._fits.get(url)
+        return tuple(images) if fits is None else most_telling(images, fits)
+
+    def fewer(self, url: str, images: Sequence[PromptImage]) -> tuple[PromptImage, ...]:
+        """Return half the pictures (the most telling), remembered as what fits url from now."""
+        count = len(images) // 2
+        if self._fits.get(url) != count:
+            _LOGGER.info(
+                "The LLM server %s has no room for %d pictures with the detections; sending %d",
+                redact_url(url),
+                len(images),
+                count,
+            )
+        self._fits[url] = count
+        return most_telling(images, count)
 
     def refuse(self, url: str, error: Exception) -> None:
         """Remember that url refused pictures (warned once); it gets the text alone from now."""

@@ -33,6 +33,8 @@ DEFAULT_FRAMES: Final = 3
 DEFAULT_LONG_SIDE: Final = 768
 VISION_QUALITY: Final = 80
 """JPEG quality of a frame for the model: its detail survives, and it costs no extra tokens."""
+RANKS: Final = {"clearest": 0, "first": 1, "last": 2, "during": 3}
+"""Which pictures are kept when fewer fit the model's context: the clearest view first."""
 LINE_WIDTH: Final = 2
 """Thin boxes: the model must see what is inside them."""
 
@@ -176,6 +178,10 @@ async def incident_frames(
             continue
         drawn.append((picture, numbers, jpeg))
     return tuple(
-        PromptImage(jpeg=jpeg, caption=caption(index, len(drawn), picture, numbers, tz))
+        PromptImage(
+            jpeg=jpeg,
+            caption=caption(index, len(drawn), picture, numbers, tz),
+            rank=RANKS[picture.why],
+        )
         for index, (picture, numbers, jpeg) in enumerate(drawn, start=1)
     )
