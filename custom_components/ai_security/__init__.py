@@ -44,6 +44,7 @@ from .media_paths import media_root
 from .media_view import async_register_view
 from .notify_actions import async_setup_notification_actions
 from .repairs import RepairTracker, async_delete_issues
+from .service_status import ServiceStatusAnnouncer
 from .services import async_setup_services
 from .websocket import async_register_commands
 from .zone_flow import zone_maps
@@ -125,7 +126,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             "detected objects, their number, the time of day and the zones) instead of by an LLM",
             entry.title,
         )
-    hub = AiSecurityHub(hass, entry.entry_id, entry.title)
+    hub = AiSecurityHub(hass, entry)
     hub.register_hub_device()
     database_url = str(entry.options.get(CONF_DATABASE_URL) or "")
     if not database_url:
@@ -164,9 +165,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         await pipeline.stop()
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="stopping")
     coordinator = AiSecurityCoordinator(hass, entry, hub, options.health_interval)
-    # Repairs listens to every refresh, the first one too; the coordinator only fetches.
-    repairs = RepairTracker(hass, entry)
-    entry.async_on_unload(coordinator.async_add_refresh_listener(repairs.async_refresh))
+    repairs = _listen_to_refreshes(hass, entry, coordinator)
     try:
         midnight = dt_util.start_of_local_day()
         cutoff = dt_util.utcnow()
@@ -190,6 +189,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         hub=hub,
         pipeline=pipeline,
         coordinator=coordinator,
+        camera_coordinator=hub.camera_coordinator,
         cleanup=DailyCleanup(hass, entry, pipeline, coordinator.async_request_refresh),
     )
     _schedule_cleanup(entry, hub, options)
@@ -201,6 +201,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def _listen_to_refreshes(
+    hass: HomeAssistant, entry: AiSecurityConfigEntry, coordinator: AiSecurityCoordinator
+) -> RepairTracker:
+    """Have the status announcements, then Repairs, follow every refresh, the first one too.
+
+    The coordinator only fetches; what reacts to its figures listens to them, in this order
+    (a server's going down is logged and on the bus before Repairs counts its outage).
+    """
+    statuses = ServiceStatusAnnouncer(hass, entry.entry_id)
+    entry.async_on_unload(coordinator.async_add_refresh_listener(statuses.async_refresh))
+    repairs = RepairTracker(hass, entry)
+    entry.async_on_unload(coordinator.async_add_refresh_listener(repairs.async_refresh))
+    return repairs
 
 
 def _schedule_cleanup(

@@ -23,6 +23,8 @@ EVENT_SECURITY: Final = f"{DOMAIN}_event"
 EVENT_DETECTION: Final = f"{DOMAIN}_detection"
 EVENT_UPDATED: Final = f"{DOMAIN}_event_updated"
 """Fired when an announced event gains pictures (its clip is made after it is announced)."""
+EVENT_SERVICE_STATUS: Final = f"{DOMAIN}_service_status"
+"""Fired when a model server's status changes (service_status.py announces it)."""
 ATTR_ALERTS_PAUSED: Final = "alerts_paused"
 """In every ai_security_event and ai_security_detection: whether the camera's alerts are paused
 (its Alerts switch is off), so that what notifies (the blueprint, device triggers, the user's own

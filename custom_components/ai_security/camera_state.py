@@ -1,8 +1,9 @@
-"""Each camera's state as the hub keeps it: what its entities show, and when they write it.
+"""Each camera's state as the hub keeps it: what its entities show.
 
 Apart from the hub so that the entity platforms read a camera's state without the machinery
 that fills it (bus events, devices, the pipeline's callbacks); also here are how a state takes
 back today's figures from the database after a restart, and the name entity ids are made from.
+When the entities write it is the cameras' coordinator's business (camera_coordinator.py).
 """
 
 from dataclasses import dataclass, field, replace
@@ -11,23 +12,14 @@ from pathlib import Path
 import re
 from typing import Final
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.helpers.event import async_call_later
-
 from .core.derived import DerivedMedia
 from .core.models import Camera, Detection, SecurityEvent
 from .core.stats import CameraActivity
-from .signals import SIGNAL_CAMERA_STATE
 
 RISK_HOLD: Final = timedelta(minutes=10)
 """How long after an event ended the risk sensors keep showing it (then: clear, score 0)."""
 
 _LETTER_OR_DIGIT: Final = re.compile(r"[^\W_]")
-
-STATE_FLUSH_DELAY: Final = 1.0
-"""Seconds detection counters are gathered before entities write them: a busy camera then
-writes its state once a second, not once per image, sparing the recorder and the bus."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -90,48 +82,3 @@ def restore_today(state: CameraState, stored: CameraActivity, media: DerivedMedi
         state.event_image = media.key_frame_path(camera_id, event.event_id, event.started_at)
         state.event_image_at = event.ended_at
         state.event_image_event_id = event.event_id
-
-
-class CameraStateWrites:
-    """When one hub's cameras' entities write their state: at once, or a second later at most."""
-
-    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
-        """Write nothing yet; the signals name entry_id's cameras."""
-        self._hass = hass
-        self._entry_id = entry_id
-        self._dirty: set[str] = set()
-        self._flush_cancel: CALLBACK_TYPE | None = None
-
-    @callback
-    def changed(self, camera_id: str, *, at_once: bool = False) -> None:
-        """Have camera_id's entities write their state: now, or with the next flush."""
-        if at_once:
-            self._dirty.discard(camera_id)
-            self._send(camera_id)
-            return
-        self._dirty.add(camera_id)
-        if self._flush_cancel is None:
-            self._flush_cancel = async_call_later(self._hass, STATE_FLUSH_DELAY, self._flush)
-
-    @callback
-    def forget(self, camera_id: str) -> None:
-        """Write nothing more for a camera that is gone."""
-        self._dirty.discard(camera_id)
-
-    @callback
-    def stop(self) -> None:
-        """Cancel the pending flush (the entry unloads)."""
-        if self._flush_cancel is not None:
-            self._flush_cancel()
-            self._flush_cancel = None
-
-    @callback
-    def _flush(self, _now: datetime) -> None:
-        self._flush_cancel = None
-        dirty, self._dirty = self._dirty, set()
-        for camera_id in dirty:
-            self._send(camera_id)
-
-    @callback
-    def _send(self, camera_id: str) -> None:
-        async_dispatcher_send(self._hass, SIGNAL_CAMERA_STATE.format(self._entry_id, camera_id))

@@ -1,15 +1,18 @@
 """The hub's periodic refresh: model-server health, job queue depths and the GPU, every 15 s.
 
-Camera entities are pushed by the pipeline as things happen; what has no event of its own (is the
-detector still up? how deep is the queue? how hot is the GPU?) is polled here, on the interval the
-user picked, and every status change of a model server is announced on the bus as
-`ai_security_service_status` so an automation can restart the server through whatever runs it.
+Camera entities follow the cameras' coordinator (camera_coordinator.py), pushed as things happen;
+what has no event of its own (is the detector still up? how deep is the queue? how hot is the
+GPU?) is polled here, on the interval the user picked, for the hub's entities. Whether the camera
+folder is there is polled too, and handed to the hub for the cameras' entities.
+
+The coordinator only fetches: what reacts to a refresh listens to it (async_add_refresh_listener)
+instead of being called from here: the status announcements (service_status.py: a log line and
+`ai_security_service_status` when a model server goes down or comes back) and Repairs.
 
 The config entry type and its runtime data live here, beside the coordinator, as in Home
 Assistant's own integrations: every module that reads an entry's runtime data imports them from
-here, and nothing this module imports (the hub, the clean-up, core/) reads one, so the modules
-form no import cycle (tests/library/test_import_cycles.py). The coordinator only fetches; Repairs
-listens to its refreshes (async_add_refresh_listener) instead of being called from here.
+here, and nothing this module imports (the hub, the cameras' coordinator, the clean-up, core/)
+reads one, so the modules form no import cycle (tests/library/test_import_cycles.py).
 """
 
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,15 +27,15 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 
 from .const import DOMAIN, LOGGER
 from .core.gpu import GpuReading, NvmlReader
-from .core.monitor import EndpointHealth, HealthReport, ServiceKind, ServiceStatus
+from .core.monitor import EndpointHealth, HealthReport, ServiceStatus
 
 if TYPE_CHECKING:
+    from .camera_coordinator import AiSecurityCameraCoordinator
     from .cleanup import DailyCleanup
     from .core.pipeline import Pipeline
     from .core.settings import LlmApi, PipelineOptions
     from .hub import AiSecurityHub
 
-EVENT_SERVICE_STATUS: Final = f"{DOMAIN}_service_status"
 OUTAGE_INTERVAL: Final = timedelta(seconds=5)
 """How often servers are probed while one is down (the user's interval applies otherwise)."""
 
@@ -50,6 +53,9 @@ class AiSecurityRuntimeData:
     hub: AiSecurityHub
     pipeline: Pipeline
     coordinator: AiSecurityCoordinator
+    """The hub's entities' data, polled."""
+    camera_coordinator: AiSecurityCameraCoordinator
+    """The cameras' entities' data, pushed by the hub."""
     cleanup: DailyCleanup
 
 
@@ -107,7 +113,6 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         self.hub = hub
         self._interval = timedelta(seconds=interval)
         self._nvml: NvmlReader | None = None
-        self._statuses: dict[str, ServiceStatus] = {}
         self._refresh_listeners: list[RefreshListener] = []
 
     @callback
@@ -149,7 +154,6 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         if pipeline is None:
             raise UpdateFailed(translation_domain=DOMAIN, translation_key="not_running")
         health = await pipeline.health.check()
-        self._announce(health)
         self._follow_outages(health)
         try:
             queue = await pipeline.queue_depths()
@@ -176,23 +180,6 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             await listener(data)
         return data
 
-    def _log_change(self, endpoint: EndpointHealth, previous: ServiceStatus | None) -> None:
-        """Log once when a server stops answering (at start too) and once when it is back."""
-        down = endpoint.status is ServiceStatus.UNHEALTHY
-        was_down = previous is ServiceStatus.UNHEALTHY
-        if down and not was_down:
-            LOGGER.warning(
-                "The %s server at %s is not reachable (%s); %s",
-                endpoint.kind.value,
-                endpoint.url,
-                endpoint.last_error,
-                "uploads wait in the queue until a detector answers"
-                if endpoint.kind is ServiceKind.DETECTOR
-                else "events are scored by the heuristic until it answers",
-            )
-        elif was_down and not down:
-            LOGGER.info("The %s server at %s answers again", endpoint.kind.value, endpoint.url)
-
     def _follow_outages(self, health: HealthReport) -> None:
         """Check every few seconds while a server is down, so work resumes soon after it is back.
 
@@ -202,26 +189,3 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         """
         down = any(e.status is ServiceStatus.UNHEALTHY for e in health.endpoints)
         self.update_interval = min(self._interval, OUTAGE_INTERVAL) if down else self._interval
-
-    def _announce(self, health: HealthReport) -> None:
-        """Fire ai_security_service_status for every endpoint whose status changed."""
-        for endpoint in health.endpoints:
-            previous = self._statuses.get(endpoint.key)
-            self._statuses[endpoint.key] = endpoint.status
-            self._log_change(endpoint, previous)
-            if previous is None or previous is endpoint.status:
-                continue
-            LOGGER.debug("%s %s: %s -> %s", endpoint.kind, endpoint.url, previous, endpoint.status)
-            self.hass.bus.async_fire(
-                EVENT_SERVICE_STATUS,
-                {
-                    "entry_id": self.config_entry.entry_id,
-                    "service": endpoint.kind.value,
-                    "url": endpoint.url,
-                    "status": endpoint.status.value,
-                    "previous_status": previous.value,
-                    "error": endpoint.last_error
-                    if endpoint.status is not ServiceStatus.HEALTHY
-                    else None,
-                },
-            )

@@ -1,4 +1,10 @@
-"""Base entities: one for camera devices (pushed by the pipeline), one for the hub (polled)."""
+"""Base entities: one for camera devices, one for the hub; each follows a coordinator.
+
+One state model: a camera's entities read the cameras' coordinator (camera_coordinator.py, pushed
+by the hub as the pipeline reports), the hub's entities the hub's coordinator (coordinator.py,
+polled). Each writes its state when its coordinator says so, and a camera's only when its own
+camera changed.
+"""
 
 from collections.abc import Callable, Collection
 import re
@@ -12,12 +18,13 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .camera_coordinator import AiSecurityCameraCoordinator
 from .camera_state import CameraState
 from .const import DOMAIN
 from .coordinator import AiSecurityCoordinator
 from .core.models import Camera
 from .hub import AiSecurityHub
-from .signals import SIGNAL_CAMERA_ADDED, SIGNAL_CAMERA_STATE
+from .signals import SIGNAL_CAMERA_ADDED
 
 ENDPOINT_KEY: Final = re.compile(r"(detector|llm)_[0-9a-f]{12}")
 """The key of a model server endpoint's entities (core.monitor.endpoint_key)."""
@@ -41,14 +48,14 @@ def camera_device_info(hub: AiSecurityHub, camera: Camera) -> DeviceInfo:
     return DeviceInfo(identifiers={(DOMAIN, f"{hub.entry_id}_{camera.camera_id}")})
 
 
-class AiSecurityCameraEntity(Entity):
-    """An entity of one camera's device, written whenever the hub says its camera changed."""
+class AiSecurityCameraEntity(CoordinatorEntity[AiSecurityCameraCoordinator]):
+    """An entity of one camera's device, written whenever the cameras' coordinator says so."""
 
     _attr_has_entity_name = True
-    _attr_should_poll = False
 
     def __init__(self, hub: AiSecurityHub, camera: Camera, description: EntityDescription) -> None:
         """Describe the entity; unique ids stay stable when the folder's label changes."""
+        super().__init__(hub.camera_coordinator)
         self.hub = hub
         self.camera = camera
         self.entity_description = description
@@ -59,27 +66,27 @@ class AiSecurityCameraEntity(Entity):
     @override
     def available(self) -> bool:
         """Return whether the camera folder is there to upload into."""
-        return self.hub.camera_root_ok
+        return super().available and self.coordinator.data.camera_root_ok
 
     @property
     def state_data(self) -> CameraState:
-        """Return what the hub knows of this camera now."""
-        return self.hub.cameras[self.camera.camera_id]
+        """Return this camera's state as the cameras' coordinator has it now."""
+        return self.coordinator.data.cameras[self.camera.camera_id]
 
+    @callback
     @override
-    async def async_added_to_hass(self) -> None:
-        """Write the state whenever the hub announces a change of this camera."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass,
-                SIGNAL_CAMERA_STATE.format(self.hub.entry_id, self.camera.camera_id),
-                self._handle_camera_update,
-            )
-        )
+    def _handle_coordinator_update(self) -> None:
+        """Go on only when this entity's camera is among those the update says changed.
+
+        Every camera's entities listen to the one coordinator: without this, each camera's
+        detections would write every other camera's entities too.
+        """
+        if self.camera.camera_id in self.coordinator.data.changed:
+            self._handle_camera_update()
 
     @callback
     def _handle_camera_update(self) -> None:
+        """Write the state, this entity's camera having changed (entities may do more or less)."""
         self.async_write_ha_state()
 
 

@@ -5,8 +5,9 @@ users automate on: an `ai_security_event` per security event, an `ai_security_de
 detected object (when the user turned that option on), a device per camera, and dispatcher signals
 the entity platforms and device triggers listen to (named in signals.py). The events' data is
 built in bus_events.py, the devices are registered by devices.py, what each camera shows is a
-CameraState (camera_state.py), and what the user paused of each camera is kept by
-camera_controls.py.
+CameraState (camera_state.py) the hub keeps and feeds to the cameras' coordinator
+(camera_coordinator.py), which has their entities write it, and what the user paused of each
+camera is kept by camera_controls.py.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
@@ -31,7 +33,8 @@ from .bus_events import (
     updated_data,
 )
 from .camera_controls import CameraControlsKeeper
-from .camera_state import CameraState, CameraStateWrites, readable_camera, restore_today
+from .camera_coordinator import AiSecurityCameraCoordinator
+from .camera_state import CameraState, readable_camera, restore_today
 from .const import DOMAIN, LOGGER
 from .core.derived import DerivedMedia
 from .core.eventmedia import EventMedia
@@ -62,21 +65,20 @@ if TYPE_CHECKING:
 class AiSecurityHub:
     """One config entry's pipeline as Home Assistant sees it."""
 
-    def __init__(self, hass: HomeAssistant, entry_id: str, title: str) -> None:
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
         """Prepare the hub; the pipeline is attached by attach() before it starts."""
         self.hass = hass
-        self.entry_id = entry_id
-        self.title = title
+        self.entry_id = entry.entry_id
+        self.title = entry.title
         self.pipeline: Pipeline | None = None
         self.device_ids: dict[str, str] = {}
         self.hub_device_id: str | None = None
         self.cameras: dict[str, CameraState] = {}
+        self.camera_coordinator = AiSecurityCameraCoordinator(hass, entry, self.cameras)
+        """What the cameras' entities read: fed with each change of a camera's state."""
         self.cleanup: DailyCleanup | None = None
         """The entry's daily clean-up, once set up."""
-        self.camera_root_ok = True
-        """False while the camera folder is missing: camera entities are then unavailable."""
         self.events_today = 0
-        self._writes = CameraStateWrites(hass, entry_id)
         self._unsubscribe: list[Callable[[], None]] = []
         self._early_detections: list[tuple[str, int, datetime]] | None = []
         """What the pipeline announced before start(): (camera, detections, when)."""
@@ -86,12 +88,12 @@ class AiSecurityHub:
         self._confirming: asyncio.Task[None] | None = None
         self.controls = CameraControlsKeeper(
             hass,
-            entry_id,
+            self.entry_id,
             pipeline=lambda: self.pipeline,
-            changed=lambda camera_id: self._writes.changed(camera_id, at_once=True),
+            changed=lambda camera_id: self.camera_coordinator.changed(camera_id, at_once=True),
         )
         """What the user paused of each camera (its switches, the snooze action)."""
-        self._pictures = EventPictures(hass, entry_id)
+        self._pictures = EventPictures(hass, self.entry_id)
 
     @callback
     def start(self, activity: dict[str, CameraActivity], cutoff: datetime) -> None:
@@ -145,15 +147,15 @@ class AiSecurityHub:
             self._add_camera(camera)
             if (stored := activity.get(camera.camera_id)) is not None:
                 restore_today(self.cameras[camera.camera_id], stored, self._media_root())
-                self._writes.changed(camera.camera_id, at_once=True)
+                self.camera_coordinator.changed(camera.camera_id, at_once=True)
 
     @callback
     def stop(self) -> None:
-        """Cancel the hub's timers (the entry unloads)."""
+        """Cancel the hub's timers, the pending flush of the cameras' states too (it unloads)."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        self._writes.stop()
+        self.camera_coordinator.stop()
         if self._confirming is not None:
             self._confirming.cancel()
             self._confirming = None
@@ -171,24 +173,20 @@ class AiSecurityHub:
     @callback
     def refresh_cameras(self) -> None:
         """Have every camera's entities write their state now (their zones changed)."""
-        for camera_id in self.cameras:
-            self._writes.changed(camera_id, at_once=True)
+        self.camera_coordinator.changed(*self.cameras, at_once=True)
 
     @callback
     def set_camera_root_ok(self, ok: bool) -> None:
         """Note whether the camera folder is there; the cameras' entities follow it."""
-        if ok == self.camera_root_ok:
-            return
-        self.camera_root_ok = ok
-        self.refresh_cameras()
+        self.camera_coordinator.set_camera_root_ok(ok)
 
     @callback
     def _midnight(self, _now: datetime) -> None:
         """Start the daily counts over at local midnight."""
         self.events_today = 0
-        for camera_id, state in self.cameras.items():
+        for state in self.cameras.values():
             state.detections_today = 0
-            self._writes.changed(camera_id, at_once=True)
+        self.camera_coordinator.changed(*self.cameras, at_once=True)
 
     def callbacks(self) -> PipelineCallbacks:
         """Return the callbacks the pipeline reports through."""
@@ -252,7 +250,7 @@ class AiSecurityHub:
             pipeline.forget_camera(camera_id)
         self.cameras.pop(camera_id, None)
         self.device_ids.pop(camera_id, None)
-        self._writes.forget(camera_id)
+        self.camera_coordinator.forget(camera_id)
         return True
 
     @callback
@@ -282,7 +280,7 @@ class AiSecurityHub:
             state.detections_today += len(detections)
             state.last_detections = list(detections)
             state.last_detection_at = detections[-1].detected_at or dt_util.utcnow()
-            self._writes.changed(camera.camera_id)
+            self.camera_coordinator.changed(camera.camera_id)
 
     @callback
     def _event(self, camera: Camera, event: SecurityEvent) -> None:
@@ -306,7 +304,7 @@ class AiSecurityHub:
             or (event.started_at >= latest.started_at)
         ):
             state.latest_event = event
-            self._writes.changed(camera.camera_id, at_once=True)
+            self.camera_coordinator.changed(camera.camera_id, at_once=True)
 
     @callback
     def _event_updated(self, camera: Camera, update: EventUpdate) -> None:
@@ -364,7 +362,7 @@ class AiSecurityHub:
         state.event_image = media.key_frame
         state.event_image_at = dt_util.utcnow()
         state.event_image_event_id = event.event_id
-        self._writes.changed(camera.camera_id, at_once=True)
+        self.camera_coordinator.changed(camera.camera_id, at_once=True)
 
     def _latest_of(self, camera: Camera, event: SecurityEvent) -> SecurityEvent:
         """Return the camera's latest known state of event (its verdict may have changed)."""
@@ -383,10 +381,10 @@ class AiSecurityHub:
             # Its incident closed: the risk sensors hold it from its end on, whether or not its
             # final verdict (ai_security_event_updated) ever comes.
             state.latest_event = replace(latest, ongoing=False)
-            self._writes.changed(camera_id, at_once=True)
+            self.camera_coordinator.changed(camera_id, at_once=True)
         if state.active != is_open:
             state.active = is_open
-            self._writes.changed(camera_id, at_once=True)
+            self.camera_coordinator.changed(camera_id, at_once=True)
 
     def alerts_paused(self, camera_id: str) -> bool:
         """Return whether the camera's events and detections are to notify nobody now."""

@@ -1,7 +1,8 @@
 """The names of the dispatcher signals the hub sends to the entity platforms and device triggers.
 
 Apart from the hub so that what listens (entities, device triggers) names a signal without
-importing what sends it.
+importing what sends it. They carry what happens (a camera appears, an event, detections); what
+the cameras' entities show is their coordinator's data (camera_coordinator.py), not a signal.
 """
 
 from typing import Final
@@ -18,5 +19,3 @@ SIGNAL_DEVICE_DETECTIONS: Final = f"{DOMAIN}_device_detections_{{}}"
 """Sent (list of detection data, as in the ai_security_detection event) per camera device id,
 whether or not the bus event is on: the "person detected" device trigger listens to it."""
 SIGNAL_BATCH: Final = f"{DOMAIN}_batch_{{}}"
-SIGNAL_CAMERA_STATE: Final = f"{DOMAIN}_camera_state_{{}}_{{}}"
-"""Sent (entry id, camera id) when a camera's entities should write their state."""
