@@ -337,10 +337,14 @@ async def test_pictures_that_do_not_fit_become_fewer(llama_vision_server: LlamaS
             max_detections=500,
         )
         base = make_request()
-        text_tokens = await prompt_tokens(session, llama_vision_server, *client.request(base))
+        # With pictures given, the system text says how they come: measured with it (the
+        # native body without traits carries the text alone).
+        text_tokens = await prompt_tokens(
+            session, llama_vision_server, *client.request(base, frames)
+        )
         target = SLOT_CONTEXT - 320
         request = replace(base, context=padding(target - text_tokens))
-        padded = await prompt_tokens(session, llama_vision_server, *client.request(request))
+        padded = await prompt_tokens(session, llama_vision_server, *client.request(request, frames))
         assert target - 5 <= padded <= target
         seen.paths.clear()
         seen.bodies.clear()

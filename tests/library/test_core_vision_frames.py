@@ -25,7 +25,7 @@ from custom_components.ai_security.core.vision_frames import (
     render_frame,
 )
 from tests.detector_server import DetectorServer, Reply, detection, detections
-from tests.pipeline_helpers import config, fast_options, running, wait_until, write
+from tests.pipeline_helpers import config, fast_options, jpeg, running, wait_until, write
 from tests.servers import LlmStub
 
 START = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
@@ -225,3 +225,18 @@ async def test_no_pictures_when_turned_off(
         await wait_until(lambda: len(rec.closed) == 1, what="the incident to close")
     assert llm_stub.images
     assert all(sent == [] for sent in llm_stub.images)
+
+
+async def test_owners_notes_reach_the_llm(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm_stub: LlmStub
+) -> None:
+    """A camera's notes go into its prompts, and only its own; changed notes apply at once."""
+    cfg = config(root, sqlite_url, detector.url, llm_stub.url, llm_api=LlmApi.OPENAI)
+    async with running(cfg) as (pipeline, rec):
+        pipeline.set_camera_notes({"front_door": "Deliveries 10-12", "garden": " "})
+        await asyncio.to_thread(write, root / "Front Door" / "a.jpg", jpeg(1, 640, 480))
+        await wait_until(lambda: len(rec.closed) == 1, what="the front door's incident")
+        assert "Owner's notes (what is normal here): Deliveries 10-12" in llm_stub.prompts[-1]
+        await asyncio.to_thread(write, root / "Garden" / "a.jpg", jpeg(2, 640, 480))
+        await wait_until(lambda: len(rec.closed) == 2, what="the garden's incident")
+        assert "Owner's notes" not in llm_stub.prompts[-1]

@@ -128,6 +128,7 @@ class AnalyzeStage:
             detections=tuple(detections),
             is_fast_path=is_fast_path,
             zone_descriptions=self._ctx.zones.descriptions(camera.camera_id),
+            notes=self._ctx.notes.get(camera.camera_id, ""),
         )
 
     async def handle(self, job: Job) -> JobResult:

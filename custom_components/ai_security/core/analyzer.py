@@ -144,6 +144,7 @@ class Analyzer:
             thresholds=self._thresholds,
             summary_max=self._summary_max,
             reasoning_max=self._reasoning_max,
+            pictures=bool(images),
         )
         return Prompt(
             system=system,

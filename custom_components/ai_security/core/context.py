@@ -208,5 +208,7 @@ class StageContext:
     zones: Zones
     media: DerivedMedia | None
     """Where an event's pictures go; None: none are made."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Camera id -> what its owner says is normal there, for the LLM's prompt."""
     running: bool = False
     """Set between start and stop: work arriving otherwise is left for the next start."""

@@ -303,6 +303,10 @@ class Pipeline:
         """Use these zones (camera id -> its zones) for detections from now on."""
         self._ctx.zones.set(zones)
 
+    def set_camera_notes(self, notes: Mapping[str, str]) -> None:
+        """Tell the LLM what is normal at each camera (camera id -> its owner's notes)."""
+        self._ctx.notes = {camera_id: text for camera_id, text in notes.items() if text.strip()}
+
     def zones_of(self, camera_id: str) -> ZoneMap | None:
         """Return a camera's zones, if it has any."""
         return self._ctx.zones.of(camera_id)
