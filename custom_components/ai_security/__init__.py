@@ -42,6 +42,7 @@ from .frontend import async_register_card
 from .hub import AiSecurityHub
 from .media_paths import media_root
 from .media_view import async_register_view
+from .notes_flow import camera_notes
 from .notify_actions import async_setup_notification_actions
 from .repairs import RepairTracker, async_delete_issues
 from .service_status import ServiceStatusAnnouncer
@@ -230,18 +231,20 @@ def _schedule_cleanup(
 def _follow_zones(
     hass: HomeAssistant, entry: AiSecurityConfigEntry, pipeline: Pipeline, hub: AiSecurityHub
 ) -> None:
-    """Use the entry's zones now and whenever they change, without a reload.
+    """Use the entry's zones and cameras' notes now and whenever they change, without a reload.
 
-    Zones are subentries: adding, changing or deleting one updates the entry, which is
+    Both are subentries: adding, changing or deleting one updates the entry, which is
     announced on the config-entry signal. (An update listener would clash with the options
     flow's reload.)
     """
     pipeline.set_zones(zone_maps(entry))
+    pipeline.set_camera_notes(camera_notes(entry))
 
     @callback
     def _entry_changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
         if change is ConfigEntryChange.UPDATED and changed.entry_id == entry.entry_id:
             pipeline.set_zones(zone_maps(entry))
+            pipeline.set_camera_notes(camera_notes(entry))
             hub.refresh_cameras()
 
     entry.async_on_unload(

@@ -46,6 +46,7 @@ from .const import (
 from .core.health import InvalidUrlError, ServiceUnavailableError, normalize_url, probe_detector
 from .core.llm_providers import probe_llm
 from .core.settings import LlmApi
+from .notes_flow import SUBENTRY_NOTES, CameraNotesSubentryFlow
 from .options_flow import AiSecurityOptionsFlow
 from .zone_flow import SUBENTRY_ZONE, ZoneSubentryFlow
 
@@ -184,8 +185,8 @@ class AiSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Offer camera zones as subentries of the hub."""
-        return {SUBENTRY_ZONE: ZoneSubentryFlow}
+        """Offer camera zones and cameras' notes as subentries of the hub."""
+        return {SUBENTRY_ZONE: ZoneSubentryFlow, SUBENTRY_NOTES: CameraNotesSubentryFlow}
 
     @staticmethod
     @callback
