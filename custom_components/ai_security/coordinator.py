@@ -75,6 +75,8 @@ class HubData:
     """Whether the camera folder is there (an unmounted share makes it vanish)."""
     implausible_replies: Mapping[str, str] = field(default_factory=dict)
     """Detector endpoints whose replies make no sense for the images, and what is wrong."""
+    pictures_refused: Mapping[str, str] = field(default_factory=dict)
+    """LLM endpoints that refused the incidents' pictures (judging from text), and how."""
 
     def endpoint(self, key: str) -> EndpointHealth | None:
         """Return the endpoint whose key is key, if it is still configured."""
@@ -175,6 +177,9 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             images_processed=pipeline.images_processed,
             camera_root_ok=root_ok,
             implausible_replies=dict(pipeline.detector.implausible),
+            pictures_refused=dict(pipeline.analyzer.vision_refused)
+            if pipeline.analyzer is not None
+            else {},
         )
         for listener in list(self._refresh_listeners):
             await listener(data)

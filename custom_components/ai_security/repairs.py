@@ -40,6 +40,7 @@ ISSUE_LLM: Final = "llm_unreachable"
 ISSUE_DEAD_JOBS: Final = "dead_letter_jobs"
 ISSUE_LOW_DISK: Final = "low_disk_space"
 ISSUE_DETECTOR_REPLIES: Final = "detector_replies_implausible"
+ISSUE_PICTURES_REFUSED: Final = "llm_pictures_refused"
 ISSUES: Final = (
     ISSUE_CAMERA_ROOT,
     ISSUE_DETECTOR,
@@ -47,6 +48,7 @@ ISSUES: Final = (
     ISSUE_DEAD_JOBS,
     ISSUE_LOW_DISK,
     ISSUE_DETECTOR_REPLIES,
+    ISSUE_PICTURES_REFUSED,
 )
 
 
@@ -168,6 +170,16 @@ class RepairTracker:
             {
                 "endpoints": ", ".join(sorted(data.implausible_replies)),
                 "problem": "; ".join(sorted(set(data.implausible_replies.values()))),
+            },
+        )
+        # A server that refuses pictures still judges (from the text): worth knowing, not urgent.
+        self._set(
+            ISSUE_PICTURES_REFUSED,
+            bool(data.pictures_refused),
+            ir.IssueSeverity.WARNING,
+            {
+                "endpoints": ", ".join(sorted(data.pictures_refused)),
+                "error": "; ".join(sorted(set(data.pictures_refused.values()))),
             },
         )
 

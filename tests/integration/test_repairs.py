@@ -73,9 +73,11 @@ def hub_data(
     dead: int = 0,
     error: str | None = "connection refused",
     implausible: dict[str, str] | None = None,
+    pictures_refused: dict[str, str] | None = None,
 ) -> HubData:
     return HubData(
         implausible_replies=implausible or {},
+        pictures_refused=pictures_refused or {},
         health=HealthReport(
             endpoints=(
                 endpoint(
@@ -536,6 +538,7 @@ async def test_every_issue_is_translated_with_its_placeholders(
         ServiceStatus.UNHEALTHY,
         dead=2,
         implausible={DETECTOR_URL: "every box lies inside the unit square"},
+        pictures_refused={LLM_URL: "HTTP 500: image input is not supported"},
     )
     tracker.update(data, camera_root_ok=False, now=T0)
     tracker.update(data, camera_root_ok=False, now=T0 + timedelta(minutes=5))
@@ -559,3 +562,25 @@ def test_media_source_errors_are_translated() -> None:
     keys = set(re.findall(r'translation_key="(\w+)"', source))
     assert keys == {"media_entry_not_loaded", "invalid_media_id", "media_not_found"}
     assert keys <= set(STRINGS["exceptions"])
+
+
+async def test_an_llm_that_refuses_pictures_is_a_warning_while_it_does(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> None:
+    """Raised (a warning: verdicts still come, from text) naming the server; cleared after."""
+    tracker = RepairTracker(hass, entry)
+    refused = {LLM_URL: "HTTP 500 from http://10.0.0.6:8080/v1/chat/completions: image input"}
+    tracker.update(hub_data(pictures_refused=refused), camera_root_ok=True, now=T0)
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, issue_id("llm_pictures_refused", entry.entry_id)
+    )
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["endpoints"] == LLM_URL
+    assert "image input" in issue.translation_placeholders["error"]
+    tracker.update(hub_data(), camera_root_ok=True, now=T0 + timedelta(minutes=1))
+    assert (
+        ir.async_get(hass).async_get_issue(DOMAIN, issue_id("llm_pictures_refused", entry.entry_id))
+        is None
+    )
