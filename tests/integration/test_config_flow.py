@@ -546,8 +546,11 @@ async def test_reconfigure(
 async def test_hub_offers_zone_subentries(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    """A hub's camera zones are its subentries, added and changed from its page."""
-    assert init_integration.supported_subentry_types == {"zone": {"supports_reconfigure": True}}
+    """Camera zones and cameras' notes are a hub's subentries, added and changed from its page."""
+    assert init_integration.supported_subentry_types == {
+        "zone": {"supports_reconfigure": True},
+        "camera_notes": {"supports_reconfigure": True},
+    }
 
 
 async def test_reconfigure_keeps_own_folder(
