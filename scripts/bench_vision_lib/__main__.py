@@ -25,12 +25,14 @@ import aiohttp
 
 from custom_components.ai_security.core.analyzer import Analyzer
 from custom_components.ai_security.core.llm_llama_cpp import COMPLETION_PATH, LlamaCppProvider
+from custom_components.ai_security.core.llm_provider import UNKNOWN_TRAITS
+from custom_components.ai_security.core.llm_vision import TEXT_ONLY
 from custom_components.ai_security.core.models import BoundingBox, Detection
 from custom_components.ai_security.core.prompts import AnalysisRequest
 from custom_components.ai_security.core.settings import LlmApi, SeverityThresholds
 from custom_components.ai_security.core.vision_frames import incident_frames
 from scripts.bench_media_lib.__main__ import camera_frame
-from tests.llama import LlamaServer, grammar_friendly_params, write_tiny_gguf
+from tests.llama import LlamaServer, write_tiny_gguf
 from tests.llama_vision import write_tiny_mmproj
 from tests.programs import require_program
 
@@ -106,7 +108,12 @@ async def make_frames(args: argparse.Namespace, root: Path, found: list[Detectio
 async def verdicts(
     args: argparse.Namespace, server: LlamaServer, found: list[Detection], frames: Any
 ) -> None:
-    """Time verdicts with and without the pictures on both APIs; count a picture's tokens."""
+    """Time the server taking the prompt with and without the pictures; count their tokens.
+
+    Each request asks for one token of answer (and no cached prompt), so the time is the
+    server receiving, decoding and encoding the prompt with its pictures, not the random
+    model's answer, whose length varies with its random output.
+    """
     request = AnalysisRequest(
         camera_name="Front Door",
         started_at=START,
@@ -114,43 +121,39 @@ async def verdicts(
         local_tz=UTC,
         detections=tuple(found),
     )
-    params = {"seed": 1, **grammar_friendly_params()}
     async with aiohttp.ClientSession() as session:
+        traits = await LlamaCppProvider().traits(session, server.url, 5.0)
         for api in (LlmApi.LLAMA_CPP, LlmApi.OPENAI):
-            client = Analyzer(
-                session,
-                [server.url],
-                api,
-                thresholds=SeverityThresholds(),
-                summary_max=40,
-                reasoning_max=40,
-                max_tokens=256,
-                extra_params={**params, "cache_prompt": False},
-            )
-            for label, pictures in (("text only", ()), (f"{len(frames)} pictures", frames)):
+            client = Analyzer(session, [server.url], api, thresholds=SeverityThresholds())
+            # The same system text in both (it says how pictures come): only the pictures differ.
+            bodies = {
+                "text only": client.request(
+                    request, frames, UNKNOWN_TRAITS if api is LlmApi.LLAMA_CPP else TEXT_ONLY
+                ),
+                f"{len(frames)} pictures": client.request(request, frames, traits),
+            }
+            tokens = {}
+            for label, (path, body) in bodies.items():
+                body.update(n_predict=1, max_tokens=1, cache_prompt=False)
                 times = []
                 for run in range(args.runs + 2):
                     started = time.perf_counter()
-                    await client.analyze(request, pictures)
+                    async with session.post(f"{server.url}{path}", json=body) as response:
+                        answer = await response.json()
                     if run >= 2:
                         times.append((time.perf_counter() - started) * 1000)
-                say(f"verdict, {api.value:9} {label:11}: {summary(times)}")
-        traits = await LlamaCppProvider().traits(session, server.url, 5.0)
-        client = Analyzer(session, [server.url], LlmApi.LLAMA_CPP, thresholds=SeverityThresholds())
-        counts = []
-        for pictures in ((), frames[:1]):
-            path, body = client.request(request, pictures, traits)
-            body.update(n_predict=1, cache_prompt=False)
-            async with session.post(f"{server.url}{path}", json=body) as response:
-                counts.append(int((await response.json())["tokens_evaluated"]))
-        if path != COMPLETION_PATH:
-            raise RuntimeError(f"the native API posts to {COMPLETION_PATH}, not {path}")
-        caption = len(frames[0].caption) + 1 if frames else 0
-        # The system text says how pictures come in both (the same prompt), so the difference
-        # is the picture, its caption and the newline after its marker.
+                tokens[label] = int(
+                    answer["tokens_evaluated"]
+                    if path == COMPLETION_PATH
+                    else answer["usage"]["prompt_tokens"]
+                )
+                count = tokens[label]
+                say(f"prompt taken, {api.value:9} {label:11}: {summary(times)}  ({count} tokens)")
+        captions = sum(len(frame.caption) + 2 for frame in frames)  # caption, newlines
+        added = tokens[f"{len(frames)} pictures"] - tokens["text only"]
+        each = (added - captions) / max(1, len(frames))
         say(
-            f"prompt tokens: {counts[0]} text only, {counts[1]} with one picture: "
-            f"{counts[1] - counts[0] - caption - 1} tokens for the picture itself "
+            f"tokens per picture (chat route): about {each:.0f} besides its caption "
             "(the tiny projector: 32x32 pixels in 8x8 patches)"
         )
 
