@@ -8,24 +8,16 @@ one bounded line of data that the system prompt says is context, never instructi
 """
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, override
 
-from homeassistant.config_entries import (
-    ConfigEntryState,
-    ConfigSubentry,
-    ConfigSubentryFlow,
-    SubentryFlowResult,
-)
+from homeassistant.config_entries import ConfigSubentry, SubentryFlowResult
 from homeassistant.helpers.selector import (
-    SelectOptionDict,
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
     TextSelector,
     TextSelectorConfig,
 )
 import probatio
 
+from .camera_subentry import CameraSubentryFlow, camera_selector
 from .core.prompts import MAX_NOTES
 
 if TYPE_CHECKING:
@@ -45,31 +37,18 @@ def camera_notes(entry: AiSecurityConfigEntry) -> dict[str, str]:
     }
 
 
-class CameraNotesSubentryFlow(ConfigSubentryFlow):
+class CameraNotesSubentryFlow(CameraSubentryFlow):
     """Add or change the notes of one camera."""
 
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Add a camera's notes."""
-        return await self._form("user", user_input, None)
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Change a camera's notes."""
-        return await self._form("reconfigure", user_input, self._get_reconfigure_subentry())
-
+    @override
     async def _form(
-        self, step: str, user_input: dict[str, Any] | None, current: ConfigSubentry | None
+        self,
+        step: str,
+        user_input: dict[str, Any] | None,
+        current: ConfigSubentry | None,
+        entry: AiSecurityConfigEntry,
+        cameras: Mapping[str, str],
     ) -> SubentryFlowResult:
-        entry: AiSecurityConfigEntry = self._get_entry()
-        if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
-        cameras = {
-            camera_id: state.camera.name
-            for camera_id, state in entry.runtime_data.hub.cameras.items()
-        }
-        if not cameras:
-            return self.async_abort(reason="no_cameras")
         errors: dict[str, str] = {}
         if user_input is not None:
             camera_id = str(user_input[CONF_CAMERA])
@@ -117,15 +96,7 @@ def _has_notes(
 def _schema(cameras: Mapping[str, str]) -> probatio.Schema:
     return probatio.Schema(
         {
-            probatio.Required(CONF_CAMERA): SelectSelector(
-                SelectSelectorConfig(
-                    options=[
-                        SelectOptionDict(value=camera_id, label=name)
-                        for camera_id, name in sorted(cameras.items(), key=lambda item: item[1])
-                    ],
-                    mode=SelectSelectorMode.DROPDOWN,
-                )
-            ),
+            probatio.Required(CONF_CAMERA): camera_selector(cameras),
             probatio.Required(CONF_NOTES): TextSelector(TextSelectorConfig(multiline=True)),
         }
     )

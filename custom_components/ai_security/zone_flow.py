@@ -7,19 +7,13 @@ what is wrong on the field. The entry applies changed zones at once, without a r
 """
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, override
 
-from homeassistant.config_entries import (
-    ConfigEntryState,
-    ConfigSubentry,
-    ConfigSubentryFlow,
-    SubentryFlowResult,
-)
+from homeassistant.config_entries import ConfigSubentry, SubentryFlowResult
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
-    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -28,6 +22,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio
 
+from .camera_subentry import CameraSubentryFlow, camera_selector
 from .const import LOGGER
 from .core.zones import (
     Zone,
@@ -79,31 +74,18 @@ def zone_maps(entry: AiSecurityConfigEntry) -> dict[str, ZoneMap]:
     return maps
 
 
-class ZoneSubentryFlow(ConfigSubentryFlow):
+class ZoneSubentryFlow(CameraSubentryFlow):
     """Add or change one zone of one camera."""
 
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Add a zone."""
-        return await self._form("user", user_input, None)
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Change a zone."""
-        return await self._form("reconfigure", user_input, self._get_reconfigure_subentry())
-
+    @override
     async def _form(
-        self, step: str, user_input: dict[str, Any] | None, current: ConfigSubentry | None
+        self,
+        step: str,
+        user_input: dict[str, Any] | None,
+        current: ConfigSubentry | None,
+        entry: AiSecurityConfigEntry,
+        cameras: Mapping[str, str],
     ) -> SubentryFlowResult:
-        entry: AiSecurityConfigEntry = self._get_entry()
-        if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
-        cameras = {
-            camera_id: state.camera.name
-            for camera_id, state in entry.runtime_data.hub.cameras.items()
-        }
-        if not cameras:
-            return self.async_abort(reason="no_cameras")
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if user_input is not None:
@@ -164,15 +146,7 @@ class ZoneSubentryFlow(ConfigSubentryFlow):
 def _schema(cameras: Mapping[str, str]) -> probatio.Schema:
     return probatio.Schema(
         {
-            probatio.Required(CONF_CAMERA): SelectSelector(
-                SelectSelectorConfig(
-                    options=[
-                        SelectOptionDict(value=camera_id, label=name)
-                        for camera_id, name in sorted(cameras.items(), key=lambda item: item[1])
-                    ],
-                    mode=SelectSelectorMode.DROPDOWN,
-                )
-            ),
+            probatio.Required(CONF_CAMERA): camera_selector(cameras),
             probatio.Required(CONF_NAME): TextSelector(),
             probatio.Required(CONF_KIND, default=ZoneKind.OTHER.value): SelectSelector(
                 SelectSelectorConfig(
