@@ -106,6 +106,8 @@ class LlmStub(ModelServer):
     prompts: list[str] = field(default_factory=list)
     images: list[list[bytes]] = field(default_factory=list)
     """The pictures each answered request carried (JPEG bytes), beside its prompt's text."""
+    room_for_pictures: int | None = None
+    """With more pictures than this, the context is full: the answer is cut off mid-verdict."""
 
     def routes(self, app: web.Application) -> None:
         """Serve llama.cpp's /completion and the OpenAI chat route."""
@@ -151,6 +153,9 @@ class LlmStub(ModelServer):
         self.prompts.append(content)
         if self.completion_status != 200:
             return web.json_response({"error": "stub failure"}, status=self.completion_status)
+        if self.room_for_pictures is not None and len(self.images[-1]) > self.room_for_pictures:
+            cut = {"message": {"content": self._content()[:20]}, "finish_reason": "length"}
+            return web.json_response({"choices": [cut]})
         return web.json_response(
             {"choices": [{"message": {"content": self._content()}, "finish_reason": "stop"}]}
         )

@@ -240,3 +240,25 @@ async def test_owners_notes_reach_the_llm(
         await asyncio.to_thread(write, root / "Garden" / "a.jpg", jpeg(2, 640, 480))
         await wait_until(lambda: len(rec.closed) == 2, what="the garden's incident")
         assert "Owner's notes" not in llm_stub.prompts[-1]
+
+
+async def test_an_answer_cut_off_for_the_pictures_gets_fewer(
+    root: Path, sqlite_url: str, detector: DetectorServer, llm_stub: LlmStub
+) -> None:
+    """A context that holds the prompt but not the answer beside three pictures: fewer go.
+
+    The verdict is asked again at once with the clearest picture, and the next verdicts send
+    that many from the start: no verdict lost, no request refused twice for the same reason.
+    """
+    llm_stub.room_for_pictures = 1
+    cfg = config(root, sqlite_url, detector.url, llm_stub.url, llm_api=LlmApi.OPENAI)
+    async with running(cfg) as (_pipeline, rec):
+        for n in range(3):
+            await asyncio.to_thread(write, root / "Front Door" / f"{n}.jpg", jpeg(10 + n, 640, 480))
+            await asyncio.sleep(0.05)
+        await wait_until(lambda: len(rec.closed) == 1, what="the incident to close")
+    assert rec.closed[0].source is EventSource.LLM
+    counts = [len(sent) for sent in llm_stub.images]
+    first_cut = counts.index(3)
+    assert counts[first_cut + 1] == 1  # the same verdict, asked again with one picture
+    assert all(count <= 1 for count in counts[first_cut + 1 :])

@@ -24,7 +24,7 @@ import aiohttp
 
 from .endpoint_pool import EndpointPool
 from .health import redact_url
-from .llm_errors import AnalyzerError, LlmRejectedError, LlmUnavailableError
+from .llm_errors import AnalyzerError, AnswerCutOffError, LlmRejectedError, LlmUnavailableError
 from .llm_provider import UNKNOWN_TRAITS, PromptImage, ServerTraits
 from .llm_providers import Prompt, provider_for
 from .llm_vision import ServerVision, is_over_context
@@ -226,8 +226,9 @@ class Analyzer:
         """Ask url about prompt: with its pictures if url may take them, else the text alone.
 
         A request with pictures that the server refuses (an HTTP error, not a bad answer) is
-        not lost: over its context, it goes again with half the pictures (the most telling
-        kept, and remembered for the next verdicts); otherwise the server is asked about itself
+        not lost: over its context, or with an answer cut off for want of room, it goes again
+        with half the pictures (the most telling kept, and remembered for the next verdicts);
+        otherwise the server is asked about itself
         once (a restarted llama-server has a new marker) and gets the pictures again, or is
         remembered as text-only and gets the text.
         """
@@ -246,11 +247,12 @@ class Analyzer:
             except LlmUnavailableError:
                 raise
             except AnalyzerError as err:
-                if err.status is None:
-                    raise  # it answered: the answer was bad, not the pictures
-                if is_over_context(err):
+                if is_over_context(err) or isinstance(err, AnswerCutOffError):
+                    # No room left for the verdict beside the pictures: fewer of them.
                     attempt = replace(attempt, images=self._vision.fewer(url, attempt.images))
                     continue
+                if err.status is None:
+                    raise  # it answered: the answer was bad, not the pictures
                 if not relearned and (fresh := await self._vision.relearn(url)) is not None:
                     relearned, traits = True, fresh
                     continue
@@ -270,7 +272,7 @@ class Analyzer:
         except AnalyzerError as err:
             if not cut_off:
                 raise
-            raise AnalyzerError(
+            raise AnswerCutOffError(
                 f"{err} (the answer was cut off at {self._max_tokens} tokens)"
             ) from err
 

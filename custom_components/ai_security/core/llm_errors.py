@@ -34,3 +34,10 @@ class LlmRejectedError(AnalyzerError):
         """Remember the HTTP status besides the message."""
         super().__init__(message, status)
         self.status: int = status
+
+
+class AnswerCutOffError(AnalyzerError):
+    """The answer stopped before the verdict was complete (max_tokens, or the context was full).
+
+    With pictures in the prompt, the context is the likely cause: they are made fewer.
+    """
