@@ -210,10 +210,12 @@ def _listen_to_refreshes(
     """Have the status announcements, then Repairs, follow every refresh, the first one too.
 
     The coordinator only fetches; what reacts to its figures listens to them, in this order
-    (a server's going down is logged and on the bus before Repairs counts its outage).
+    (a server's going down is logged and on the bus before Repairs counts its outage). The
+    announcements follow the health checks themselves, so a refresh that fails afterwards
+    (the database down) still tells a server's change.
     """
     statuses = ServiceStatusAnnouncer(hass, entry.entry_id)
-    entry.async_on_unload(coordinator.async_add_refresh_listener(statuses.async_refresh))
+    entry.async_on_unload(coordinator.async_add_health_listener(statuses.announce))
     repairs = RepairTracker(hass, entry)
     entry.async_on_unload(coordinator.async_add_refresh_listener(repairs.async_refresh))
     return repairs

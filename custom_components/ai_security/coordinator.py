@@ -89,6 +89,7 @@ class HubData:
 
 
 type RefreshListener = Callable[[HubData], Awaitable[None]]
+type HealthListener = Callable[[HealthReport], None]
 """Awaited with each refresh's figures before the refresh counts as done (see below)."""
 
 
@@ -116,6 +117,23 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         self._interval = timedelta(seconds=interval)
         self._nvml: NvmlReader | None = None
         self._refresh_listeners: list[RefreshListener] = []
+        self._health_listeners: list[HealthListener] = []
+
+    @callback
+    def async_add_health_listener(self, listener: HealthListener) -> CALLBACK_TYPE:
+        """Call listener with every round of health checks, as soon as it is done.
+
+        Before the rest of the refresh: a server's change is told even when the refresh then
+        fails (the database down), which would hold back a refresh listener.
+        """
+        self._health_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            if listener in self._health_listeners:
+                self._health_listeners.remove(listener)
+
+        return remove
 
     @callback
     def async_add_refresh_listener(self, listener: RefreshListener) -> CALLBACK_TYPE:
@@ -157,6 +175,8 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             raise UpdateFailed(translation_domain=DOMAIN, translation_key="not_running")
         health = await pipeline.health.check()
         self._follow_outages(health)
+        for health_listener in list(self._health_listeners):
+            health_listener(health)
         try:
             queue = await pipeline.queue_depths()
         except Exception as err:

@@ -4,22 +4,17 @@ A server that stops answering is logged once (at start too), and once more when 
 change of a server's status after the first check fires `ai_security_service_status`, so an
 automation can restart the server through whatever runs it.
 
-It listens to the hub's coordinator's refreshes (async_add_refresh_listener, registered before
-Repairs), as Repairs does, instead of being called from its fetch: the coordinator only fetches.
-A listener runs before the refresh returns, so the event is on the bus before the hub's entities
-show the new status, as when the coordinator fired it itself.
+It listens to the hub's coordinator's health checks (async_add_health_listener) instead of
+being called from its fetch: the coordinator only fetches. It is told as soon as the checks are
+done, before the rest of the refresh, so the event is on the bus before the hub's entities show
+the new status, and a refresh that then fails (the database down) still tells the change.
 """
-
-from typing import TYPE_CHECKING
 
 from homeassistant.core import HomeAssistant, callback
 
 from .bus_events import EVENT_SERVICE_STATUS
 from .const import LOGGER
 from .core.monitor import EndpointHealth, HealthReport, ServiceKind, ServiceStatus
-
-if TYPE_CHECKING:
-    from .coordinator import HubData
 
 
 class ServiceStatusAnnouncer:
@@ -30,10 +25,6 @@ class ServiceStatusAnnouncer:
         self._hass = hass
         self._entry_id = entry_id
         self._statuses: dict[str, ServiceStatus] = {}
-
-    async def async_refresh(self, data: HubData) -> None:
-        """Announce what changed with a refresh of the hub's coordinator (a refresh listener)."""
-        self.announce(data.health)
 
     @callback
     def announce(self, health: HealthReport) -> None:

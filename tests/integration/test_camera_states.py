@@ -282,7 +282,7 @@ async def test_unloading_during_a_pending_flush_leaves_nothing_behind(
     assert state(hass, detections_today(hass, entry, FRONT)) == STATE_UNAVAILABLE
 
 
-async def test_status_changes_are_announced_by_a_refresh_listener(
+async def test_status_changes_are_announced_by_a_health_listener(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     detector: ModelServer,
@@ -331,6 +331,33 @@ async def test_status_changes_are_announced_by_a_refresh_listener(
     assert f"The detector server at {detector.url} answers again" in caplog.messages
 
 
+async def test_status_changes_are_told_while_the_database_fails(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    detector: ModelServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refresh that fails on the queue read still tells that a server went down and came back."""
+    entry = init_integration
+    coordinator = entry.runtime_data.coordinator
+
+    async def broken() -> dict[str, int]:
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(entry.runtime_data.pipeline, "queue_depths", broken)
+    statuses = async_capture_events(hass, "ai_security_service_status")
+    detector.health_status = 500
+    await coordinator.async_refresh()
+    assert not coordinator.last_update_success
+    detector.health_status = 200
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert [(e.data["previous_status"], e.data["status"]) for e in statuses] == [
+        ("healthy", "unhealthy"),
+        ("unhealthy", "healthy"),
+    ]
+
+
 async def test_the_announcer_on_its_own(
     hass: HomeAssistant, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -339,7 +366,7 @@ async def test_the_announcer_on_its_own(
     statuses = async_capture_events(hass, "ai_security_service_status")
     caplog.set_level(logging.INFO, "custom_components.ai_security")
 
-    await announcer.async_refresh(hub_data(detector=ServiceStatus.UNHEALTHY))
+    announcer.announce(hub_data(detector=ServiceStatus.UNHEALTHY).health)
     await hass.async_block_till_done()
     assert not statuses
     assert caplog.messages == [
@@ -348,8 +375,8 @@ async def test_the_announcer_on_its_own(
     ]
 
     caplog.clear()
-    await announcer.async_refresh(hub_data(detector=ServiceStatus.UNHEALTHY))
-    await announcer.async_refresh(hub_data(llm=ServiceStatus.UNHEALTHY))
+    announcer.announce(hub_data(detector=ServiceStatus.UNHEALTHY).health)
+    announcer.announce(hub_data(llm=ServiceStatus.UNHEALTHY).health)
     await hass.async_block_till_done()
     assert [(e.data["service"], e.data["url"], e.data["status"]) for e in statuses] == [
         ("detector", DETECTOR_URL, "healthy"),
