@@ -106,6 +106,8 @@ class LlmStub(ModelServer):
     prompts: list[str] = field(default_factory=list)
     images: list[list[bytes]] = field(default_factory=list)
     """The pictures each answered request carried (JPEG bytes), beside its prompt's text."""
+    refuse_pictures: bool = False
+    """Answer a request with pictures as a server without a vision model does (HTTP 500)."""
     room_for_pictures: int | None = None
     """With more pictures than this, the context is full: the answer is cut off mid-verdict."""
 
@@ -153,6 +155,9 @@ class LlmStub(ModelServer):
         self.prompts.append(content)
         if self.completion_status != 200:
             return web.json_response({"error": "stub failure"}, status=self.completion_status)
+        if self.refuse_pictures and self.images[-1]:
+            refusal = {"code": 500, "message": "image input is not supported"}
+            return web.json_response({"error": refusal}, status=500)
         if self.room_for_pictures is not None and len(self.images[-1]) > self.room_for_pictures:
             cut = {"message": {"content": self._content()[:20]}, "finish_reason": "length"}
             return web.json_response({"choices": [cut]})

@@ -13,12 +13,17 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from PIL import Image
 import pytest
 
+from custom_components.ai_security.core.analyzer import Analyzer
 from custom_components.ai_security.core.box_drawing import color_for
+from custom_components.ai_security.core.llm_provider import PromptImage
+from custom_components.ai_security.core.llm_vision import TRY_AGAIN
 from custom_components.ai_security.core.models import BoundingBox, Detection, EventSource
-from custom_components.ai_security.core.settings import LlmApi, PipelineOptions
+from custom_components.ai_security.core.prompts import AnalysisRequest
+from custom_components.ai_security.core.settings import LlmApi, PipelineOptions, SeverityThresholds
 from custom_components.ai_security.core.vision_frames import (
     incident_frames,
     pick_frames,
@@ -262,3 +267,43 @@ async def test_an_answer_cut_off_for_the_pictures_gets_fewer(
     first_cut = counts.index(3)
     assert counts[first_cut + 1] == 1  # the same verdict, asked again with one picture
     assert all(count <= 1 for count in counts[first_cut + 1 :])
+
+
+async def test_a_server_that_refused_pictures_gets_them_again_an_hour_later(
+    llm_stub: LlmStub,
+) -> None:
+    """Refused: text at once, text for an hour, then one try; taken, the refusal is over."""
+    clock = [1000.0]
+    llm_stub.refuse_pictures = True
+    pictures = (PromptImage(jpeg=photo(64, 48), caption="Frame 1"),)
+    request = AnalysisRequest(
+        camera_name="Front Door",
+        started_at=START,
+        ended_at=START,
+        local_tz=UTC,
+        detections=(found("a.jpg", 0.9, 0),),
+    )
+    async with aiohttp.ClientSession() as session:
+        client = Analyzer(
+            session,
+            [llm_stub.url],
+            LlmApi.OPENAI,
+            thresholds=SeverityThresholds(),
+            clock=lambda: clock[0],
+        )
+        assert (await client.analyze(request, pictures)).source is EventSource.LLM
+        assert list(client.vision_refused) == [llm_stub.url]
+        clock[0] += TRY_AGAIN - 1
+        assert not client.may_see()
+        await client.analyze(request, pictures)
+        assert [len(sent) for sent in llm_stub.images] == [1, 0, 0]
+        clock[0] += 1
+        assert client.may_see()
+        await client.analyze(request, pictures)  # tried, refused again: text, an hour more
+        assert [len(sent) for sent in llm_stub.images] == [1, 0, 0, 1, 0]
+        assert list(client.vision_refused) == [llm_stub.url]
+        llm_stub.refuse_pictures = False  # given a vision model meanwhile
+        clock[0] += TRY_AGAIN
+        await client.analyze(request, pictures)
+        assert [len(sent) for sent in llm_stub.images][-1] == 1
+        assert client.vision_refused == {}

@@ -114,7 +114,7 @@ class Analyzer:
         self._model = model
         self._extra_params = dict(extra_params or {})
         self._schema = verdict_schema(summary_max=summary_max, reasoning_max=reasoning_max)
-        self._vision = ServerVision(self._provider, session, min(time_limit, 5.0))
+        self._vision = ServerVision(self._provider, session, min(time_limit, 5.0), clock)
 
     def may_see(self) -> bool:
         """Return whether some server might take pictures (worth making them for a verdict)."""
@@ -228,9 +228,9 @@ class Analyzer:
         A request with pictures that the server refuses (an HTTP error, not a bad answer) is
         not lost: over its context, or with an answer cut off for want of room, it goes again
         with half the pictures (the most telling kept, and remembered for the next verdicts);
-        otherwise the server is asked about itself
-        once (a restarted llama-server has a new marker) and gets the pictures again, or is
-        remembered as text-only and gets the text.
+        otherwise the server is asked about itself once (a restarted llama-server has a new
+        marker) and gets the pictures again, or is remembered as text-only for a while (see
+        llm_vision.TRY_AGAIN) and gets the text.
         """
         text_only = self._body(replace(prompt, images=()), UNKNOWN_TRAITS)
         if not prompt.images:
@@ -243,7 +243,7 @@ class Analyzer:
             if (path, body) == text_only:  # no pictures go to this server (or none fit)
                 return await self._ask(url, path, body)
             try:
-                return await self._ask(url, path, body)
+                verdict = await self._ask(url, path, body)
             except LlmUnavailableError:
                 raise
             except AnalyzerError as err:
@@ -258,6 +258,8 @@ class Analyzer:
                     continue
                 self._vision.refuse(url, err)
                 return await self._ask(url, *text_only)
+            self._vision.took(url)
+            return verdict
 
     async def _ask(self, url: str, path: str, body: dict[str, Any]) -> Verdict:
         """Send one request to url and return the verdict in its answer."""

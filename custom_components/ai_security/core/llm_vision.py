@@ -28,6 +28,9 @@ CONTEXT_WORDS: Final = ("context",)
 """What a refusal for a prompt over the model's context says (llama.cpp: "exceeds the available
 context size"; OpenAI-compatible servers: "maximum context length")."""
 ASK_AGAIN: Final = 300.0
+TRY_AGAIN: Final = 3600.0
+"""Seconds before a server that refused pictures gets them again: it may have been given a
+vision model since (the refusal, and its Repairs warning, stay until pictures are taken)."""
 """Seconds before a server that could not say what it takes is asked again."""
 _PROBE: Final = Prompt(
     system="",
@@ -73,6 +76,8 @@ class ServerVision:
         self._unsaid: dict[str, float] = {}
         """Servers that could not say what they take, and when they were asked."""
         self._refused: dict[str, str] = {}
+        self._retry_at: dict[str, float] = {}
+        """When each server that refused pictures gets them again."""
         self._fits: dict[str, int] = {}
         """Servers whose context took fewer pictures than were made, and how many it took."""
 
@@ -86,7 +91,7 @@ class ServerVision:
 
         A server not asked yet might: the pictures are made, and it is asked when they go.
         """
-        if redact_url(url) in self._refused:
+        if redact_url(url) in self._refused and not self._due(url):
             return False
         if (known := self._traits.get(url)) is None:
             return url not in self._unsaid or self._ask_again(url)
@@ -108,7 +113,10 @@ class ServerVision:
         after ASK_AGAIN seconds, so a server without the route is not asked before each verdict.
         """
         if redact_url(url) in self._refused:
-            return TEXT_ONLY
+            if not self._due(url):
+                return TEXT_ONLY
+            self._retry_at[url] = self._clock() + TRY_AGAIN  # one try per period
+            self._traits.pop(url, None)
         if (known := self._traits.get(url)) is not None:
             return known
         if url in self._unsaid and not self._ask_again(url):
@@ -154,6 +162,15 @@ class ServerVision:
         self._fits[url] = count
         return most_telling(images, count)
 
+    def _due(self, url: str) -> bool:
+        return self._clock() >= self._retry_at.get(url, 0.0)
+
+    def took(self, url: str) -> None:
+        """Note that url took pictures: a refusal it made before is over."""
+        if self._refused.pop(redact_url(url), None) is not None:
+            self._retry_at.pop(url, None)
+            _LOGGER.info("The LLM server %s takes pictures again", redact_url(url))
+
     def refuse(self, url: str, error: Exception) -> None:
         """Remember that url refused pictures (warned once); it gets the text alone from now."""
         where = redact_url(url)
@@ -166,3 +183,4 @@ class ServerVision:
                 error,
             )
         self._refused[where] = str(error)
+        self._retry_at[url] = self._clock() + TRY_AGAIN
