@@ -126,14 +126,7 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         Before the rest of the refresh: a server's change is told even when the refresh then
         fails (the database down), which would hold back a refresh listener.
         """
-        self._health_listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            if listener in self._health_listeners:
-                self._health_listeners.remove(listener)
-
-        return remove
+        return _listen(self._health_listeners, listener)
 
     @callback
     def async_add_refresh_listener(self, listener: RefreshListener) -> CALLBACK_TYPE:
@@ -144,14 +137,7 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         see the figures, so whoever awaits a refresh sees what it raised or cleared. A listener
         that fails fails the refresh, as any failure to fetch does.
         """
-        self._refresh_listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            if listener in self._refresh_listeners:
-                self._refresh_listeners.remove(listener)
-
-        return remove
+        return _listen(self._refresh_listeners, listener)
 
     @override
     async def _async_setup(self) -> None:
@@ -214,3 +200,15 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         """
         down = any(e.status is ServiceStatus.UNHEALTHY for e in health.endpoints)
         self.update_interval = min(self._interval, OUTAGE_INTERVAL) if down else self._interval
+
+
+def _listen[T](listeners: list[T], listener: T) -> CALLBACK_TYPE:
+    """Add listener to listeners; return the callback that removes it (once, harmlessly twice)."""
+    listeners.append(listener)
+
+    @callback
+    def remove() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+
+    return remove
