@@ -206,6 +206,9 @@ _SCHEMA_KEYWORDS = frozenset(
         "minLength",
         "maxLength",
         "pattern",
+        "items",
+        "minItems",
+        "maxItems",
     }
 )
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -233,6 +236,27 @@ def schema_errors(value: Any, schema: dict[str, Any], where: str = "$") -> list[
         or (isinstance(value, bool) and kind in {"number", "integer"})
     ):
         return [f"{where}: {value!r} is not of type {kind}"]
+    errors = _bound_errors(value, schema, where)
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            errors.extend(schema_errors(item, schema["items"], f"{where}[{index}]"))
+    if isinstance(value, dict):
+        properties: dict[str, Any] = schema.get("properties", {})
+        errors.extend(
+            f"{where}: {name!r} is required"
+            for name in schema.get("required", ())
+            if name not in value
+        )
+        for name, item in value.items():
+            if name in properties:
+                errors.extend(schema_errors(item, properties[name], f"{where}.{name}"))
+            elif schema.get("additionalProperties", True) is False:
+                errors.append(f"{where}: {name!r} is not allowed")
+    return errors
+
+
+def _bound_errors(value: Any, schema: dict[str, Any], where: str) -> list[str]:
+    """Return how value breaks the schema's bounds: enum, range, lengths, pattern, item count."""
     errors: list[str] = []
     if "enum" in schema and value not in schema["enum"]:
         errors.append(f"{where}: {value!r} is not one of {schema['enum']}")
@@ -246,18 +270,10 @@ def schema_errors(value: Any, schema: dict[str, Any], where: str = "$") -> list[
         errors.append(f"{where}: {value!r} is longer than {schema['maxLength']}")
     if "pattern" in schema and re.search(schema["pattern"], value) is None:
         errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
-    if isinstance(value, dict):
-        properties: dict[str, Any] = schema.get("properties", {})
-        errors.extend(
-            f"{where}: {name!r} is required"
-            for name in schema.get("required", ())
-            if name not in value
-        )
-        for name, item in value.items():
-            if name in properties:
-                errors.extend(schema_errors(item, properties[name], f"{where}.{name}"))
-            elif schema.get("additionalProperties", True) is False:
-                errors.append(f"{where}: {name!r} is not allowed")
+    if "minItems" in schema and len(value) < schema["minItems"]:
+        errors.append(f"{where}: {len(value)} items, fewer than {schema['minItems']}")
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        errors.append(f"{where}: {len(value)} items, more than {schema['maxItems']}")
     return errors
 
 

@@ -33,6 +33,35 @@ MEDIA_REMEMBERED: Final = 200
 """Events whose pictures the hub remembers for their bus events' URLs (the latest ones)."""
 
 
+def verdict_data(event: SecurityEvent) -> dict[str, Any]:
+    """Return what an LLM verdict says beyond its score, and the verifier's marks on it.
+
+    The same names in the bus events, the event entities and the actions' responses: title and
+    observations (the model's words), confidence (0-1, None when not given), other_concerns,
+    unverified_objects (named by the model, seen by no detector) and contradiction (why the
+    verdict denies what a detector saw for certain; empty when it does not). A heuristic
+    verdict has them empty.
+    """
+    details = event.details
+    if details is None:
+        return {
+            "title": "",
+            "observations": "",
+            "confidence": None,
+            "other_concerns": [],
+            "unverified_objects": [],
+            "contradiction": "",
+        }
+    return {
+        "title": details.title,
+        "observations": details.observations,
+        "confidence": details.confidence,
+        "other_concerns": list(details.concerns),
+        "unverified_objects": list(details.unverified),
+        "contradiction": details.contradiction,
+    }
+
+
 def security_event_data(
     entry_id: str,
     camera: Camera,
@@ -64,6 +93,7 @@ def security_event_data(
         "is_fast_path": event.is_fast_path,
         "source": event.source.value,
         "ongoing": event.ongoing,
+        **verdict_data(event),
         ATTR_ALERTS_PAUSED: alerts_paused,
         **urls,
     }

@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .bus_events import verdict_data
 from .coordinator import AiSecurityConfigEntry
 from .core.models import Camera, RiskLevel, SecurityEvent
 from .core.pipeline import EventUpdate
@@ -72,6 +73,7 @@ class SecurityEventEntity(AiSecurityCameraEntity, EventEntity):
                 "is_fast_path": event.is_fast_path,
                 "source": event.source.value,
                 "ongoing": event.ongoing,
+                **verdict_data(event),
             },
         )
         self.async_write_ha_state()

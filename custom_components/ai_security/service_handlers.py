@@ -18,6 +18,7 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.service import async_get_config_entry
 from homeassistant.util import dt as dt_util
 
+from .bus_events import verdict_data
 from .const import DOMAIN
 from .core import operations
 from .core.events import EventQuery
@@ -116,7 +117,25 @@ def _event_data(
         "review_note": event.review_note,
         "keep": event.keep,
         "zones": list(event.zones),
+        **verdict_data(event),
+        "sent_to_llm": _sent(event),
         **media,
+    }
+
+
+def _sent(event: SecurityEvent) -> dict[str, Any] | None:
+    """Return the record of what the LLM was shown for the verdict (None for the heuristic's).
+
+    frames are the uploads shown (media id, and seconds into a clip: "12", "15@3.2"),
+    prompt_hash the SHA-256 of the text and pictures sent, server who answered.
+    """
+    details = event.details
+    if details is None:
+        return None
+    return {
+        "frames": list(details.frames),
+        "prompt_hash": details.prompt_hash,
+        "server": details.server,
     }
 
 

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 import io
+import json
 import os
 from pathlib import Path
 import shutil
@@ -333,14 +334,22 @@ async def _wait_for_camera(http: aiohttp.ClientSession, session: hass_api.Sessio
 KEY_FRAME = (220, 30, 220)
 """The annotated key frame's colour in the dialog test; the clip's stills are green then blue."""
 CLIP_STILLS = ((30, 200, 30), (30, 30, 220))
+CLIP_EVENT: dict[str, object] = {
+    "event_id": "e1",
+    "started_at": "2026-11-26T23:00:00Z",
+    "risk_level": "high",
+    "risk_score": 80,
+    "summary": "Person at the door",
+    "reasoning": "",
+    "object_types": ["person"],
+    "zones": [],
+    "image_url": "/media/key.jpg?authSig=signed",
+    "clip_url": "/media/clip.mp4?authSig=signed",
+}
 DIALOG_PAGE = """<!doctype html>
 <html><body><script type="module">
 import "/card/ai-security-card.js";
-const event = {
-  event_id: "e1", started_at: "2026-11-26T23:00:00Z", risk_level: "high", risk_score: 80,
-  summary: "Person at the door", reasoning: "", object_types: ["person"], zones: [],
-  image_url: "/media/key.jpg?authSig=signed", clip_url: "/media/clip.mp4?authSig=signed",
-};
+const event = __EVENT__;
 const camera = {
   config_entry_id: "entry", hub_name: "Home", camera_id: "front_door", name: "Front Door",
   device_id: null, entities: {},
@@ -357,6 +366,11 @@ card.hass = {
 document.body.append(card);
 </script></body></html>
 """
+
+
+def dialog_page(event: dict[str, object]) -> str:
+    """Return the page that shows the card alone, its websocket stubbed to list event."""
+    return DIALOG_PAGE.replace("__EVENT__", json.dumps(event))
 
 
 async def test_dialog_shows_the_key_frame_with_the_clip_and_comes_back_to_it(
@@ -389,7 +403,7 @@ async def test_dialog_shows_the_key_frame_with_the_clip_and_comes_back_to_it(
     }
 
     async def page_of_the_card(_request: web.Request) -> web.Response:
-        return web.Response(text=DIALOG_PAGE, content_type="text/html")
+        return web.Response(text=dialog_page(CLIP_EVENT), content_type="text/html")
 
     async def file(request: web.Request) -> web.FileResponse:
         return web.FileResponse(files[request.path])  # ranges too, as a player asks for them
@@ -466,3 +480,103 @@ async def _shows(page: Page, element: Locator, color: tuple[int, int, int]) -> N
             return
         await page.wait_for_timeout(100)
     raise AssertionError(f"the element shows {seen}, not {color}")
+
+
+VERDICT_EVENT: dict[str, object] = {
+    "event_id": "e2",
+    "started_at": "2026-11-27T02:30:00Z",
+    "risk_level": "high",
+    "risk_score": 71,
+    "summary": "A person tried the front door at 02:30.",
+    "reasoning": "Someone at the door at night.",
+    "object_types": ["person"],
+    "zones": [],
+    "source": "llm",
+    "title": "Door handle tried <img src=x onerror=window.hacked=1>",
+    "observations": "A man in a dark jacket\ntries the handle.",
+    "confidence": 0.85,
+    "other_concerns": ["The side gate is open.", "<b>not bold</b>"],
+    "unverified_objects": ["parcel"],
+    "contradiction": "The verdict says no person is there; the detector saw one at 95%.",
+    "sent_to_llm": {
+        "frames": ["12", "15@3.2"],
+        "prompt_hash": "0123456789abcdef" * 4,
+        "server": "http://gpu-box:8080",
+    },
+    "image_url": None,
+    "clip_url": None,
+}
+"""An LLM verdict with every further field, hostile markup included (it must show as text)."""
+
+
+async def test_dialog_shows_the_checked_verdict_as_text(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """The dialog shows the model's title, what it saw, its concerns and the verifier's marks.
+
+    A contradiction is said first; the objects no detector saw are named; the last line says how
+    sure the model was, from how many pictures, which server, and the prompt's hash. Markup
+    in any of it shows as text and runs nothing.
+    """
+    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
+
+    browser_path = chromium()
+    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
+    page_html = dialog_page(VERDICT_EVENT)
+
+    async def page_of_the_card(_request: web.Request) -> web.Response:
+        return web.Response(text=page_html, content_type="text/html")
+
+    async def file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(files[request.path])
+
+    app = web.Application()
+    app.router.add_get("/", page_of_the_card)
+    for path in files:
+        app.router.add_get(path, file)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    shots = Path(os.environ.get("AI_SECURITY_SCREENSHOTS", str(tmp_path)))
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page, console = await _fresh_page(browser, None, "light")
+                async with _explained(page, console, tmp_path / "failure-verdict.png"):
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    await page.locator("ai-security-card .event-row").click()
+                    dialog = page.locator("ai-security-card .event-dialog")
+                    await dialog.locator(".dialog-summary").wait_for()
+                    texts = {
+                        name: (await dialog.locator(selector).inner_text()).strip()
+                        for name, selector in (
+                            ("title", ".dialog-verdict-title"),
+                            ("warning", ".dialog-warning"),
+                            ("observations", ".dialog-observations"),
+                            ("unverified", ".dialog-unverified"),
+                            ("concerns", ".dialog-concerns"),
+                            ("audit", ".dialog-audit"),
+                        )
+                    }
+                    assert texts == {
+                        "title": VERDICT_EVENT["title"],
+                        "warning": "Checked against the detections: The verdict says no person "
+                        "is there; the detector saw one at 95%.",
+                        "observations": "A man in a dark jacket\ntries the handle.",
+                        "unverified": "Not confirmed by the detector: parcel",
+                        "concerns": "The side gate is open.\n<b>not bold</b>",
+                        "audit": "AI confidence 85% · judged from 2 picture(s) · "
+                        "http://gpu-box:8080 · prompt 0123456789ab",
+                    }
+                    assert await dialog.locator("img, b").count() == 0
+                    assert await page.evaluate("() => window.hacked === undefined")
+                    await dialog.screenshot(path=str(shots / "dialog-verdict.png"))
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()

@@ -123,6 +123,13 @@ async def test_upload_becomes_device_and_events(
         "is_fast_path": False,
         "source": "llm",
         "ongoing": False,
+        # The stub answers the four keys of old: the further fields are there, and empty.
+        "title": "",
+        "observations": "",
+        "confidence": None,
+        "other_concerns": [],
+        "unverified_objects": [],
+        "contradiction": "",
         "alerts_paused": False,
         "clip_url": None,  # one still: no clip
         "changed": ["verdict", "ended"],

@@ -177,6 +177,11 @@ async def test_search_finds_the_pipelines_event(
     assert image_url.startswith(f"/api/{DOMAIN}/media/{entry.entry_id}/porch/")
     assert "authSig=" in image_url
     assert found.pop("clip_url") is None  # a photo makes no clip
+    # What the LLM was shown: the upload (media 1), the prompt's hash, the server that judged.
+    sent = found.pop("sent_to_llm")
+    assert sent["frames"] in (["1"], [])  # the llama.cpp stub publishes no media marker
+    assert len(sent["prompt_hash"]) == 64
+    assert sent["server"] == entry.data["llm_urls"][0]
     assert found == {
         "event_id": announced["event_id"],
         "camera_id": "porch",
@@ -196,6 +201,12 @@ async def test_search_finds_the_pipelines_event(
         "review_note": None,
         "keep": False,
         "zones": [],
+        "title": "",
+        "observations": "",
+        "confidence": None,
+        "other_concerns": [],
+        "unverified_objects": [],
+        "contradiction": "",
     }
     assert found["started_at"].endswith("+00:00")
 

@@ -295,7 +295,7 @@ async def test_request_bodies(stub: StubLlm, session: aiohttp.ClientSession) -> 
     assert chat_path == "/v1/chat/completions"
     assert chat_body == {
         "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-        "max_tokens": 512,
+        "max_tokens": 1024,
         "temperature": 0.2,
         "response_format": {
             "type": "json_schema",
@@ -350,13 +350,13 @@ async def test_fenced_answer_over_http(
             LlmApi.LLAMA_CPP,
             200,
             llama_envelope('{"reasoning": "abc', stop_type="limit"),
-            r"not JSON.*\(the answer was cut off at 512 tokens\)",
+            r"not JSON.*\(the answer was cut off at 1024 tokens\)",
         ),
         (
             LlmApi.OPENAI,
             200,
             chat_envelope('{"reasoning": "abc', finish_reason="length"),
-            r"\(the answer was cut off at 512 tokens\)",
+            r"\(the answer was cut off at 1024 tokens\)",
         ),
     ],
 )
@@ -527,7 +527,7 @@ def real_analyzer(
         "thresholds": DEFAULT,
         "summary_max": 40,
         "reasoning_max": 40,
-        "max_tokens": 256,
+        "max_tokens": 768,
         "time_limit": 30.0,
         "extra_params": {"seed": seed, **params},
     } | kwargs

@@ -10,6 +10,7 @@ import base64
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+import hashlib
 import io
 import json
 import logging
@@ -20,9 +21,11 @@ import aiohttp
 from PIL import Image
 import pytest
 
-from custom_components.ai_security.core.analyzer import Analyzer
+from custom_components.ai_security.core.analyzer import Analyzer, prompt_hash
+from custom_components.ai_security.core.llm_budget import ContextBudget
 from custom_components.ai_security.core.llm_llama_cpp import (
     COMPLETION_PATH,
+    TOKENIZE_PATH,
     LlamaCppProvider,
     traits_from_props,
 )
@@ -62,9 +65,17 @@ def picture(color: tuple[int, int, int], size: tuple[int, int] = (96, 64)) -> by
     return out.getvalue()
 
 
+def framed(color: tuple[int, int, int], caption: str, frame: str) -> PromptImage:
+    """Return a picture as vision_frames makes one: with its frame's id and its digest."""
+    jpeg = picture(color)
+    return PromptImage(
+        jpeg=jpeg, caption=caption, frame=frame, digest=hashlib.sha256(jpeg).hexdigest()
+    )
+
+
 FRAMES = (
-    PromptImage(jpeg=picture((200, 30, 30)), caption="Frame 1 (03:12:05): person #1"),
-    PromptImage(jpeg=picture((30, 200, 30)), caption="Frame 2 (03:12:09): person #1"),
+    framed((200, 30, 30), "Frame 1 (03:12:05): person #1", "11"),
+    framed((30, 200, 30), "Frame 2 (03:12:09): person #1", "12@1.5"),
 )
 
 
@@ -188,7 +199,7 @@ def analyzer(
         "thresholds": SeverityThresholds(),
         "summary_max": 40,
         "reasoning_max": 40,
-        "max_tokens": 256,
+        "max_tokens": 768,
         "time_limit": 30.0,
         "extra_params": schema_friendly,
     } | kwargs
@@ -242,6 +253,27 @@ async def test_each_picture_reaches_the_model(
     verdict = await client.analyze(make_request(), FRAMES)
     assert verdict.source is EventSource.LLM
     assert client.vision_refused == {}
+    # What it was shown is recorded: which frames, the hash of text and pictures, the server.
+    assert verdict.details is not None
+    assert verdict.details.frames == ("11", "12@1.5")
+    assert verdict.details.prompt_hash == prompt_hash(client.prompt(make_request(), FRAMES), FRAMES)
+    assert verdict.details.server == llama_vision_server.url
+    # The tiny model fills every field the schema asks for (random words, but all there).
+    assert verdict.details.title
+    assert verdict.details.observations
+    assert verdict.details.confidence is not None
+
+
+def test_the_prompt_hash_covers_the_text_and_each_picture() -> None:
+    """Another picture, another order or another word: another hash; the same: the same."""
+    prompt = Prompt(system="s", user="u", schema={}, max_tokens=1, temperature=0.0)
+    base = prompt_hash(prompt, FRAMES)
+    assert len(base) == 64
+    assert prompt_hash(prompt, FRAMES) == base
+    assert prompt_hash(prompt, FRAMES[::-1]) != base
+    assert prompt_hash(prompt, FRAMES[:1]) != base
+    assert prompt_hash(replace(prompt, user="u "), FRAMES) != base
+    assert prompt_hash(replace(prompt, system="su", user=""), ()) != prompt_hash(prompt, ())
 
 
 @pytest.mark.slow
@@ -257,6 +289,8 @@ async def test_a_blind_native_server_gets_the_text_without_asking_twice(
             assert verdict.source is EventSource.LLM
     assert seen.paths == ["/props", COMPLETION_PATH, COMPLETION_PATH]
     assert client.vision_refused == {}
+    assert verdict.details is not None
+    assert verdict.details.frames == ()  # none were shown
 
 
 @pytest.mark.slow
@@ -321,10 +355,10 @@ async def test_pictures_that_do_not_fit_become_fewer(llama_vision_server: LlamaS
     The server refuses the three with HTTP 400 (over its context); the same verdict is asked
     again with the most telling picture, and the next verdict sends one at once.
     """
-    # Long captions: each picture costs about 120 tokens (16 of them the picture's), so one
-    # fits with the text and room for the answer (at most about 170 tokens), three do not fit.
+    # Long captions: each picture costs about 405 tokens (16 of them the picture's), so one
+    # fits with the text and room for the answer (at most about 720 tokens), three do not fit.
     frames = tuple(
-        PromptImage(jpeg=picture(color), caption=f"F{rank} " + "c" * 100, rank=rank)
+        PromptImage(jpeg=picture(color), caption=f"F{rank} " + "c" * 384, rank=rank)
         for rank, color in ((1, (200, 30, 30)), (0, (30, 200, 30)), (2, (30, 30, 200)))
     )
     session, seen = counting_session()
@@ -342,7 +376,9 @@ async def test_pictures_that_do_not_fit_become_fewer(llama_vision_server: LlamaS
         text_tokens = await prompt_tokens(
             session, llama_vision_server, *client.request(base, frames)
         )
-        target = SLOT_CONTEXT - 320
+        # One picture and the answer leave about 100 tokens of room: more than the margin the
+        # measured budget keeps on the text (llm_budget.TEXT_MARGIN).
+        target = SLOT_CONTEXT - 1300
         request = replace(base, context=padding(target - text_tokens))
         padded = await prompt_tokens(session, llama_vision_server, *client.request(request, frames))
         assert target - 5 <= padded <= target
@@ -351,13 +387,84 @@ async def test_pictures_that_do_not_fit_become_fewer(llama_vision_server: LlamaS
         first = await client.analyze(request, frames)
         second = await client.analyze(request, frames)
     assert first.source is second.source is EventSource.LLM
-    assert seen.paths == ["/props", COMPLETION_PATH, COMPLETION_PATH, COMPLETION_PATH]
+    # Refused with three, taken with one (and measured: /tokenize), then one at once.
+    assert seen.paths == [
+        "/props",
+        COMPLETION_PATH,
+        COMPLETION_PATH,
+        TOKENIZE_PATH,
+        COMPLETION_PATH,
+    ]
     sent = [
         [base64.b64decode(item) for item in body["prompt"]["multimodal_data"]]
         for body in seen.bodies
+        if "prompt" in body
     ]
     assert sent == [[frame.jpeg for frame in frames], [frames[1].jpeg], [frames[1].jpeg]]
     assert client.vision_refused == {}
+
+
+@pytest.mark.slow
+async def test_a_measured_server_gets_what_fits_before_anything_is_refused(
+    llama_vision_server: LlamaServer,
+) -> None:
+    """One verdict with pictures teaches what a picture costs; then nothing is refused.
+
+    A long prompt goes at once with the pictures that fit its context beside the answer.
+    """
+    frames = tuple(
+        PromptImage(jpeg=picture(color), caption=f"F{rank} " + "c" * 384, rank=rank)
+        for rank, color in ((1, (200, 30, 30)), (0, (30, 200, 30)), (2, (30, 30, 200)))
+    )
+    session, seen = counting_session()
+    async with session:
+        client = analyzer(
+            session,
+            llama_vision_server,
+            LlmApi.LLAMA_CPP,
+            max_prompt_chars=1_000_000,
+            max_detections=500,
+        )
+        base = make_request()
+        text_tokens = await prompt_tokens(
+            session, llama_vision_server, *client.request(base, frames)
+        )
+        seen.paths.clear()
+        seen.bodies.clear()
+        first = await client.analyze(base, frames)  # short: all three fit, and are measured
+        long = replace(base, context=padding(SLOT_CONTEXT - 1300 - text_tokens))
+        second = await client.analyze(long, frames)
+    assert first.source is second.source is EventSource.LLM
+    assert seen.paths == ["/props", COMPLETION_PATH, TOKENIZE_PATH, COMPLETION_PATH]
+    completions = [body for body in seen.bodies if "prompt" in body]
+    sent = [
+        [base64.b64decode(item) for item in body["prompt"]["multimodal_data"]]
+        for body in completions
+    ]
+    assert sent == [[frame.jpeg for frame in frames], [frames[1].jpeg]]
+    assert client.vision_refused == {}
+
+
+def test_the_budget_keeps_room_for_the_text_and_the_answer() -> None:
+    """The measured costs size a prompt: none fit, some fit, all fit; unmeasured, all go."""
+    budget = ContextBudget()
+    images = tuple(PromptImage(jpeg=b"", caption=str(rank), rank=rank) for rank in (2, 0, 1))
+    prompt = Prompt(system="s" * 100, user="u" * 900, schema={}, max_tokens=500, temperature=0)
+    assert budget.fitting("http://a", 4096, prompt, images) == images  # not measured yet
+    budget.learn("http://a", prompt_tokens=1800, text_tokens=500, text_chars=1000, pictures=2)
+    cost = budget.cost("http://a")
+    assert cost is not None
+    assert (cost.per_picture, cost.per_char) == (650.0, 0.5)
+    # 1002 characters: about 517 tokens with the margin, and the answer's 500.
+    assert budget.fitting("http://a", 1017 + 650 * 3, prompt, images) == images
+    assert budget.fitting("http://a", 1017 + 650 * 2, prompt, images) == images[1:]
+    assert budget.fitting("http://a", 1017 + 649, prompt, images) == ()
+    assert budget.fitting("http://a", None, prompt, images) == images  # no context published
+    assert budget.fitting("http://b", 100, prompt, images) == images  # another server
+    # Measurements that say nothing are ignored.
+    budget.learn("http://b", prompt_tokens=100, text_tokens=100, text_chars=10, pictures=1)
+    budget.learn("http://b", prompt_tokens=900, text_tokens=100, text_chars=10, pictures=0)
+    assert budget.cost("http://b") is None
 
 
 def test_most_telling_keeps_the_lowest_ranks_in_order() -> None:

@@ -226,25 +226,56 @@ def test_system_prompt_follows_the_thresholds() -> None:
 
 
 def test_verdict_schema() -> None:
-    """The schema the grammar enforces: four required keys, bounded non-empty strings."""
+    """The schema the grammar enforces: every key required, strings and lists bounded.
+
+    The model looks (observations, objects) before it explains and scores; the short fields
+    never exceed the summary's bound, nor the observations the reasoning's.
+    """
     schema = verdict_schema(summary_max=40, reasoning_max=300)
-    assert schema == {
-        "type": "object",
-        "properties": {
-            "reasoning": {"type": "string", "minLength": 1, "maxLength": 300},
-            "risk_score": {"type": "integer", "minimum": 0, "maximum": 100},
-            "risk_level": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
-            "summary": {"type": "string", "minLength": 1, "maxLength": 40},
-        },
-        "required": ["reasoning", "risk_score", "risk_level", "summary"],
-        "additionalProperties": False,
+    properties = schema["properties"]
+    assert list(properties) == [
+        "observations",
+        "objects",
+        "reasoning",
+        "risk_score",
+        "risk_level",
+        "confidence",
+        "title",
+        "summary",
+        "other_concerns",
+    ]
+    assert schema["required"] == list(properties)
+    assert schema["additionalProperties"] is False
+    assert properties["reasoning"] == {"type": "string", "minLength": 1, "maxLength": 300}
+    assert properties["summary"] == {"type": "string", "minLength": 1, "maxLength": 40}
+    assert properties["observations"]["maxLength"] == 300
+    assert properties["title"]["maxLength"] == 40
+    assert properties["confidence"] == {"type": "integer", "minimum": 0, "maximum": 100}
+    assert properties["objects"]["maxItems"] == 6
+    assert properties["objects"]["items"]["maxLength"] == 24
+    assert properties["other_concerns"]["maxItems"] == 3
+    assert properties["other_concerns"]["items"]["maxLength"] == 40
+    good = {
+        "observations": "A man at the door",
+        "objects": ["person", "parcel"],
+        "reasoning": "Night",
+        "risk_score": 42,
+        "risk_level": "medium",
+        "confidence": 80,
+        "title": "Visitor",
+        "summary": "A person",
+        "other_concerns": [],
     }
-    good = {"risk_score": 42, "risk_level": "medium", "summary": "A person", "reasoning": "Night"}
     assert schema_errors(good, schema) == []
-    assert len(schema_errors({**good, "risk_score": 101, "summary": "", "x": 1}, schema)) == 3
+    bad = {**good, "risk_score": 101, "summary": "", "x": 1, "objects": ["a"] * 7}
+    assert len(schema_errors(bad, schema)) == 4
     assert schema_errors({"risk_score": 1}, schema)
-    assert verdict_schema()["properties"]["reasoning"]["maxLength"] == 1000
-    assert verdict_schema()["properties"]["summary"]["maxLength"] == 200
+    default = verdict_schema()["properties"]
+    assert default["reasoning"]["maxLength"] == 1000
+    assert default["summary"]["maxLength"] == 200
+    assert default["observations"]["maxLength"] == 500
+    assert default["title"]["maxLength"] == 60
+    assert default["other_concerns"]["items"]["maxLength"] == 120
 
 
 def header(batch: AnalysisRequest) -> str:

@@ -17,6 +17,7 @@ import aiohttp
 from PIL import Image
 import pytest
 
+from custom_components.ai_security.core import operations
 from custom_components.ai_security.core.analyzer import Analyzer
 from custom_components.ai_security.core.box_drawing import color_for
 from custom_components.ai_security.core.llm_provider import PromptImage
@@ -201,16 +202,29 @@ async def test_the_llm_gets_the_incidents_pictures(
     """
     options = fast_options(llm_frame_size=256)
     cfg = config(root, sqlite_url, detector.url, llm_stub.url, options=options, llm_api=api)
-    async with running(cfg) as (_pipeline, rec):
+    async with running(cfg) as (pipeline, rec):
         for n in range(3):
             await asyncio.to_thread(write, root / "Front Door" / f"{n}.jpg", photo(640, 480))
             await asyncio.sleep(0.05)
         await wait_until(lambda: len(rec.closed) == 1, what="the incident to close")
-    assert rec.closed[0].source is EventSource.LLM
+        stored = await operations.get_event(pipeline.db, rec.closed[0].event_id)
+    closed = rec.closed[0]
+    assert stored is not None
+    assert stored.details == closed.details  # as the database gives it back
+    assert closed.source is EventSource.LLM
+    assert closed.details is not None
+    assert closed.details.server == llm_stub.url
+    assert len(closed.details.prompt_hash) == 64
     if api is LlmApi.LLAMA_CPP:
         assert all(sent == [] for sent in llm_stub.images)
+        assert closed.details.frames == ()
         return
     last = llm_stub.images[-1]
+    # The event records which uploads were shown: as many as the last request carried, each
+    # one of the incident's uploads (by media id).
+    assert len(closed.details.frames) == len(last)
+    media = {str(number) for number in range(1, 4)}
+    assert set(closed.details.frames) <= media
     assert 1 <= len(last) <= PipelineOptions().llm_frames
     assert all(decoded(jpeg).size == (256, 192) for jpeg in last)
     assert "Frame 1 of" in llm_stub.prompts[-1]
@@ -264,7 +278,8 @@ async def test_an_answer_cut_off_for_the_pictures_gets_fewer(
         await wait_until(lambda: len(rec.closed) == 1, what="the incident to close")
     assert rec.closed[0].source is EventSource.LLM
     counts = [len(sent) for sent in llm_stub.images]
-    first_cut = counts.index(3)
+    # The first judgement may see two frames or three (when the uploads are read together).
+    first_cut = next(index for index, count in enumerate(counts) if count > 1)
     assert counts[first_cut + 1] == 1  # the same verdict, asked again with one picture
     assert all(count <= 1 for count in counts[first_cut + 1 :])
 

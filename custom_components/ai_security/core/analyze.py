@@ -42,6 +42,7 @@ from .records import (
 )
 from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, class_facts, heuristic_verdict
 from .storage import EventDetectionRow, EventRow
+from .verdict_check import check_verdict
 from .vision_frames import incident_frames
 
 _LOGGER = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ class AnalyzeStage:
 
         The incident's pictures go with the detections (as many as the options allow); a
         server that takes none gets the text alone, and a picture that cannot be read is left
-        out, so pictures never cost a verdict.
+        out, so pictures never cost a verdict. The verdict comes checked against the
+        detections: what no detector saw is marked, and one that denies what it saw is flagged
+        and scored no lower than the heuristic (verdict_check).
         """
         if self._analyzer is None:
             raise LlmUnavailableError("no LLM server is set: scored by the heuristic")
@@ -100,7 +103,11 @@ class AnalyzeStage:
         started = time.perf_counter()
         verdict, url = await self._analyzer.analyze_at(request, images)
         self._health.record_llm(url, (time.perf_counter() - started) * 1000.0)
-        return verdict
+        # Checked against the detections before anyone reads it (see verdict_check).
+        severity = options.severity
+        return check_verdict(
+            verdict, request.detections, heuristic_verdict(request, severity), severity
+        )
 
     def rescore_wanted(self, verdict: Verdict) -> bool:
         """Return whether a verdict is the heuristic's, to be judged again once the LLM is back."""

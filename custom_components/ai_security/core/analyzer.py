@@ -15,6 +15,7 @@ the readiness check) is the provider's (core/llm_<name>.py), chosen by the confi
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+import hashlib
 import json
 import logging
 import time
@@ -23,11 +24,13 @@ from typing import Any, Final
 import aiohttp
 
 from .endpoint_pool import EndpointPool
-from .health import redact_url
+from .health import ServiceUnavailableError, redact_url
+from .llm_budget import ContextBudget, text_only
 from .llm_errors import AnalyzerError, AnswerCutOffError, LlmRejectedError, LlmUnavailableError
-from .llm_provider import UNKNOWN_TRAITS, PromptImage, ServerTraits
+from .llm_provider import UNKNOWN_TRAITS, LlmAsker, PromptImage, ServerTraits
 from .llm_providers import Prompt, provider_for
 from .llm_vision import ServerVision, is_over_context
+from .models import VerdictDetails
 from .prompts import (
     MAX_PROMPT_CHARS,
     AnalysisRequest,
@@ -73,13 +76,14 @@ class Analyzer:
         clock: Callable[[], float] = time.monotonic,
         summary_max: int = 200,
         reasoning_max: int = 1000,
-        max_tokens: int = 512,
+        max_tokens: int = 1024,
         temperature: float = 0.2,
         max_detections: int = 40,
         max_prompt_chars: int = MAX_PROMPT_CHARS,
         model: str | None = None,
         extra_params: Mapping[str, Any] | None = None,
         pool: EndpointPool | None = None,
+        askers: Mapping[str, LlmAsker] | None = None,
     ) -> None:
         """Set up the client and its pool; nothing is sent until analyze().
 
@@ -92,11 +96,14 @@ class Analyzer:
         model by it); extra_params are merged into every request body last (sampling settings
         such as seed or logit_bias). pool, when given, is another Analyzer's: the servers, their
         breakers and loads are then shared (urls and the breaker settings are ignored), as two
-        clients of the same servers with different settings must. Raises ValueError for no URLs.
+        clients of the same servers with different settings must. askers are LLMs the host
+        reaches (an AI Task entity, by its name), asked before the servers when equally busy.
+        Raises ValueError for no URLs and no askers.
         """
         self._session = session
+        self._askers = dict(askers or {})
         self._pool = pool or EndpointPool(
-            urls,
+            [*self._askers, *urls],
             service="LLM",
             failure_threshold=failure_threshold,
             reset_timeout=reset_timeout,
@@ -114,11 +121,18 @@ class Analyzer:
         self._model = model
         self._extra_params = dict(extra_params or {})
         self._schema = verdict_schema(summary_max=summary_max, reasoning_max=reasoning_max)
-        self._vision = ServerVision(self._provider, session, min(time_limit, 5.0), clock)
+        self._vision_time_limit = min(time_limit, 5.0)
+        self._vision = ServerVision(self._provider, session, self._vision_time_limit, clock)
+        self._budget = ContextBudget()
 
     def may_see(self) -> bool:
         """Return whether some server might take pictures (worth making them for a verdict)."""
-        return any(self._vision.may_see(url) for url in self._pool.urls)
+        return any(
+            asker.takes_pictures()
+            if (asker := self._askers.get(url))
+            else self._vision.may_see(url)
+            for url in self._pool.urls
+        )
 
     @property
     def vision_refused(self) -> Mapping[str, str]:
@@ -200,7 +214,7 @@ class Analyzer:
             try:
                 async with self._pool.request(exclude=tried, answered=(LlmRejectedError,)) as url:
                     tried.append(url)
-                    verdict = await self._ask_prompt(url, prompt)
+                    verdict, shown = await self._ask_prompt(url, prompt)
             except CircuitOpenError as err:
                 # Nobody left to ask: the last server that could not be reached says why.
                 if unreachable is not None:
@@ -213,6 +227,7 @@ class Analyzer:
                 _LOGGER.debug("%s; asking the next LLM server", err)
                 continue
             break
+        verdict = with_audit(verdict, prompt, shown, redact_url(url))
         _LOGGER.debug(
             "LLM verdict for %s from %s: %s (%s)",
             request.camera_name,
@@ -222,8 +237,12 @@ class Analyzer:
         )
         return verdict, url
 
-    async def _ask_prompt(self, url: str, prompt: Prompt) -> Verdict:
+    async def _ask_prompt(
+        self, url: str, prompt: Prompt
+    ) -> tuple[Verdict, tuple[PromptImage, ...]]:
         """Ask url about prompt: with its pictures if url may take them, else the text alone.
+
+        Returns the verdict and the pictures that went with the request it answered.
 
         A request with pictures that the server refuses (an HTTP error, not a bad answer) is
         not lost: over its context, or with an answer cut off for want of room, it goes again
@@ -232,18 +251,24 @@ class Analyzer:
         marker) and gets the pictures again, or is remembered as text-only for a while (see
         llm_vision.TRY_AGAIN) and gets the text.
         """
+        if (asker := self._askers.get(url)) is not None:
+            shown = prompt.images if asker.takes_pictures() else ()
+            content = await asker.ask(replace(prompt, images=shown))
+            return self._verdict(content, cut_off=False), shown
         text_only = self._body(replace(prompt, images=()), UNKNOWN_TRAITS)
         if not prompt.images:
-            return await self._ask(url, *text_only)
+            return await self._ask(url, *text_only), ()
         traits = await self._vision.traits(url)
-        attempt = replace(prompt, images=self._vision.fitting(url, prompt.images))
+        fitting = self._vision.fitting(url, prompt.images)
+        fitting = self._budget.fitting(url, traits.context_tokens, prompt, fitting)
+        attempt = replace(prompt, images=fitting)
         relearned = False
         while True:
             path, body = self._body(attempt, traits)
             if (path, body) == text_only:  # no pictures go to this server (or none fit)
-                return await self._ask(url, path, body)
+                return await self._ask(url, path, body), ()
             try:
-                verdict = await self._ask(url, path, body)
+                verdict, prompt_tokens = await self._ask_counted(url, path, body)
             except LlmUnavailableError:
                 raise
             except AnalyzerError as err:
@@ -257,13 +282,45 @@ class Analyzer:
                     relearned, traits = True, fresh
                     continue
                 self._vision.refuse(url, err)
-                return await self._ask(url, *text_only)
+                return await self._ask(url, *text_only), ()
             self._vision.took(url)
-            return verdict
+            if traits.context_tokens and prompt_tokens and self._budget.cost(url) is None:
+                await self._measure(url, attempt, prompt_tokens)
+            return verdict, attempt.images
+
+    async def _measure(self, url: str, sent: Prompt, prompt_tokens: int) -> None:
+        """Learn what a picture costs at url from a request it answered (see llm_budget)."""
+        text = text_only(sent)
+        try:
+            tokens = await self._provider.count_tokens(
+                self._session, url.rstrip("/"), text, self._vision_time_limit
+            )
+        except ServiceUnavailableError as err:
+            _LOGGER.debug("Cannot count the prompt's tokens at %s: %s", redact_url(url), err)
+            return
+        if tokens is not None:
+            self._budget.learn(
+                url,
+                prompt_tokens=prompt_tokens,
+                text_tokens=tokens,
+                text_chars=len(text),
+                pictures=len(sent.images),
+            )
 
     async def _ask(self, url: str, path: str, body: dict[str, Any]) -> Verdict:
         """Send one request to url and return the verdict in its answer."""
-        content, cut_off = await self._post(url, path, body)
+        verdict, _tokens = await self._ask_counted(url, path, body)
+        return verdict
+
+    async def _ask_counted(
+        self, url: str, path: str, body: dict[str, Any]
+    ) -> tuple[Verdict, int | None]:
+        """Send one request to url; return its verdict and the prompt tokens it counted."""
+        content, cut_off, tokens = await self._post(url, path, body)
+        return self._verdict(content, cut_off=cut_off), tokens
+
+    def _verdict(self, content: str, *, cut_off: bool) -> Verdict:
+        """Return the verdict in the model's answer; one cut off says so in its error."""
         try:
             return parse_verdict(
                 content,
@@ -278,8 +335,14 @@ class Analyzer:
                 f"{err} (the answer was cut off at {self._max_tokens} tokens)"
             ) from err
 
-    async def _post(self, url: str, path: str, body: dict[str, Any]) -> tuple[str, bool]:
-        """Send body to url's path; return the answer's text and whether max_tokens cut it off."""
+    async def _post(
+        self, url: str, path: str, body: dict[str, Any]
+    ) -> tuple[str, bool, int | None]:
+        """Send body to url's path; return the answer's text, whether it was cut off, tokens.
+
+        The tokens are the prompt's as the server counted them (None when it does not say);
+        cut off means max_tokens stopped the answer.
+        """
         public = redact_url(url).rstrip("/")
         where = f"{public}{path}"
         try:
@@ -307,7 +370,7 @@ class Analyzer:
             raise AnalyzerError(message, status)
         return self._content(where, text)
 
-    def _content(self, where: str, text: str) -> tuple[str, bool]:
+    def _content(self, where: str, text: str) -> tuple[str, bool, int | None]:
         """Return the model's text from the server's JSON envelope, and whether it was cut off."""
         try:
             envelope = json.loads(text)
@@ -317,10 +380,39 @@ class Analyzer:
                 f"{snippet(text) or 'an empty body'}"
             ) from err
         found = self._provider.reply(envelope)
-        content, cut_off = found.content, found.cut_off
+        content = found.content
         if not isinstance(content, str):
             raise AnalyzerError(f"{where} answered without the model's text: {snippet(text)}")
-        return content, cut_off
+        return content, found.cut_off, found.prompt_tokens
+
+
+def prompt_hash(prompt: Prompt, shown: Sequence[PromptImage]) -> str:
+    """Return the SHA-256 (hex) of what was sent: the two texts and the pictures' digests.
+
+    The pictures' own digests were made where they were drawn (in the executor), so this hashes
+    a few kilobytes of text on the event loop, never the pictures.
+    """
+    digest = hashlib.sha256()
+    for part in (prompt.system, prompt.user, *(image.digest for image in shown)):
+        digest.update(part.encode("utf-8", errors="replace"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def with_audit(
+    verdict: Verdict, prompt: Prompt, shown: Sequence[PromptImage], server: str
+) -> Verdict:
+    """Return verdict with the record of what it was shown: frames, the prompt's hash, server."""
+    details = verdict.details or VerdictDetails()
+    return replace(
+        verdict,
+        details=replace(
+            details,
+            frames=tuple(image.frame for image in shown),
+            prompt_hash=prompt_hash(prompt, shown),
+            server=server,
+        ),
+    )
 
 
 def _redact(error: BaseException, url: str, public: str) -> str:

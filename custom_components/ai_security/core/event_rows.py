@@ -5,7 +5,7 @@ the restored counts all hand out SecurityEvent and Detection, never ORM rows bou
 kept apart so each of them converts a row the same way without importing the others.
 """
 
-from .models import BoundingBox, Detection, EventSource, RiskLevel, SecurityEvent
+from .models import BoundingBox, Detection, EventSource, RiskLevel, SecurityEvent, VerdictDetails
 from .schema import DetectionRow, EventRow
 
 
@@ -49,4 +49,10 @@ def event_from_row(row: EventRow, detection_ids: tuple[int, ...] = ()) -> Securi
         zones=tuple(row.zones or ()),
         keep=row.keep,
         ongoing=bool(row.ongoing),
+        details=VerdictDetails.from_dict(row.details),
     )
+
+
+def details_json(details: VerdictDetails | None) -> dict[str, object] | None:
+    """Return a verdict's details as the row stores them (None for a heuristic verdict)."""
+    return None if details is None else details.as_dict()

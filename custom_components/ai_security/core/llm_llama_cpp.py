@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final
 
 import aiohttp
 
-from .health import get_json
+from .health import ServiceUnavailableError, get_json, redact_url
 from .llm_provider import UNKNOWN_TRAITS, Capabilities, Prompt, Reply, ServerTraits
 from .settings import LlmApi
 
@@ -28,6 +28,15 @@ COMPLETION_PATH: Final = "/completion"
 
 PROPS_PATH: Final = "/props"
 """Where llama-server describes itself: modalities, media marker, slot context."""
+TOKENIZE_PATH: Final = "/tokenize"
+"""Where llama-server turns a text into the model's tokens (no generation: cheap)."""
+
+
+def count_of(value: object) -> int | None:
+    """Return value when it is a count (a non-negative int, not a bool), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def combine_prompt(system: str, user: str, pictures: str = "") -> str:
@@ -91,10 +100,35 @@ class LlamaCppProvider:
         }
 
     def reply(self, envelope: object) -> Reply:
-        """Return the text in {"content": ...}; stop_type "limit" means it was cut off."""
+        """Return the text in {"content": ...}; stop_type "limit" means it was cut off.
+
+        tokens_evaluated is the whole prompt's tokens (pictures included), cached or not.
+        """
         if not isinstance(envelope, dict):
             return Reply(content=None, cut_off=False)
-        return Reply(content=envelope.get("content"), cut_off=envelope.get("stop_type") == "limit")
+        return Reply(
+            content=envelope.get("content"),
+            cut_off=envelope.get("stop_type") == "limit",
+            prompt_tokens=count_of(envelope.get("tokens_evaluated")),
+        )
+
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, base_url: str, text: str, time_limit: float
+    ) -> int | None:
+        """POST /tokenize: the tokens text makes for the loaded model."""
+        try:
+            async with session.post(
+                f"{base_url}{TOKENIZE_PATH}",
+                json={"content": text},
+                timeout=aiohttp.ClientTimeout(total=time_limit),
+            ) as response:
+                if response.status != 200:
+                    return None
+                payload = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as err:
+            raise ServiceUnavailableError(f"cannot count tokens at {redact_url(base_url)}") from err
+        tokens = payload.get("tokens") if isinstance(payload, dict) else None
+        return len(tokens) if isinstance(tokens, list) else None
 
     async def probe(
         self, session: aiohttp.ClientSession, base_url: str, time_limit: float

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Final
 import aiohttp
 
 from .health import ServiceUnavailableError, get_json, redact_url
+from .llm_llama_cpp import count_of
 from .llm_provider import UNKNOWN_TRAITS, Capabilities, Prompt, Reply, ServerTraits
 from .settings import LlmApi
 
@@ -72,10 +73,21 @@ class OpenAiProvider:
         if not isinstance(choice, dict):
             return Reply(content=None, cut_off=False)
         message = choice.get("message")
+        usage = envelope.get("usage") if isinstance(envelope, dict) else None
         return Reply(
             content=message.get("content") if isinstance(message, dict) else None,
             cut_off=choice.get("finish_reason") == "length",
+            prompt_tokens=count_of(usage.get("prompt_tokens")) if isinstance(usage, dict) else None,
         )
+
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, base_url: str, text: str, time_limit: float
+    ) -> int | None:
+        """Return None: the OpenAI API has no route that counts tokens.
+
+        Its servers are sized by their refusals instead (llm_vision.ServerVision.fewer).
+        """
+        return None
 
     async def probe(
         self, session: aiohttp.ClientSession, base_url: str, time_limit: float

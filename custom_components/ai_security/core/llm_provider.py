@@ -29,6 +29,10 @@ class PromptImage:
     caption: str
     rank: int = 0
     """How telling the picture is, 0 the most: when fewer fit, the lowest ranks are kept."""
+    frame: str = ""
+    """Which frame it is, for the audit of what a verdict was shown (vision_frames.frame_id)."""
+    digest: str = ""
+    """The JPEG's SHA-256 (hex), made where it was drawn; part of the prompt's hash."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,6 +86,34 @@ class Reply:
     """The text (anything else is refused by the analyzer, naming the server)."""
     cut_off: bool
     """Whether the answer stopped at max_tokens rather than where the model ended it."""
+    prompt_tokens: int | None = None
+    """How many tokens the server counted in the prompt, pictures included, when it says."""
+
+
+class LlmAsker(Protocol):
+    """An LLM the host reaches for the pipeline, not a server it speaks HTTP to.
+
+    Home Assistant's AI Task entities are one (the adapter's ai_task_judge.py): the user's
+    OpenAI, Google, Anthropic or Ollama set-up, asked through Home Assistant. It joins the
+    LLM servers' pool under a name of its own (an entity id), with a breaker like theirs; the
+    analyzer gives it the same prompt, schema and pictures, and checks its answer the same way.
+    """
+
+    def takes_pictures(self) -> bool:
+        """Return whether pictures may go with the prompt (it says it takes attachments)."""
+        ...
+
+    async def ask(self, prompt: Prompt) -> str:
+        """Return the model's answer to prompt as JSON text (its pictures go with it).
+
+        Raises LlmUnavailableError when it cannot be asked now (gone, unavailable: the next
+        LLM of the pool is asked), AnalyzerError when it was asked and failed.
+        """
+        ...
+
+    async def probe(self) -> dict[str, object]:
+        """Return its readiness report; raise ServiceUnavailableError when it is not ready."""
+        ...
 
 
 class LlmProvider(Protocol):
@@ -112,6 +144,15 @@ class LlmProvider(Protocol):
 
     def reply(self, envelope: object) -> Reply:
         """Return the model's text in the server's decoded JSON reply (content None if absent)."""
+        ...
+
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, base_url: str, text: str, time_limit: float
+    ) -> int | None:
+        """Return how many tokens text makes for the server's model (None: it cannot say).
+
+        Raises ServiceUnavailableError when the server cannot be asked.
+        """
         ...
 
     async def probe(

@@ -18,6 +18,7 @@ from typing import Final
 import aiohttp
 
 from .health import ServiceUnavailableError, redact_url
+from .llm_budget import most_telling
 from .llm_provider import UNKNOWN_TRAITS, LlmProvider, Prompt, PromptImage, ServerTraits
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,10 +29,10 @@ CONTEXT_WORDS: Final = ("context",)
 """What a refusal for a prompt over the model's context says (llama.cpp: "exceeds the available
 context size"; OpenAI-compatible servers: "maximum context length")."""
 ASK_AGAIN: Final = 300.0
+"""Seconds before a server that could not say what it takes is asked again."""
 TRY_AGAIN: Final = 3600.0
 """Seconds before a server that refused pictures gets them again: it may have been given a
 vision model since (the refusal, and its Repairs warning, stay until pictures are taken)."""
-"""Seconds before a server that could not say what it takes is asked again."""
 _PROBE: Final = Prompt(
     system="",
     user="",
@@ -47,14 +48,6 @@ def is_over_context(error: Exception) -> bool:
     """Return whether a server refused a request because it did not fit the model's context."""
     status = getattr(error, "status", None)
     return status == 400 and any(word in str(error).lower() for word in CONTEXT_WORDS)
-
-
-def most_telling(images: Sequence[PromptImage], count: int) -> tuple[PromptImage, ...]:
-    """Return the count pictures of lowest rank, in their original order."""
-    if count >= len(images):
-        return tuple(images)
-    kept = sorted(range(len(images)), key=lambda index: (images[index].rank, index))[:count]
-    return tuple(images[index] for index in sorted(kept))
 
 
 class ServerVision:

@@ -32,7 +32,7 @@ from .search_schema import create_event_search
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 """Bump with a new entry in MIGRATIONS whenever the tables change."""
 
 
@@ -265,7 +265,21 @@ def _merge(conn: Connection, group: list[Any]) -> None:
     )
 
 
-MIGRATIONS: dict[int, Migration] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
+def _migrate_4_to_5(conn: Connection) -> None:
+    """Add the events' verdict details (the LLM's further words, its checks, what it was shown).
+
+    Older events keep none: they were judged before verdicts had them.
+    """
+    if inspect(conn).has_table("ai_security_events"):
+        conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN details JSON"))
+
+
+MIGRATIONS: dict[int, Migration] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
+    4: _migrate_4_to_5,
+}
 """Step from version N to N+1, keyed by N."""
 
 

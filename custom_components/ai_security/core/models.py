@@ -85,6 +85,87 @@ class Detection:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class VerdictDetails:
+    """What an LLM verdict says beyond its score, how it was checked, and what it was shown.
+
+    The model's own words (title, observations, confidence, concerns, the objects it names) are
+    bounded text; unverified and contradiction are the verifier's (verdict_check.py), so a user
+    can see which claims no detector backs; frames, prompt_hash and server record what was sent,
+    for a later audit of why a verdict said what it said. A heuristic verdict has none of these.
+    """
+
+    title: str = ""
+    """A few words for a list or a notification's title."""
+    observations: str = ""
+    """What the model says it sees."""
+    confidence: float | None = None
+    """How sure the model says it is, 0-1 (None: it did not say)."""
+    concerns: tuple[str, ...] = ()
+    """Other things worth the owner's attention (an open gate, a parcel left at the door)."""
+    objects: tuple[str, ...] = ()
+    """The objects the model names in the scene."""
+    unverified: tuple[str, ...] = ()
+    """Objects the model names that no detector saw in the incident."""
+    contradiction: str = ""
+    """Why the verdict contradicts the detections (empty when it does not)."""
+    frames: tuple[str, ...] = ()
+    """The pictures sent with the prompt (media id, and seconds into a clip: "12", "15@3.2")."""
+    prompt_hash: str = ""
+    """SHA-256 of the text and pictures sent, to match a verdict with a prompt later."""
+    server: str = ""
+    """Who answered: a server's URL without credentials, or an AI Task entity."""
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the fields as JSON data (what is stored, and what the host shows)."""
+        return {
+            "title": self.title,
+            "observations": self.observations,
+            "confidence": self.confidence,
+            "concerns": list(self.concerns),
+            "objects": list(self.objects),
+            "unverified": list(self.unverified),
+            "contradiction": self.contradiction,
+            "frames": list(self.frames),
+            "prompt_hash": self.prompt_hash,
+            "server": self.server,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> VerdictDetails | None:
+        """Return the details stored as as_dict() wrote them (None for none, or unreadable)."""
+        if not isinstance(data, dict):
+            return None
+
+        def text(key: str) -> str:
+            value = data.get(key)
+            return value if isinstance(value, str) else ""
+
+        def texts(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            if not isinstance(value, list):
+                return ()
+            return tuple(item for item in value if isinstance(item, str))
+
+        confidence = data.get("confidence")
+        return cls(
+            title=text("title"),
+            observations=text("observations"),
+            confidence=(
+                float(confidence)
+                if isinstance(confidence, int | float) and not isinstance(confidence, bool)
+                else None
+            ),
+            concerns=texts("concerns"),
+            objects=texts("objects"),
+            unverified=texts("unverified"),
+            contradiction=text("contradiction"),
+            frames=texts("frames"),
+            prompt_hash=text("prompt_hash"),
+            server=text("server"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SecurityEvent:
     """One incident of a camera (a visit) and the verdict on it.
 
@@ -120,3 +201,5 @@ class SecurityEvent:
     anomaly_learning: bool = False
     ongoing: bool = False
     """Whether the incident is still open: more detections may join it and change its verdict."""
+    details: VerdictDetails | None = None
+    """The LLM verdict's title, observations, checks and what it was shown (None: heuristic)."""

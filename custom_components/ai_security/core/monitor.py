@@ -11,7 +11,7 @@ unhealthy while the probe fails or the breaker is open. Latency windows keep the
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 import hashlib
@@ -134,11 +134,15 @@ class HealthMonitor:
         llm_breakers: Mapping[str, CircuitBreaker],
         llm_api: LlmApi,
         probe_timeout: float = HEALTH_PROBE_TIMEOUT,
+        llm_probes: Mapping[str, Callable[[], Awaitable[Mapping[str, object]]]] | None = None,
     ) -> None:
         """Watch the detector and LLM endpoints (URL -> breaker), sharing their breakers.
 
         No LLM breakers means no LLM server is set: there is no LLM endpoint to watch.
+        llm_probes check the LLM endpoints that are no HTTP server (an AI Task entity, by its
+        name) their own way; the others are asked over HTTP as their API says.
         """
+        self._llm_probes = dict(llm_probes or {})
         self._session = session
         self._detectors = dict(detector_breakers)
         self._by_redacted = {redact_url(url): url for url in self._detectors}
@@ -203,6 +207,8 @@ class HealthMonitor:
         try:
             if kind is ServiceKind.DETECTOR:
                 report = await probe_detector(self._session, url, time_limit=self._probe_timeout)
+            elif (probe := self._llm_probes.get(url)) is not None:
+                report = await probe()
             else:
                 report = await probe_llm(
                     self._session, url, self._llm_api, time_limit=self._probe_timeout

@@ -43,6 +43,7 @@ from .events import delete_event as delete_stored_event, get_event
 from .incidents import IncidentStage
 from .intake import IntakeStage, ReprocessError
 from .jobs import JobKind, JobQueue, JobState, JobWorker, TaskFactory
+from .llm_provider import LlmAsker
 from .models import Camera, SecurityEvent
 from .monitor import HealthMonitor
 from .records import camera_of
@@ -75,8 +76,13 @@ class Pipeline:
         create_task: TaskFactory | None = None,
         callbacks: PipelineCallbacks | None = None,
         clock: Callable[[], datetime] = utcnow,
+        llm_askers: Mapping[str, LlmAsker] | None = None,
     ) -> None:
-        """Build the clients and the stages; nothing runs before start()."""
+        """Build the clients and the stages; nothing runs before start().
+
+        llm_askers are LLMs the host reaches by name (Home Assistant's AI Task entities): they
+        join the configured LLM servers' pool.
+        """
         self.config = config
         self._create_task = create_task
         self._clock = clock
@@ -105,6 +111,7 @@ class Pipeline:
             reset_timeout=config.breaker_reset,
         )
         # No LLM server set: every event is scored by the heuristic.
+        askers = dict(llm_askers or {})
         self.analyzer = (
             Analyzer(
                 session,
@@ -117,8 +124,9 @@ class Pipeline:
                 summary_max=config.summary_max,
                 reasoning_max=config.reasoning_max,
                 extra_params=config.llm_extra_params,
+                askers=askers,
             )
-            if config.llm_urls
+            if config.llm_urls or askers
             else None
         )
         self.health = HealthMonitor(
@@ -126,6 +134,7 @@ class Pipeline:
             detector_breakers=self.detector.breakers,
             llm_breakers=self.llm_breakers,
             llm_api=config.llm_api,
+            llm_probes={name: asker.probe for name, asker in askers.items()},
         )
         self.batcher = Batcher(
             self.db,

@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .context import EventUpdate
+from .event_rows import details_json
 from .events import detection_from_row, event_from_row
 from .models import Camera, Detection, RiskLevel, SecurityEvent
 from .prompts import AnalysisRequest
@@ -54,6 +55,7 @@ def new_event(
         source=verdict.source,
         detection_ids=tuple(d.detection_id for d in detections if d.detection_id is not None),
         zones=tuple(sorted({d.zone for d in detections if d.zone})),
+        details=verdict.details,
     )
 
 
@@ -79,6 +81,7 @@ def event_row(event: SecurityEvent, now: datetime) -> EventRow:
         judged_detections=len(event.detection_ids),
         peak_level=event.risk_level.value,
         updated_at=now,
+        details=details_json(event.details),
     )
 
 
@@ -132,6 +135,7 @@ def apply_judgement(row: EventRow, judged: SecurityEvent, *, final: bool, now: d
     row.summary = judged.summary
     row.reasoning = judged.reasoning
     row.source = judged.source.value
+    row.details = details_json(judged.details)
     row.is_fast_path = judged.is_fast_path
     row.object_types = list(judged.object_types)
     row.zones = list(judged.zones) or None

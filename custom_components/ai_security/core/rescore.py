@@ -15,6 +15,7 @@ from .analyze import AnalyzeStage
 from .analyzer import LlmRejectedError, LlmUnavailableError
 from .announce import Announcer
 from .context import EventUpdate, StageContext
+from .event_rows import details_json
 from .jobs import Job, JobResult
 from .models import EventSource
 from .payloads import RescorePayload, payload_of
@@ -68,6 +69,7 @@ class RescoreStage:
             summary=verdict.summary,
             reasoning=verdict.reasoning,
             source=verdict.source,
+            details=verdict.details,
         )
 
         def store(session: Session) -> EventUpdate | None:
@@ -81,6 +83,7 @@ class RescoreStage:
             row.summary = new.summary
             row.reasoning = new.reasoning
             row.source = new.source.value
+            row.details = details_json(new.details)
             row.updated_at = ctx.clock()
             if rose:
                 row.peak_level = new.risk_level.value

@@ -31,7 +31,7 @@ import logging
 from types import MappingProxyType
 from typing import Final
 
-from .models import Detection, EventSource, RiskLevel
+from .models import Detection, EventSource, RiskLevel, VerdictDetails
 from .prompts import (
     MAX_CAMERA_NAME,
     AnalysisRequest,
@@ -131,6 +131,8 @@ class Verdict:
     source: EventSource
     model_level: str | None = None
     """The level the LLM named when it disagreed with the derived one, else None."""
+    details: VerdictDetails | None = None
+    """The LLM's further words, the verifier's marks and what was sent (None: heuristic)."""
 
 
 LEVEL_ORDER: Final[tuple[RiskLevel, ...]] = (

@@ -12,8 +12,16 @@ import re
 from typing import Final
 
 from .llm_errors import AnalyzerError
-from .models import EventSource
-from .prompts import RISK_LEVELS
+from .models import EventSource, VerdictDetails
+from .prompts import (
+    CONCERN_MAX,
+    MAX_CONCERNS,
+    MAX_OBJECTS,
+    OBJECT_MAX,
+    OBSERVATIONS_MAX,
+    RISK_LEVELS,
+    TITLE_MAX,
+)
 from .risk import Verdict, level_for
 from .settings import SeverityThresholds
 
@@ -67,6 +75,81 @@ def _text(data: Mapping[str, object], key: str, limit: int) -> str:
     return f"{text[: limit - 3].rstrip()}..."
 
 
+_CONTROL: Final = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
+)
+"""Control, zero-width and direction-changing characters: nothing a reader should get from a
+model (they can hide or reorder text in a notification), so they are removed."""
+
+
+def _optional_text(data: Mapping[str, object], key: str, limit: int, *, one_line: bool) -> str:
+    """Return a further field's text (cleaned, cut to limit), or "" when absent or not text.
+
+    The further fields are the model's extra words, not what a verdict needs: one that is
+    missing or malformed is left out, never a reason to refuse the verdict.
+    """
+    value = data.get(key)
+    if not isinstance(value, str):
+        if value is not None:
+            _LOGGER.debug("Ignoring the LLM's %s: not text (%s)", key, snippet(repr(value)))
+        return ""
+    value = _CONTROL.sub(" " if one_line else "", _LONE_SURROGATE.sub("\ufffd", value))
+    if one_line:
+        value = " ".join(value.split())
+    value = value.strip()
+    if len(value) <= limit:
+        return value
+    return f"{value[: max(limit - 3, 0)].rstrip()}..."[:limit]
+
+
+def _optional_list(data: Mapping[str, object], key: str, items: int, limit: int) -> tuple[str, ...]:
+    """Return a further field's list of short texts: at most items, each cleaned and cut."""
+    value = data.get(key)
+    if not isinstance(value, list):
+        return ()
+    found: list[str] = []
+    for item in value:
+        text = _optional_text({key: item}, key, limit, one_line=True)
+        if text and text not in found:
+            found.append(text)
+        if len(found) == items:
+            break
+    return tuple(found)
+
+
+def _confidence(value: object) -> float | None:
+    """Return the model's confidence as 0-1: asked in percent; a fraction is taken too.
+
+    An integer is percent (1 is 1%); a decimal up to 1 is a fraction (AI Task entities answer
+    numbers as decimals: 85.0 is 85%, 0.85 and 1.0 are fractions).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and 0 < value <= 1:
+        return round(value, 3)
+    if not 0 <= value <= 100:
+        return None
+    return round(value / 100, 3)
+
+
+def parse_details(
+    data: Mapping[str, object], *, summary_max: int = 200, reasoning_max: int = 1000
+) -> VerdictDetails:
+    """Return the answer's further fields: title, observations, confidence, objects, concerns."""
+    short = min(summary_max, TITLE_MAX)
+    return VerdictDetails(
+        title=_optional_text(data, "title", short, one_line=True),
+        observations=_optional_text(
+            data, "observations", min(reasoning_max, OBSERVATIONS_MAX), one_line=False
+        ),
+        confidence=_confidence(data.get("confidence")),
+        objects=_optional_list(data, "objects", MAX_OBJECTS, min(short, OBJECT_MAX)),
+        concerns=_optional_list(
+            data, "other_concerns", MAX_CONCERNS, min(summary_max, CONCERN_MAX)
+        ),
+    )
+
+
 def parse_verdict(
     text: str,
     thresholds: SeverityThresholds,
@@ -78,9 +161,10 @@ def parse_verdict(
 
     Tolerated: blanks and a Markdown code fence around the JSON, extra keys, a float score with
     an integral value, a risk_level in any case or unknown (the stored level is derived from the
-    score; a disagreeing one is kept as model_level), over-long summary or reasoning (cut).
-    Refused: no JSON object, a missing key, a score that is not a number or not in 0-100, an
-    empty summary or reasoning.
+    score; a disagreeing one is kept as model_level), over-long summary or reasoning (cut),
+    further fields (title, observations, confidence, objects, other_concerns) missing or
+    malformed (left out: see parse_details). Refused: no JSON object, a missing key, a score
+    that is not a number or not in 0-100, an empty summary or reasoning.
     """
     body = text.strip()
     if fenced := _FENCE.match(body):
@@ -122,4 +206,5 @@ def parse_verdict(
         reasoning=reasoning,
         source=EventSource.LLM,
         model_level=model_level,
+        details=parse_details(data, summary_max=summary_max, reasoning_max=reasoning_max),
     )

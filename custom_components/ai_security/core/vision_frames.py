@@ -12,6 +12,7 @@ never from the picture or the detector's free text. Reading and drawing run in t
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
+import hashlib
 import logging
 from typing import Final
 
@@ -156,7 +157,7 @@ async def incident_frames(
     verdict never waits on a picture.
     """
     picked = pick_frames(detections, limit)
-    drawn: list[tuple[PickedFrame, list[tuple[int, Detection]], bytes]] = []
+    drawn: list[tuple[PickedFrame, list[tuple[int, Detection]], bytes, str]] = []
     number = 0
     for picture in picked:
         numbers = []
@@ -172,16 +173,34 @@ async def incident_frames(
                 content = await run_blocking(read_upload, camera_root, first.path)
             else:
                 content = await run_blocking(read_file, first.path)
-            jpeg = await run_blocking(render_frame, content, numbers, long_side)
+            jpeg, digest = await run_blocking(_rendered, content, numbers, long_side)
         except (OSError, VideoError, AnnotateError) as err:
             _LOGGER.debug("No picture of %s for the model: %s", first.path, err)
             continue
-        drawn.append((picture, numbers, jpeg))
+        drawn.append((picture, numbers, jpeg, digest))
     return tuple(
         PromptImage(
             jpeg=jpeg,
             caption=caption(index, len(drawn), picture, numbers, tz),
             rank=RANKS[picture.why],
+            frame=frame_id(picture.detections[0]),
+            digest=digest,
         )
-        for index, (picture, numbers, jpeg) in enumerate(drawn, start=1)
+        for index, (picture, numbers, jpeg, digest) in enumerate(drawn, start=1)
     )
+
+
+def frame_id(detection: Detection) -> str:
+    """Return how the audit names a detection's frame: its upload, and the time in a clip."""
+    media = "?" if detection.media_id is None else str(detection.media_id)
+    if detection.frame_time is None:
+        return media
+    return f"{media}@{round(detection.frame_time, 2):g}"
+
+
+def _rendered(
+    content: bytes, numbers: Sequence[tuple[int, Detection]], long_side: int
+) -> tuple[bytes, str]:
+    """Return the frame drawn for the model and its SHA-256 (in the executor: hashing)."""
+    jpeg = render_frame(content, numbers, long_side)
+    return jpeg, hashlib.sha256(jpeg).hexdigest()

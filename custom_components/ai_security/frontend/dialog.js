@@ -67,15 +67,35 @@ export const withEventDialog = (Base) =>
 
       const body = el("div", "dialog-body");
       if (event.camera_name) body.append(el("p", "dialog-camera", event.camera_name));
+      if (event.title) body.append(el("p", "dialog-verdict-title", String(event.title)));
       body.append(el("p", "dialog-summary", event.summary || ""));
+      if (event.contradiction) {
+        // The verifier found the verdict denying what the detector saw: said first, plainly.
+        body.append(this._labelled(t.contradiction, String(event.contradiction), "dialog-warning"));
+      }
       const objects = joinList(event.object_types);
       if (objects) body.append(this._labelled(t.objects, objects, "dialog-objects"));
       const zones = joinList(event.zones);
       if (zones) body.append(this._labelled(t.zones, zones, "dialog-zones"));
+      if (event.observations) {
+        body.append(el("p", "dialog-label", t.observations));
+        body.append(el("p", "dialog-observations", String(event.observations)));
+      }
+      const unverified = joinList(event.unverified_objects);
+      if (unverified) body.append(this._labelled(t.unverified, unverified, "dialog-unverified"));
+      const concerns = Array.isArray(event.other_concerns) ? event.other_concerns : [];
+      if (concerns.length) {
+        body.append(el("p", "dialog-label", t.concerns));
+        const list = el("ul", "dialog-concerns");
+        for (const concern of concerns) list.append(el("li", null, String(concern)));
+        body.append(list);
+      }
       if (event.reasoning) {
         body.append(el("p", "dialog-label", t.reasoning));
         body.append(el("p", "dialog-reasoning", event.reasoning));
       }
+      const audit = this._audit(event, t);
+      if (audit) body.append(el("p", "dialog-audit", audit));
 
       dialog.replaceChildren(head, media, body);
       dialog.dataset.eventId = String(event.event_id ?? "");
@@ -84,6 +104,28 @@ export const withEventDialog = (Base) =>
         else dialog.setAttribute("open", "");
       }
       close.focus();
+    }
+
+    /**
+     * One line on how the verdict was made: its confidence, who judged, from how many
+     * pictures, and the start of the prompt's hash (to match it with a server's log).
+     */
+    _audit(event, t) {
+      const parts = [];
+      const confidence = Number(event.confidence);
+      if (event.confidence !== null && event.confidence !== undefined && Number.isFinite(confidence)) {
+        parts.push(`${t.confidence} ${Math.round(confidence * 100)}%`);
+      }
+      const sent = event.sent_to_llm;
+      if (sent && typeof sent === "object") {
+        const frames = Array.isArray(sent.frames) ? sent.frames.length : 0;
+        parts.push(frames ? t.judgedFrom.replace("{count}", String(frames)) : t.judgedFromText);
+        if (sent.server) parts.push(String(sent.server));
+        if (sent.prompt_hash) parts.push(`${t.prompt} ${String(sent.prompt_hash).slice(0, 12)}`);
+      } else if (event.source === "heuristic") {
+        parts.push(t.heuristic);
+      }
+      return parts.join(" · ");
     }
 
     /** "Label: value" paragraph with both parts as text nodes. */

@@ -88,7 +88,15 @@ export const CARD_CSS = `
   .dialog-body { padding: 12px 16px 16px; font-size: 14px; }
   .dialog-body p { margin: 0 0 8px; overflow-wrap: anywhere; }
   .dialog-summary { font-weight: 500; }
-  .dialog-reasoning { white-space: pre-wrap; }
+  .dialog-reasoning, .dialog-observations { white-space: pre-wrap; }
+  .dialog-verdict-title { font-weight: 600; margin-bottom: 0; }
+  .dialog-warning {
+    border-left: 4px solid var(--error-color, #db4437);
+    padding: 4px 8px;
+    background: rgba(219, 68, 55, 0.08);
+  }
+  .dialog-concerns { margin: 0 0 8px; padding-left: 20px; }
+  .dialog-audit { color: var(--secondary-text-color); font-size: 0.85em; }
   .close-button {
     padding: 4px 12px; border: 1px solid var(--divider-color, #e0e0e0); border-radius: 4px;
     background: none; color: var(--primary-color, #03a9f4); font: inherit; cursor: pointer;
