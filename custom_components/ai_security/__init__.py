@@ -20,6 +20,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import dt as dt_util
 
+from .ai_task_judge import AiTaskJudge, clear_frames
 from .blueprint_install import async_install_blueprints
 from .cleanup import DailyCleanup
 from .const import (
@@ -28,6 +29,7 @@ from .const import (
     CONF_DETECTOR_URLS,
     CONF_HISTORY_BEFORE,
     CONF_LLM_API,
+    CONF_LLM_ENTITY,
     CONF_LLM_URL,
     CONF_LLM_URLS,
     DOMAIN,
@@ -35,6 +37,7 @@ from .const import (
 )
 from .coordinator import AiSecurityConfigEntry, AiSecurityCoordinator, AiSecurityRuntimeData
 from .core import operations
+from .core.llm_provider import LlmAsker
 from .core.pipeline import Pipeline, PipelineConfig
 from .core.settings import LlmApi, PipelineOptions
 from .core.storage import DatabaseError
@@ -119,14 +122,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     detector_urls: list[str] = list(entry.data[CONF_DETECTOR_URLS])
     llm_urls: list[str] = list(entry.data[CONF_LLM_URLS])
     llm_api = LlmApi(entry.data[CONF_LLM_API])
+    llm_entity: str | None = entry.data.get(CONF_LLM_ENTITY) or None
     options = PipelineOptions.from_mapping(dict(entry.options))
     session = async_get_clientsession(hass)
-    if not llm_urls:
-        LOGGER.warning(
-            "%s has no LLM server set: its events are scored by the built-in heuristic (the "
-            "detected objects, their number, the time of day and the zones) instead of by an LLM",
-            entry.title,
-        )
     hub = AiSecurityHub(hass, entry)
     hub.register_hub_device()
     database_url = str(entry.options.get(CONF_DATABASE_URL) or "")
@@ -134,6 +132,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         database_url = await hass.async_add_executor_job(
             _default_database_url, hass, entry.entry_id
         )
+    media = media_root(hass, entry.entry_id)
+    askers = await _llm_askers(hass, entry, llm_entity, media, has_servers=bool(llm_urls))
     pipeline = Pipeline(
         PipelineConfig(
             camera_root=camera_root,
@@ -143,13 +143,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
             llm_api=llm_api,
             options=options,
             local_tz=dt_util.get_default_time_zone(),
-            media_root=media_root(hass, entry.entry_id),
+            media_root=media,
             history_before=_history_before(entry),
         ),
         session,
         run_blocking=hass.async_add_executor_job,
         create_task=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         callbacks=hub.callbacks(),
+        llm_askers=askers,
     )
     hub.pipeline = pipeline
     try:
@@ -185,6 +186,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
         camera_root=camera_root,
         detector_urls=detector_urls,
         llm_urls=llm_urls,
+        llm_entity=llm_entity,
         llm_api=llm_api,
         options=options,
         hub=hub,
@@ -202,6 +204,29 @@ async def async_setup_entry(hass: HomeAssistant, entry: AiSecurityConfigEntry) -
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def _llm_askers(
+    hass: HomeAssistant,
+    entry: AiSecurityConfigEntry,
+    llm_entity: str | None,
+    media: str,
+    *,
+    has_servers: bool,
+) -> dict[str, LlmAsker]:
+    """Return the LLMs Home Assistant reaches for the pipeline: the chosen AI Task entity."""
+    if llm_entity is None:
+        if not has_servers:
+            LOGGER.warning(
+                "%s has no LLM server set: its events are scored by the built-in heuristic "
+                "(the detected objects, their number, the time of day and the zones) instead "
+                "of by an LLM",
+                entry.title,
+            )
+        return {}
+    # A task cut short by a restart left its pictures: they were for that task only.
+    await hass.async_add_executor_job(clear_frames, media)
+    return {llm_entity: AiTaskJudge(hass, entry.entry_id, llm_entity, media)}
 
 
 def _listen_to_refreshes(

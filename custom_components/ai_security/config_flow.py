@@ -10,16 +10,20 @@ from dataclasses import dataclass
 import os
 from typing import Any, override
 
+from homeassistant.components.ai_task import DOMAIN as AI_TASK_DOMAIN, AITaskEntityFeature
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
 )
-from homeassistant.const import CONF_NAME
+from homeassistant.const import ATTR_SUPPORTED_FEATURES, CONF_NAME, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
+    EntitySelector,
+    EntitySelectorConfig,
+    EntityWithDeviceFilterSelectorConfig,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -36,6 +40,7 @@ from .const import (
     CONF_DETECTOR_URLS,
     CONF_HISTORY_BEFORE,
     CONF_LLM_API,
+    CONF_LLM_ENTITY,
     CONF_LLM_URLS,
     DEFAULT_DETECTOR_URL,
     DEFAULT_LLM_URL,
@@ -110,6 +115,11 @@ async def _validate_connection(
         except InvalidUrlError:
             errors[key] = "invalid_url"
 
+    if entity_id := str(user_input.get(CONF_LLM_ENTITY) or "").strip():
+        data[CONF_LLM_ENTITY] = entity_id
+        if not _judges(hass, entity_id):
+            errors[CONF_LLM_ENTITY] = "ai_task_unusable"
+
     session = async_get_clientsession(hass)
     llm_api = LlmApi(data[CONF_LLM_API])
     probes: list[tuple[str, Coroutine[Any, Any, object]]] = [
@@ -127,6 +137,15 @@ async def _validate_connection(
         elif isinstance(result, BaseException):
             raise result
     return data, errors
+
+
+def _judges(hass: HomeAssistant, entity_id: str) -> bool:
+    """Return whether an AI Task entity is there and can generate data (judge an event)."""
+    state = hass.states.get(entity_id)
+    if state is None or state.domain != AI_TASK_DOMAIN or state.state == STATE_UNAVAILABLE:
+        return False
+    features = int(state.attributes.get(ATTR_SUPPORTED_FEATURES) or 0)
+    return bool(features & AITaskEntityFeature.GENERATE_DATA)
 
 
 def _server_urls(value: str | list[str], *, allow_empty: bool) -> list[str]:
@@ -167,6 +186,14 @@ def _connection_schema() -> probatio.Schema:
                     options=[api.value for api in LlmApi],
                     mode=SelectSelectorMode.LIST,
                     translation_key=CONF_LLM_API,
+                )
+            ),
+            probatio.Optional(CONF_LLM_ENTITY): EntitySelector(
+                EntitySelectorConfig(
+                    filter=EntityWithDeviceFilterSelectorConfig(
+                        domain=AI_TASK_DOMAIN,
+                        supported_features=[f"{AI_TASK_DOMAIN}.AITaskEntityFeature.GENERATE_DATA"],
+                    )
                 )
             ),
         }

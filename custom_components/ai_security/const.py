@@ -16,6 +16,8 @@ CONF_LLM_URLS: Final = "llm_urls"
 CONF_LLM_URL: Final = "llm_url"
 """The one LLM URL of entries before 1.3 (a string, "" for none); only the migration reads it."""
 CONF_LLM_API: Final = "llm_api"
+CONF_LLM_ENTITY: Final = "llm_entity"
+"""An AI Task entity that judges incidents beside (or instead of) the LLM servers; optional."""
 CONF_DATABASE_URL: Final = "database_url"
 CONF_HISTORY_BEFORE: Final = "history_before"
 """When the hub last started watching a folder or a database afresh (reconfigured to another

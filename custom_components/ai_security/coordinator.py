@@ -48,6 +48,8 @@ class AiSecurityRuntimeData:
     detector_urls: list[str]
     llm_urls: list[str]
     """The LLM servers sharing the judging; empty when the heuristic judges every event."""
+    llm_entity: str | None
+    """The AI Task entity judging beside the LLM servers (None: none)."""
     llm_api: LlmApi
     options: PipelineOptions
     hub: AiSecurityHub

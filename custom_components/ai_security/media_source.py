@@ -26,6 +26,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 
+from .ai_task_judge import FRAMES_FOLDER, frame_path
 from .const import DEFAULT_NAME, DOMAIN
 from .core import operations
 from .core.derived import DerivedMedia, safe_component
@@ -103,6 +104,8 @@ class AiSecurityMediaSource(MediaSource):
     async def async_resolve_media(self, item: MediaSourceItem) -> PlayMedia:
         """Return the URL of an event's clip, or of its key frame when it has no clip."""
         parts = item.identifier.split("/") if item.identifier else []
+        if len(parts) == 4 and parts[1] == FRAMES_FOLDER:
+            return await self._resolve_frame(item.identifier, *parts)
         if len(parts) != 4:
             raise self._invalid(item.identifier, Unresolvable)
         entry_id, camera_id, day, event_id = parts
@@ -130,6 +133,25 @@ class AiSecurityMediaSource(MediaSource):
             translation_key="media_not_found",
             translation_placeholders={"identifier": item.identifier},
         )
+
+    async def _resolve_frame(
+        self, identifier: str, entry_id: str, _folder: str, token: str, name: str
+    ) -> PlayMedia:
+        """Return the file of a picture sent to an AI Task with a verdict (while it is there).
+
+        Not browsable: these ids exist only for the length of one task (ai_task_judge.py).
+        """
+        self._entry(entry_id, Unresolvable)
+        root = media_root(self.hass, entry_id)
+        path = await self.hass.async_add_executor_job(frame_path, root, token, name)
+        if path is None:
+            raise Unresolvable(
+                translation_domain=DOMAIN,
+                translation_key="media_not_found",
+                translation_placeholders={"identifier": identifier},
+            )
+        relative = f"{FRAMES_FOLDER}/{token}/{name}"
+        return PlayMedia(media_url(entry_id, relative), MIME_TYPES[".jpg"], path=path)
 
     # --- browsing -------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ async def async_setup_entry(
         HubSensor(coordinator, description)
         for description in HUB_SENSORS
         # Without an LLM server (heuristic scoring only) there is no LLM latency to show.
-        if description.source is not ServiceKind.LLM or data.llm_urls
+        if description.source is not ServiceKind.LLM or data.llm_urls or data.llm_entity
     ]
     # A reconfigure that removed the LLM server leaves no LLM latency sensor behind.
     added = {sensor.entity_description.key for sensor in hub_sensors}

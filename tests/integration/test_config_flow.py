@@ -15,6 +15,7 @@ from custom_components.ai_security.const import (
     CONF_CAMERA_ROOT,
     CONF_DETECTOR_URLS,
     CONF_LLM_API,
+    CONF_LLM_ENTITY,
     CONF_LLM_URLS,
     DEFAULT_DETECTOR_URL,
     DEFAULT_LLM_URL,
@@ -114,9 +115,12 @@ async def test_without_an_llm_server_events_are_scored_by_the_heuristic(
     )
     # The form suggests what the entry has: no LLM server.
     suggested = {
-        str(key): key.description["suggested_value"] for key in result["data_schema"].schema
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
     }
     assert suggested[CONF_LLM_URLS] == []
+    assert CONF_LLM_ENTITY not in suggested  # no AI Task entity either
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], user_input(camera_root, detector, llm, **{CONF_LLM_URLS: blank})
     )
@@ -512,7 +516,11 @@ async def test_reconfigure(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
     schema = result["data_schema"].schema
-    suggested = {str(key): key.description["suggested_value"] for key in schema}
+    suggested = {
+        str(key): key.description["suggested_value"]
+        for key in schema
+        if key.description and "suggested_value" in key.description
+    }
     assert suggested[CONF_CAMERA_ROOT] == entry.data[CONF_CAMERA_ROOT]
     assert suggested[CONF_NAME] == "Home"
     assert suggested[CONF_LLM_URLS] == [llm.url]

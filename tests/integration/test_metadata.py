@@ -68,6 +68,7 @@ def test_every_error_and_abort_is_translated() -> None:
         "invalid_url",
         "cannot_connect",
         "unknown",
+        "ai_task_unusable",
     }
     assert config_errors <= set(STRINGS["config"]["error"])
     assert {"already_configured", "reconfigure_successful"} <= set(STRINGS["config"]["abort"])
