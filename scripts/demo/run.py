@@ -255,14 +255,22 @@ async def start_detector(http: aiohttp.ClientSession, port: int, logs: Path) -> 
     return detector
 
 
-async def start_llm(http: aiohttp.ClientSession, model: str, port: int, logs: Path) -> Child:
-    """Start llama-server on model and wait until it has loaded it."""
+async def start_llm(
+    http: aiohttp.ClientSession, model: str, port: int, logs: Path, mmproj: str = ""
+) -> Child:
+    """Start llama-server on model (and its vision projector) and wait until it has loaded it.
+
+    A vision model gets a larger context: each picture costs it tokens beside the text.
+    """
     program = shutil.which("llama-server")
     if program is None:
         raise hass_api.SetupError("AI_SECURITY_LLM_MODEL is set but llama-server is missing")
     command = [program, "-m", model, "--host", "127.0.0.1", "--port", str(port)]
+    if mmproj:
+        command += ["--mmproj", mmproj]
+    context = "16384" if mmproj else "4096"
     llm = await start(
-        "llama-server", [*command, "-c", "4096", "--parallel", "2", "-ngl", "99"], logs
+        "llama-server", [*command, "-c", context, "--parallel", "2", "-ngl", "99"], logs
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -270,7 +278,7 @@ async def start_llm(http: aiohttp.ClientSession, model: str, port: int, logs: Pa
     except BaseException:
         await llm.stop()
         raise
-    _say(f"llama-server with {model} on {url}")
+    _say(f"llama-server with {model}{' and its vision projector' if mmproj else ''} on {url}")
     return llm
 
 
@@ -330,7 +338,8 @@ async def run(args: argparse.Namespace) -> int:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             children.append(await start_detector(http, args.detector_port, logs))
             if model:
-                children.append(await start_llm(http, model, args.llm_port, logs))
+                mmproj = os.environ.get("AI_SECURITY_LLM_MMPROJ", "")
+                children.append(await start_llm(http, model, args.llm_port, logs, mmproj))
             else:
                 _say(
                     "no LLM model given (set AI_SECURITY_LLM_MODEL to a .gguf file): events are "

@@ -21,6 +21,7 @@ from scripts.demo import hass_api
 from scripts.demo.run import DASHBOARD, PASSWORD, USERNAME
 from tests.live_hass import CONFIGURATION, REPO
 from tests.llama import write_tiny_gguf
+from tests.llama_vision import write_tiny_mmproj
 from tests.programs import require_program
 
 pytestmark = pytest.mark.slow
@@ -150,9 +151,13 @@ async def test_demo_sets_everything_up_and_ctrl_c_stops_it(
 async def test_demo_with_a_model_starts_llama_server_and_uses_it(
     tmp_path: Path, socket_enabled: None
 ) -> None:
-    """AI_SECURITY_LLM_MODEL: the demo starts llama-server on it and sets the hub up with it."""
+    """AI_SECURITY_LLM_MODEL and _MMPROJ: llama-server sees, and the hub is set up with it.
+
+    The demo starts llama-server on the model with its vision projector.
+    """
     require_program("llama-server")
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
+    mmproj = write_tiny_mmproj(tmp_path / "tiny-mmproj.gguf")
     config = tmp_path / "config"
     config.mkdir()
     port, detector_port, llm_port = random.sample(range(20000, 60000), 3)
@@ -176,12 +181,20 @@ async def test_demo_with_a_model_starts_llama_server_and_uses_it(
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "AI_SECURITY_LLM_MODEL": str(model)},
+        env={
+            **os.environ,
+            "AI_SECURITY_LLM_MODEL": str(model),
+            "AI_SECURITY_LLM_MMPROJ": str(mmproj),
+        },
     )
     output, _ = await asyncio.wait_for(demo.communicate(), 300)
     text = output.decode()
     assert demo.returncode == 0, text
-    assert f"llama-server with {model} on http://127.0.0.1:{llm_port}" in text
+    assert (
+        f"llama-server with {model} and its vision projector on http://127.0.0.1:{llm_port}" in text
+    )
+    log = (config / "demo" / "llama-server.log").read_text(errors="replace")
+    assert f"loaded multimodal model, '{mmproj}'" in log
     assert "no LLM model given" not in text
     entries = json.loads((config / ".storage" / "core.config_entries").read_text())
     (entry,) = [item for item in entries["data"]["entries"] if item["domain"] == "ai_security"]

@@ -210,6 +210,13 @@ async def test_the_ai_task_entity_judges_with_the_pictures(
     )
     (event,) = response["events"]  # type: ignore[index,call-overload]
     assert event["sent_to_llm"]["server"] == entity_id
+    # The entity has a connectivity sensor like an LLM server's, fed by its own check.
+    connectivity = [
+        state
+        for state in hass.states.async_all("binary_sensor")
+        if state.attributes.get("url") == entity_id
+    ]
+    assert [state.state for state in connectivity] == ["on"]
     assert len(event["sent_to_llm"]["frames"]) == 1
     assert len(event["sent_to_llm"]["prompt_hash"]) == 64
 
@@ -252,7 +259,16 @@ async def test_a_failing_entity_leaves_the_heuristic_and_a_retry(
     await wait_until(
         lambda: not (frames.exists() and any(frames.iterdir())), 10, "the pictures to go"
     )
+    # Gone from Home Assistant: its check says so, and no verdict waits on it.
+    hass.states.async_set(entity_id, "unavailable")
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    health = entry.runtime_data.coordinator.data.health
+    (judge_health,) = [endpoint for endpoint in health.endpoints if endpoint.url == entity_id]
+    assert judge_health.status.value == "unhealthy"
+    assert judge_health.last_error == f"{entity_id} is missing or unavailable"
     judge.failing = False
+    judge.async_write_ha_state()  # back
     await incidents.wait_ended(1, 60)
     assert incidents.ended()[-1]["source"] == "llm"
 
