@@ -311,7 +311,7 @@ async def main() -> None:
         args.tuning = {
             "summary_max": 40,
             "reasoning_max": 40,
-            "max_tokens": 256,
+            "max_tokens": 768,  # the verdict's further fields, at their bounds
             "extra_params": {"seed": 1, **grammar_friendly_params()},
         }
         server.start()
