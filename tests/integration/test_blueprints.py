@@ -250,6 +250,7 @@ def judged(
     *,
     level_rose: bool = False,
     changed: tuple[str, ...] = ("verdict",),
+    title: str = "",
 ) -> dict[str, Any]:
     """Return the data of ai_security_event_updated: the incident judged again."""
     return {
@@ -257,6 +258,7 @@ def judged(
         "risk_level": level,
         "risk_score": SCORES[level],
         "summary": summary,
+        "title": title,
         "source": "llm",
         "changed": list(changed),
         "previous_risk_score": before["risk_score"],
@@ -385,12 +387,13 @@ async def test_notify_blueprint_two_stages(
     }
     assert chat.messages == [("Front Door: High risk", "A person at the door")]
 
-    # The LLM's verdict: the same notification (same tag, same picture), without a sound.
-    second = judged(first, "high", "A stranger tries the door handle")
+    # The LLM's verdict: the same notification (same tag, same picture), without a sound,
+    # titled with the model's few words.
+    second = judged(first, "high", "A stranger tries the door handle", title="Door handle tried")
     await updates(hass, second)
     assert len(pushes) == 2
     replaced = pushes[1].data
-    assert replaced["title"] == "Front Door: High risk"
+    assert replaced["title"] == "Front Door: High risk · Door handle tried"
     assert replaced["message"] == "A stranger tries the door handle"
     assert replaced["data"]["tag"] == tag
     assert replaced["data"]["image"] == first["image_url"]
