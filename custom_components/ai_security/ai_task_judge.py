@@ -211,6 +211,10 @@ class AiTaskJudge:
         data = result.data
         if isinstance(data, str):
             return data
+        if isinstance(data, dict) and isinstance(data.get("risk_score"), float):
+            # A number selector's answer is a decimal, and a model may give 74.5 for a score
+            # asked in whole numbers: rounded here rather than lost as a malformed verdict.
+            data = {**data, "risk_score": round(data["risk_score"])}
         try:
             return json.dumps(data)
         except (TypeError, ValueError) as err:
