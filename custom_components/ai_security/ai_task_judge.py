@@ -67,6 +67,24 @@ def structure_for(schema: Mapping[str, Any]) -> probatio.Schema:
     return probatio.Schema(fields)
 
 
+def service_structure(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the verdict's JSON schema as the generate_data action's `structure` data.
+
+    The action (called from a script or over the REST API) takes the structure as plain data,
+    `{field: {"selector": ..., "required": ..., "description": ...}}`, and builds the schema
+    itself: from the same selectors as structure_for, so an entity asked that way is given the
+    same structure as one the integration asks.
+    """
+    required = set(schema.get("required", ()))
+    fields: dict[str, dict[str, Any]] = {}
+    for name, spec in schema["properties"].items():
+        field: dict[str, Any] = {**_selector(spec).serialize(), "required": name in required}
+        if (meaning := _FIELD_HELP.get(name)) is not None:
+            field["description"] = meaning
+        fields[name] = field
+    return fields
+
+
 def _selector(spec: Mapping[str, Any]) -> selector.Selector[Any]:
     """Return the selector for one property of the verdict's schema."""
     kind = spec.get("type")

@@ -6,21 +6,26 @@ night are high or critical. The scenes are drawn here (the demo's camera views a
 scripts/demo/feeder.py) into a temporary camera folder, the detections are the boxes where the
 people were drawn (and a knife, a car or a dog where a scene says so), and each is judged
 through the integration's own analyzer: the same prompt, the same pictures (core.vision_frames),
-the same parser. Reported per scene: the verdict against the expected levels, the time it took
-and the tokens the server counted; then the agreement and the medians. Use it to choose a model
-and its settings; a random model (--tiny) only proves that the harness runs.
+the same parser and the same verifier (core.verdict_check). Reported per scene: the verdict
+against the expected levels, the time it took and the tokens the server counted, and below it
+the verdict's title and the verifier's marks (what the model said it saw that no detector did,
+or denied that one did); then the agreement and the medians. A Home Assistant AI Task entity
+(--ha, --entity) is judged the same way through Home Assistant's API (home_assistant.py), so a
+cloud or Ollama entity can be set beside a llama-server. Use it to choose a model and its
+settings; a random model (--tiny) only proves that the harness runs.
 """
 
 import argparse
 import asyncio
 from dataclasses import dataclass
 import datetime as dt
+import os
 from pathlib import Path
 import statistics
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -28,12 +33,14 @@ import numpy as np
 
 from custom_components.ai_security.core.analyzer import Analyzer
 from custom_components.ai_security.core.llm_llama_cpp import COMPLETION_PATH
-from custom_components.ai_security.core.llm_provider import UNKNOWN_TRAITS
+from custom_components.ai_security.core.llm_provider import UNKNOWN_TRAITS, PromptImage
 from custom_components.ai_security.core.llm_providers import provider_for
 from custom_components.ai_security.core.llm_vision import ServerVision
 from custom_components.ai_security.core.models import BoundingBox, Detection, RiskLevel
 from custom_components.ai_security.core.prompts import AnalysisRequest
+from custom_components.ai_security.core.risk import Verdict, heuristic_verdict
 from custom_components.ai_security.core.settings import LlmApi, SeverityThresholds
+from custom_components.ai_security.core.verdict_check import check_verdict
 from custom_components.ai_security.core.verdict_parser import parse_verdict
 from custom_components.ai_security.core.vision_frames import incident_frames
 from scripts.demo.feeder import (
@@ -44,6 +51,11 @@ from scripts.demo.feeder import (
     person_sprite,
     render,
     scene_for,
+)
+from scripts.eval_verdicts_lib.home_assistant import (
+    AiTaskEntity,
+    HomeAssistantCallError,
+    answer_text,
 )
 
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -131,9 +143,31 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--tiny", action="store_true", help="start the tests' tiny random vision model and use it"
     )
+    parser.add_argument(
+        "--ha", default=None, metavar="URL", help="Home Assistant, to judge with --entity"
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="an administrator's long-lived access token for --ha (default: $HA_TOKEN)",
+    )
+    parser.add_argument(
+        "--entity", default=None, metavar="ai_task.NAME", help="the AI Task entity that judges"
+    )
     args = parser.parse_args()
-    if not args.url and not args.tiny:
-        parser.error("name a server with --url, or use --tiny")
+    if args.ha and not args.entity:
+        parser.error("--ha needs --entity: the AI Task entity that judges")
+    if args.entity and not args.ha:
+        parser.error("--entity needs --ha: the Home Assistant it belongs to")
+    if not args.url and not args.tiny and not (args.ha and args.entity):
+        parser.error(
+            "name a server with --url, an AI Task entity with --ha and --entity, or --tiny"
+        )
+    # scripts/eval_verdicts hands HA_TOKEN over as AI_SECURITY_HA_TOKEN where only the
+    # lab's own variables reach this process.
+    args.token = args.token or os.environ.get("HA_TOKEN") or os.environ.get("AI_SECURITY_HA_TOKEN")
+    if args.ha and not args.token:
+        parser.error("--ha needs a long-lived access token: --token, or HA_TOKEN")
     args.tuning = {}
     return args
 
@@ -192,6 +226,50 @@ def draw_case(case: Case, root: Path, seed: int) -> tuple[AnalysisRequest, list[
     return request, detections
 
 
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """One verdict as the integration would store it, and what it cost."""
+
+    verdict: Verdict
+    """Checked against the detections (verdict_check), as the integration checks it."""
+    ms: float
+    tokens: tuple[int, int] | None
+    """Prompt and answer tokens as the server counted them; None where nobody says."""
+
+
+class Judge(Protocol):
+    """Something that judges one scene: a server, or a Home Assistant AI Task entity."""
+
+    async def __call__(
+        self, request: AnalysisRequest, detections: list[Detection], root: Path
+    ) -> Judged:
+        """Return the verdict on the scene whose pictures lie under root."""
+
+
+def checked(verdict: Verdict, request: AnalysisRequest) -> Verdict:
+    """Return the verdict with the verifier's marks, its score kept up where it contradicts."""
+    thresholds = SeverityThresholds()
+    return check_verdict(
+        verdict, request.detections, heuristic_verdict(request, thresholds), thresholds
+    )
+
+
+async def pictures_of(
+    args: argparse.Namespace, detections: list[Detection], root: Path
+) -> tuple[PromptImage, ...]:
+    """Return the scene's pictures for the model, as the integration makes them."""
+    if args.frames <= 0:
+        return ()
+    return await incident_frames(
+        detections,
+        limit=args.frames,
+        long_side=args.size,
+        tz=TZ,
+        run_blocking=asyncio.to_thread,
+        camera_root=str(root),
+    )
+
+
 async def judge(
     session: aiohttp.ClientSession,
     args: argparse.Namespace,
@@ -200,8 +278,8 @@ async def judge(
     request: AnalysisRequest,
     detections: list[Detection],
     root: Path,
-) -> tuple[str, int, float, int, int]:
-    """Return (level, score, ms, prompt tokens, answer tokens) of one verdict.
+) -> Judged:
+    """Return one server's verdict, its time and the tokens the server counted.
 
     The request is the analyzer's own (Analyzer.request, with the pictures where the server
     takes them), sent here so the server's token counts can be read from its reply.
@@ -210,14 +288,7 @@ async def judge(
     client = Analyzer(
         session, [url], api, thresholds=SeverityThresholds(), model=args.model, **args.tuning
     )
-    pictures = await incident_frames(
-        detections,
-        limit=args.frames,
-        long_side=args.size,
-        tz=TZ,
-        run_blocking=asyncio.to_thread,
-        camera_root=str(root),
-    )
+    pictures = await pictures_of(args, detections, root)
     vision = ServerVision(provider_for(api), session, 5.0)
     traits = await vision.traits(url) if pictures else UNKNOWN_TRAITS
     path, body = client.request(request, pictures, traits)
@@ -239,49 +310,142 @@ async def judge(
     else:
         usage = reply.get("usage") or {}
         tokens = (int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
-    return verdict.risk_level.value, verdict.risk_score, elapsed, *tokens
+    return Judged(checked(verdict, request), elapsed, tokens)
+
+
+async def judge_by_entity(
+    session: aiohttp.ClientSession,
+    args: argparse.Namespace,
+    entity: AiTaskEntity,
+    *,
+    attach: bool,
+    request: AnalysisRequest,
+    detections: list[Detection],
+    root: Path,
+) -> Judged:
+    """Return an AI Task entity's verdict and the time its task took (no tokens: not told).
+
+    The prompt is the analyzer's, as the integration gives its entity (ai_task_judge): its
+    instructions, the verdict's structure, and the pictures as attachments where the entity
+    takes them; the answer goes through the same parser and verifier.
+    """
+    client = Analyzer(
+        session, [entity.entity_id], LlmApi(args.api), thresholds=SeverityThresholds()
+    )
+    pictures = await pictures_of(args, detections, root) if attach else ()
+    data, seconds = await entity.ask(client.prompt(request, pictures))
+    verdict = parse_verdict(answer_text(data), SeverityThresholds())
+    return Judged(checked(verdict, request), seconds * 1000, None)
+
+
+def marks(verdict: Verdict) -> str:
+    """Return the verdict's title and the verifier's marks, for the line below the verdict."""
+    details = verdict.details
+    if details is None:
+        return "(no details)"
+    parts = [f'"{details.title}"' if details.title else "(no title)"]
+    if details.unverified:
+        parts.append(f"unverified: {', '.join(details.unverified)}")
+    if details.contradiction:
+        parts.append(f"contradiction: {details.contradiction}")
+    return "; ".join(parts)
+
+
+async def evaluate_judge(args: argparse.Namespace, heading: str, ask: Judge, root: Path) -> None:
+    """Judge every case with one judge; print the table and the summary."""
+    agree = total = 0
+    times: list[float] = []
+    tokens: list[int] = []
+    say(heading)
+    for index, case in enumerate(CASES):
+        request, detections = draw_case(case, root / f"{index}", seed=index)
+        low, high = case.expected
+        wanted = f"{low}-{high}"
+        for _ in range(args.runs):
+            total += 1
+            try:
+                judged = await ask(request, detections, root / f"{index}")
+            except Exception as err:  # noqa: BLE001 - a failed verdict is a result too
+                say(f"  {case.name:42} {wanted:16} no verdict: {err}")
+                continue
+            verdict = judged.verdict
+            level = verdict.risk_level.value
+            right = LEVELS.index(low) <= LEVELS.index(level) <= LEVELS.index(high)
+            agree += right
+            times.append(judged.ms)
+            counted = "-"
+            if judged.tokens is not None:
+                sent, answered = judged.tokens
+                tokens.append(sent + answered)
+                counted = f"{sent} + {answered} tokens"
+            say(
+                f"  {case.name:42} {wanted:16} {level:8} {verdict.risk_score:3}  "
+                f"{'ok  ' if right else 'MISS'} {judged.ms:7.0f} ms  {counted}"
+            )
+            say(f"      {marks(verdict)}")
+    if times:
+        per_verdict = f"{statistics.median(tokens):.0f}" if tokens else "-"
+        say(
+            f"  agreement {agree}/{total} ({100 * agree / total:.0f} %), latency p50 "
+            f"{statistics.median(times):.0f} ms, tokens per verdict p50 {per_verdict}"
+        )
 
 
 async def evaluate(args: argparse.Namespace, urls: list[str], root: Path) -> None:
-    """Judge every case on every server; print the table and the summary."""
+    """Judge every case on every server, then with the AI Task entity when one is named."""
     async with aiohttp.ClientSession() as session:
         for url in urls:
-            agree = total = 0
-            times: list[float] = []
-            tokens: list[int] = []
-            say(f"server {url} ({args.api}, {args.frames} pictures of {args.size} px)")
-            for index, case in enumerate(CASES):
-                request, detections = draw_case(case, root / f"{index}", seed=index)
-                low, high = case.expected
-                wanted = f"{low}-{high}"
-                for _ in range(args.runs):
-                    total += 1
-                    try:
-                        level, score, ms, sent, answered = await judge(
-                            session,
-                            args,
-                            url,
-                            request=request,
-                            detections=detections,
-                            root=root / f"{index}",
-                        )
-                    except Exception as err:  # noqa: BLE001 - a failed verdict is a result too
-                        say(f"  {case.name:42} {wanted:16} no verdict: {err}")
-                        continue
-                    right = LEVELS.index(low) <= LEVELS.index(level) <= LEVELS.index(high)
-                    agree += right
-                    times.append(ms)
-                    tokens.append(sent + answered)
-                    say(
-                        f"  {case.name:42} {wanted:16} {level:8} {score:3}  "
-                        f"{'ok  ' if right else 'MISS'} {ms:7.0f} ms  {sent} + {answered} tokens"
-                    )
-            if times:
-                say(
-                    f"  agreement {agree}/{total} ({100 * agree / total:.0f} %), latency p50 "
-                    f"{statistics.median(times):.0f} ms, tokens per verdict p50 "
-                    f"{statistics.median(tokens):.0f}"
+
+            async def by_server(
+                request: AnalysisRequest, detections: list[Detection], root: Path, url: str = url
+            ) -> Judged:
+                return await judge(
+                    session, args, url, request=request, detections=detections, root=root
                 )
+
+            heading = f"server {url} ({args.api}, {args.frames} pictures of {args.size} px)"
+            await evaluate_judge(args, heading, by_server, root)
+        if args.ha:
+            await evaluate_entity(session, args, root)
+
+
+async def evaluate_entity(
+    session: aiohttp.ClientSession, args: argparse.Namespace, root: Path
+) -> None:
+    """Judge every case with the Home Assistant AI Task entity; say what was left behind."""
+    async with AiTaskEntity(session, args.ha, args.token, args.entity) as entity:
+        heading = f"AI Task {args.entity} on {entity.base_url}"
+        try:
+            attach = await entity.takes_pictures() and args.frames > 0
+        except (HomeAssistantCallError, aiohttp.ClientError, TimeoutError) as err:
+            say(f"{heading}: {err}")
+            return
+        if attach:
+            heading += f" ({args.frames} pictures of {args.size} px)"
+        elif args.frames > 0:
+            heading += " (it takes no attachments: text only)"
+        else:
+            heading += " (text only)"
+
+        async def by_entity(
+            request: AnalysisRequest, detections: list[Detection], root: Path
+        ) -> Judged:
+            return await judge_by_entity(
+                session,
+                args,
+                entity,
+                attach=attach,
+                request=request,
+                detections=detections,
+                root=root,
+            )
+
+        await evaluate_judge(args, heading, by_entity, root)
+    if entity.unremoved:
+        say(
+            f"  not removed from Home Assistant's media (delete them by hand): "
+            f"{', '.join(entity.unremoved)}"
+        )
 
 
 async def main() -> None:

@@ -7,11 +7,16 @@ and answers with a verdict the structure validates, as OpenAI's or Ollama's enti
 
 from collections.abc import AsyncIterator, Iterator
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any, override
 
 from homeassistant.components import ai_task
+from homeassistant.components.ai_task.services import (
+    STRUCTURE_FIELD_SCHEMA,
+    _validate_structure_fields,
+)
 from homeassistant.components.conversation import ChatLog
 from homeassistant.config_entries import SOURCE_USER, ConfigEntry, ConfigFlow
 from homeassistant.const import Platform
@@ -33,7 +38,11 @@ from pytest_homeassistant_custom_component.common import (
     mock_platform,
 )
 
-from custom_components.ai_security.ai_task_judge import FRAMES_FOLDER, structure_for
+from custom_components.ai_security.ai_task_judge import (
+    FRAMES_FOLDER,
+    service_structure,
+    structure_for,
+)
 from custom_components.ai_security.const import CONF_LLM_ENTITY, DOMAIN
 from custom_components.ai_security.core.prompts import verdict_schema
 from custom_components.ai_security.media_paths import media_root
@@ -340,3 +349,40 @@ def test_the_structure_validates_a_verdict_and_refuses_a_bad_one() -> None:
         structure({**ANSWER, "risk_level": "apocalyptic"})
     with pytest.raises(probatio.Invalid):
         structure({key: value for key, value in ANSWER.items() if key != "summary"})
+
+
+def test_the_structure_as_action_data_is_the_same_structure() -> None:
+    """The structure as the generate_data action's data passes Home Assistant's own checks.
+
+    What a script or the REST API sends (JSON, hence the round trip) becomes, in the action,
+    the fields structure_for makes: the same names, required flags, descriptions and selectors,
+    so an entity asked either way is given the same structure and takes the same answer.
+    """
+    schema = verdict_schema()
+    data = json.loads(json.dumps(service_structure(schema)))
+    validate = probatio.All(
+        probatio.Schema({str: STRUCTURE_FIELD_SCHEMA}), _validate_structure_fields
+    )
+    from_action: probatio.Schema = validate(data)
+    expected = structure_for(schema)
+
+    def fields(structure: probatio.Schema) -> dict[tuple[str, str, str | None], Any]:
+        return {
+            (type(key).__name__, str(key), key.description): value
+            for key, value in structure.schema.items()
+        }
+
+    assert fields(from_action) == fields(expected)
+    assert set(data) == set(schema["properties"])
+    assert all(field["required"] for field in data.values())
+    assert data["risk_level"]["selector"]["select"]["options"] == [
+        "low",
+        "medium",
+        "high",
+        "critical",
+    ]
+    assert data["objects"]["selector"]["text"]["multiple"] is True
+    assert data["risk_score"]["selector"]["number"]["step"] == 1
+    assert from_action(ANSWER) == expected(ANSWER)
+    with pytest.raises(probatio.Invalid):
+        from_action({**ANSWER, "risk_level": "apocalyptic"})
