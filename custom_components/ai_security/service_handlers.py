@@ -41,6 +41,7 @@ from .service_schemas import (
     ATTR_JOB_IDS,
     ATTR_KEEP,
     ATTR_MIN_LEVEL,
+    ATTR_MISSED,
     ATTR_NOTE,
     ATTR_OBJECT_TYPES,
     ATTR_PAGE,
@@ -114,6 +115,7 @@ def _event_data(
         "source": event.source.value,
         "reviewed": event.reviewed,
         "dismissed": event.dismissed,
+        "missed": event.missed,
         "review_note": event.review_note,
         "keep": event.keep,
         "zones": list(event.zones),
@@ -181,6 +183,7 @@ async def handle_review_event(call: ServiceCall) -> ServiceResponse:
         note=call.data.get(ATTR_NOTE),
         now=dt_util.utcnow(),
         keep=call.data.get(ATTR_KEEP),
+        missed=call.data[ATTR_MISSED],
     )
     if event is None:
         raise ServiceValidationError(

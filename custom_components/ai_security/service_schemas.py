@@ -33,6 +33,7 @@ ATTR_START: Final = "start"
 ATTR_END: Final = "end"
 ATTR_REVIEWED: Final = "reviewed"
 ATTR_DISMISSED: Final = "dismissed"
+ATTR_MISSED: Final = "missed"
 ATTR_PAGE: Final = "page"
 ATTR_PAGE_SIZE: Final = "page_size"
 ATTR_EVENT_ID: Final = "event_id"
@@ -85,6 +86,7 @@ REVIEW_SCHEMA = ENTRY_SCHEMA.extend(
         probatio.Required(ATTR_EVENT_ID): cv.string,
         probatio.Optional(ATTR_REVIEWED, default=True): cv.boolean,
         probatio.Optional(ATTR_DISMISSED, default=False): cv.boolean,
+        probatio.Optional(ATTR_MISSED, default=False): cv.boolean,
         probatio.Optional(ATTR_NOTE): cv.string,
         probatio.Optional(ATTR_KEEP): cv.boolean,
     }

@@ -155,6 +155,14 @@ async def test_card_shows_a_new_event_in_a_real_browser(
                     # Tapping the event opens its picture (a photo makes no clip).
                     await row.click()
                     await _image_loaded(page, card.locator(".event-dialog .dialog-media img"))
+                    # Reviewed where it is seen: stored by the hub, shown on its row.
+                    review = card.locator(".event-dialog .review-bar")
+                    await review.get_by_role("button", name="Looks right").click()
+                    await page.wait_for_function(
+                        "el => el.textContent === 'Saved: Looks right'",
+                        arg=await review.locator(".review-status").element_handle(),
+                    )
+                    await card.locator('.event-review[data-outcome="right"]').wait_for()
                     await page.keyboard.press("Escape")
                     await card.locator(".event-dialog").wait_for(state="hidden")
                     await row.evaluate("row => row.blur()")
@@ -178,10 +186,19 @@ async def test_card_shows_a_new_event_in_a_real_browser(
             finally:
                 await browser.close()
 
-        # Every one of those pages read events; none of them wrote to the audit trail.
+        # Every one of those pages read events; none of them wrote to the audit trail. The one
+        # review made in the dialog did, as the signed-in user, and the hub has it stored.
         async with aiohttp.ClientSession() as http:
             audit_after = await hass_api.audit_log(http, session, entry_id)
-        assert audit_after["total"] == audit_before["total"], audit_after["records"][:5]
+        assert audit_after["total"] == audit_before["total"] + 1, audit_after["records"][:5]
+        newest = audit_after["records"][0]
+        assert (newest["action"], newest["success"], newest["user_name"]) == (
+            "review_event",
+            True,
+            "Demo",
+        ), newest
+        assert newest["result"]["reviewed"] is True
+        assert newest["result"]["dismissed"] is False
         reports = await loop.run_in_executor(None, home.frame_reports)
         assert not reports, reports
     finally:
@@ -359,9 +376,26 @@ card.setConfig({ cameras: ["front_door"] });
 card.hass = {
   states: {},
   locale: { language: "en" },
-  callWS: async (message) => message.type === "ai_security/cameras"
-    ? { cameras: [camera] }
-    : { total: 1, page: 1, page_size: 5, events: [event] },
+  callWS: async (message) => {
+    if (message.type === "ai_security/cameras") return { cameras: [camera] };
+    if (message.type === "call_service") {
+      // Actions: recorded, and answered as Home Assistant would (or refused).
+      window.calls = [...(window.calls || []), message];
+      if (window.refuse) throw { code: "service_validation_error", message: window.refuse };
+      const data = message.service_data;
+      return {
+        context: { id: "c" },
+        response: {
+          ...event,
+          reviewed: data.reviewed,
+          dismissed: data.reviewed && data.dismissed,
+          missed: data.reviewed && data.missed,
+          review_note: data.note || null,
+        },
+      };
+    }
+    return { total: 1, page: 1, page_size: 5, events: [event] };
+  },
 };
 document.body.append(card);
 </script></body></html>
@@ -576,6 +610,113 @@ async def test_dialog_shows_the_checked_verdict_as_text(
                     assert await dialog.locator("img, b").count() == 0
                     assert await page.evaluate("() => window.hacked === undefined")
                     await dialog.screenshot(path=str(shots / "dialog-verdict.png"))
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_review_from_the_dialog_is_sent_shown_and_taken_back(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """Looks right, False alarm or Missed: the action is called, the dialog and row show it.
+
+    The pressed outcome pressed again takes the review back; a refused review says why and
+    leaves what is shown as it was.
+    """
+    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
+
+    browser_path = chromium()
+    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
+    page_html = dialog_page({**VERDICT_EVENT, "reviewed": False, "review_note": None})
+
+    async def page_of_the_card(_request: web.Request) -> web.Response:
+        return web.Response(text=page_html, content_type="text/html")
+
+    async def file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(files[request.path])
+
+    app = web.Application()
+    app.router.add_get("/", page_of_the_card)
+    for path in files:
+        app.router.add_get(path, file)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    shots = Path(os.environ.get("AI_SECURITY_SCREENSHOTS", str(tmp_path)))
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page, console = await _fresh_page(browser, None, "light")
+                async with _explained(page, console, tmp_path / "failure-review.png"):
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    row = page.locator("ai-security-card .event-row")
+                    await row.click()
+                    dialog = page.locator("ai-security-card .event-dialog")
+                    bar = dialog.locator(".review-bar")
+                    status = bar.locator(".review-status")
+                    assert await bar.locator(".review-button").all_inner_texts() == [
+                        "Looks right",
+                        "False alarm",
+                        "Missed / too low",
+                    ]
+                    assert (await status.inner_text()).strip() == ""
+                    await bar.locator(".review-note").fill("The neighbour's statue")
+                    await bar.get_by_role("button", name="False alarm").click()
+                    await page.wait_for_function("() => (window.calls || []).length === 1")
+                    (sent,) = await page.evaluate("() => window.calls")
+                    assert (sent["domain"], sent["service"], sent["return_response"]) == (
+                        "ai_security",
+                        "review_event",
+                        True,
+                    )
+                    assert sent["service_data"] == {
+                        "config_entry_id": "entry",
+                        "event_id": "e2",
+                        "reviewed": True,
+                        "dismissed": True,
+                        "missed": False,
+                        "note": "The neighbour's statue",
+                    }
+                    await page.wait_for_function(
+                        "el => el.textContent === 'Saved: False alarm'",
+                        arg=await status.element_handle(),
+                    )
+                    pressed = bar.locator('.review-button[aria-pressed="true"]')
+                    assert await pressed.all_inner_texts() == ["False alarm"]
+                    await dialog.screenshot(path=str(shots / "dialog-review.png"))
+                    # The timeline row behind the dialog shows the outcome.
+                    mark = page.locator(
+                        'ai-security-card .event-review[data-outcome="false_alarm"]'
+                    )
+                    assert (await mark.inner_text()).strip() == "False alarm"
+
+                    # Refused: said, and nothing shown changes.
+                    await page.evaluate("() => { window.refuse = 'The hub is not loaded'; }")
+                    await bar.get_by_role("button", name="Missed / too low").click()
+                    await page.wait_for_function(
+                        "el => el.textContent.startsWith('Not saved: ')",
+                        arg=await status.element_handle(),
+                    )
+                    assert "The hub is not loaded" in await status.inner_text()
+                    assert await pressed.all_inner_texts() == ["False alarm"]
+
+                    # The pressed outcome again: the review is taken back.
+                    await page.evaluate("() => { window.refuse = null; }")
+                    await bar.get_by_role("button", name="False alarm").click()
+                    await page.wait_for_function(
+                        "el => el.textContent === 'Review taken back'",
+                        arg=await status.element_handle(),
+                    )
+                    calls = await page.evaluate("() => window.calls")
+                    assert calls[-1]["service_data"]["reviewed"] is False
+                    assert await pressed.count() == 0
+                    assert await page.locator("ai-security-card .event-review").count() == 0
             finally:
                 await browser.close()
     finally:

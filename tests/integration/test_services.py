@@ -198,6 +198,7 @@ async def test_search_finds_the_pipelines_event(
         "source": "llm",
         "reviewed": False,
         "dismissed": False,
+        "missed": False,
         "review_note": None,
         "keep": False,
         "zones": [],
@@ -464,6 +465,48 @@ async def test_review_and_dismiss_an_event(
     released = await call(hass, "review_event", {**base, "keep": False})
     assert isinstance(released, dict)
     assert released["keep"] is False
+
+
+async def test_review_says_looks_right_false_alarm_or_missed(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    camera_root: Path,
+) -> None:
+    """The three outcomes are stored and returned; false alarm and missed exclude each other.
+
+    A review taken back drops its outcome; a refused review leaves the event as it was.
+    """
+    events = async_capture_events(hass, "ai_security_event")
+    await set_up(hass, entry)
+    event_id = (await upload_event(hass, camera_root, "Porch/a.jpg", 1, events))["event_id"]
+    base = {"config_entry_id": entry.entry_id, "event_id": event_id}
+
+    def outcome(event: Any) -> tuple[bool, bool, bool]:
+        return event["reviewed"], event["dismissed"], event["missed"]
+
+    assert outcome(await call(hass, "review_event", base)) == (True, False, False)
+    missed = await call(hass, "review_event", {**base, "missed": True, "note": "It was a thief"})
+    assert outcome(missed) == (True, False, True)
+    assert outcome(await call(hass, "review_event", {**base, "dismissed": True})) == (
+        True,
+        True,
+        False,
+    )
+    err = await refused(hass, "review_event", {**base, "dismissed": True, "missed": True})
+    assert err.translation_key == "review_conflict"
+    assert str(err) == "An event cannot be both a false alarm and missed: choose one"
+    (stored,) = (await search(hass, entry))["events"]
+    assert outcome(stored) == (True, True, False)  # unchanged by the refused review
+    back = await call(hass, "review_event", {**base, "reviewed": False, "missed": True})
+    assert outcome(back) == (False, False, False)
+    # What the audit trail kept: each review, the refused one with its error.
+    log = await call(
+        hass, "get_audit_log", {"config_entry_id": entry.entry_id, "action": "review_event"}
+    )
+    assert isinstance(log, dict)
+    assert log["total"] == 5
+    assert [record["success"] for record in log["records"]] == [True, False, True, True, True]
+    assert log["records"][2]["arguments"]["missed"] is False  # newest first: the false alarm
 
 
 async def test_review_of_a_missing_event_is_refused(
@@ -827,7 +870,15 @@ async def test_actions_are_registered_with_their_descriptions(
             "page",
             "page_size",
         },
-        "review_event": {"config_entry_id", "event_id", "reviewed", "dismissed", "note", "keep"},
+        "review_event": {
+            "config_entry_id",
+            "event_id",
+            "reviewed",
+            "dismissed",
+            "missed",
+            "note",
+            "keep",
+        },
         "reprocess_file": {"config_entry_id", "path"},
         "process_old_uploads": {"config_entry_id", "camera", "since"},
         "analyze_now": {"config_entry_id", "camera"},
@@ -884,6 +935,7 @@ def test_every_refusal_the_library_can_raise_is_translated() -> None:
             "naive_datetime",
             "invalid_date_range",
             "review_note_too_long",
+            "review_conflict",
         },
         "ReprocessError": {"not_an_upload", "file_not_found", "file_unusable", "unknown_camera"},
         "RuleError": {"invalid_cooldown", "invalid_weekday"},

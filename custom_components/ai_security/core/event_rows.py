@@ -45,6 +45,7 @@ def event_from_row(row: EventRow, detection_ids: tuple[int, ...] = ()) -> Securi
         detection_ids=detection_ids,
         reviewed=row.reviewed,
         dismissed=row.dismissed,
+        missed=bool(row.missed),
         review_note=row.review_note,
         zones=tuple(row.zones or ()),
         keep=row.keep,

@@ -71,13 +71,18 @@ def review_event(
     note: str | None = None,
     now: datetime,
     keep: bool | None = None,
+    missed: bool = False,
 ) -> SecurityEvent | None:
     """Record a person's review of an event; return it as stored, or None when it does not exist.
 
-    note None keeps the note the event has; an empty (or blank) note removes it. reviewed_at
-    is now when reviewed, and cleared when a review is taken back. keep (None: unchanged) flags
-    the event to survive the daily clean-up.
+    A review says the verdict looks right, or was a false alarm (dismissed), or was too low
+    (missed); the last two cannot both be said. note None keeps the note the event has; an
+    empty (or blank) note removes it. reviewed_at is now when reviewed, and cleared when a
+    review is taken back (with its outcome). keep (None: unchanged) flags the event to survive
+    the daily clean-up.
     """
+    if dismissed and missed:
+        raise EventQueryError("review_conflict", "an event cannot be both a false alarm and missed")
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise EventQueryError(
             "review_note_too_long",
@@ -89,7 +94,8 @@ def review_event(
     if row is None:
         return None
     row.reviewed = reviewed
-    row.dismissed = dismissed
+    row.dismissed = dismissed and reviewed
+    row.missed = missed and reviewed
     row.reviewed_at = now if reviewed else None
     if note is not None:
         row.review_note = note.strip() or None

@@ -266,12 +266,20 @@ def _merge(conn: Connection, group: list[Any]) -> None:
 
 
 def _migrate_4_to_5(conn: Connection) -> None:
-    """Add the events' verdict details (the LLM's further words, its checks, what it was shown).
+    """Add the events' verdict details and the review outcome "missed".
 
-    Older events keep none: they were judged before verdicts had them.
+    Older events keep no details (they were judged before verdicts had them) and were never
+    reviewed as missed.
     """
     if inspect(conn).has_table("ai_security_events"):
+        false_ = "0" if conn.dialect.name == "sqlite" else "false"
         conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN details JSON"))
+        conn.execute(
+            text(
+                f"ALTER TABLE ai_security_events ADD COLUMN missed BOOLEAN DEFAULT {false_} "
+                "NOT NULL"
+            )
+        )
 
 
 MIGRATIONS: dict[int, Migration] = {

@@ -189,6 +189,8 @@ class SecurityEvent:
     reviewed: bool = False
     dismissed: bool = False
     """The user reviewed it and judged it a false alarm."""
+    missed: bool = False
+    """The user reviewed it and judged its verdict too low (or missing what mattered)."""
     review_note: str | None = None
     zones: tuple[str, ...] = ()
     """The zones its detections were in (names), for prompts, rules and notifications."""

@@ -39,6 +39,7 @@ async def review_event(
     note: str | None,
     now: datetime,
     keep: bool | None,
+    missed: bool = False,
 ) -> SecurityEvent | None:
     """Store a person's review of an event; return it as stored, None when there is no such event.
 
@@ -53,6 +54,7 @@ async def review_event(
             note=note,
             now=now,
             keep=keep,
+            missed=missed,
         )
     )
 

@@ -172,8 +172,10 @@ class EventRow(Base):
     """The highest level the incident has had: a rise above it is news, a fall and rise is not."""
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # Schema version 5: the LLM verdict's further words, the verifier's marks and what the
-    # model was shown (models.VerdictDetails.as_dict); None for a heuristic verdict.
+    # model was shown (models.VerdictDetails.as_dict); None for a heuristic verdict. And the
+    # third review outcome: the verdict was too low, or missed what mattered.
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    missed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_ai_security_events_camera_started", "camera_id", "started_at"),

@@ -1,7 +1,8 @@
 /**
  * The dashboard card's element: its shell, its camera sections and their live badge, score and
- * picture. Fetching and drawing the timelines (timeline.js) and the event dialog (dialog.js)
- * are mixed into it, each in its own module; they share this element's state.
+ * picture. Fetching and drawing the timelines (timeline.js), the event dialog (dialog.js) and
+ * the user's reviews (review.js) are mixed into it, each in its own module; they share this
+ * element's state.
  */
 
 import {
@@ -15,6 +16,7 @@ import { withEventDialog } from "./dialog.js";
 import { el, safeUrl, withParam } from "./dom.js";
 import { errorMessage, normalizeLevel, strings } from "./format.js";
 import { CARD_CSS } from "./styles.js";
+import { withReview } from "./review.js";
 import { withEventTimeline } from "./timeline.js";
 
 /**
@@ -22,7 +24,7 @@ import { withEventTimeline } from "./timeline.js";
  * config, live state only touches the badge and image, and a timeline is rebuilt only when
  * its events are re-fetched. That keeps the frequent `hass` setter cheap.
  */
-export class AiSecurityCard extends withEventDialog(withEventTimeline(HTMLElement)) {
+export class AiSecurityCard extends withEventDialog(withReview(withEventTimeline(HTMLElement))) {
   constructor() {
     super();
     this.attachShadow({ mode: "open" });

@@ -32,7 +32,7 @@ function clipPlayer(clip, poster) {
 export const withEventDialog = (Base) =>
   class extends Base {
     /** Show one event (its clip with its key frame, else the key frame) in the card's dialog. */
-    _openDialog(event, returnFocus) {
+    _openDialog(event, returnFocus, cam) {
       const dialog = this.shadowRoot.querySelector(".event-dialog");
       if (!dialog) return;
       const t = strings(this._hass);
@@ -96,6 +96,7 @@ export const withEventDialog = (Base) =>
       }
       const audit = this._audit(event, t);
       if (audit) body.append(el("p", "dialog-audit", audit));
+      if (cam) body.append(this._reviewBar(event, cam, t));
 
       dialog.replaceChildren(head, media, body);
       dialog.dataset.eventId = String(event.event_id ?? "");

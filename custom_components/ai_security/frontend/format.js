@@ -30,6 +30,16 @@ const STRINGS = {
     judgedFromText: "judged from the detections (no pictures)",
     heuristic: "scored by the rules (no AI verdict)",
     prompt: "prompt",
+    review: {
+      title: "Your review",
+      right: "Looks right",
+      false_alarm: "False alarm",
+      missed: "Missed / too low",
+      note: "Note (optional)",
+      saved: "Saved",
+      cleared: "Review taken back",
+      failed: "Not saved",
+    },
     error: "Error",
     latestAlt: "Latest detection",
     eventAlt: "Event image",
@@ -64,6 +74,7 @@ export function strings(hass) {
     ...picked,
     levels: { ...en.levels, ...(picked.levels || {}) },
     editor: { ...en.editor, ...(picked.editor || {}) },
+    review: { ...en.review, ...(picked.review || {}) },
   };
 }
 

@@ -97,6 +97,41 @@ export const CARD_CSS = `
   }
   .dialog-concerns { margin: 0 0 8px; padding-left: 20px; }
   .dialog-audit { color: var(--secondary-text-color); font-size: 0.85em; }
+  .review-bar { border-top: 1px solid var(--divider-color, #e0e0e0); margin-top: 12px; }
+  .review-buttons { display: flex; flex-wrap: wrap; gap: 8px; margin-bottom: 8px; }
+  .review-button {
+    font: inherit;
+    padding: 6px 12px;
+    border-radius: 16px;
+    border: 1px solid var(--divider-color, #c0c0c0);
+    background: var(--card-background-color, #fff);
+    color: var(--primary-text-color);
+    cursor: pointer;
+  }
+  .review-button[aria-pressed="true"] {
+    background: var(--primary-color, #03a9f4);
+    border-color: var(--primary-color, #03a9f4);
+    color: var(--text-primary-color, #fff);
+  }
+  .review-button[data-outcome="false_alarm"][aria-pressed="true"] {
+    background: var(--secondary-text-color, #727272);
+    border-color: var(--secondary-text-color, #727272);
+  }
+  .review-button[data-outcome="missed"][aria-pressed="true"] {
+    background: var(--error-color, #db4437);
+    border-color: var(--error-color, #db4437);
+  }
+  .review-note { width: 100%; box-sizing: border-box; font: inherit; }
+  .review-status { color: var(--secondary-text-color); font-size: 0.85em; min-height: 1.2em; }
+  .event-review {
+    grid-column: 3; justify-self: start;
+    font-size: 0.75em;
+    padding: 1px 6px;
+    border-radius: 8px;
+    border: 1px solid var(--divider-color, #c0c0c0);
+    color: var(--secondary-text-color);
+  }
+  .event-review[data-outcome="missed"] { color: var(--error-color, #db4437); }
   .close-button {
     padding: 4px 12px; border: 1px solid var(--divider-color, #e0e0e0); border-radius: 4px;
     background: none; color: var(--primary-color, #03a9f4); font: inherit; cursor: pointer;

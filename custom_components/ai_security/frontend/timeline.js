@@ -6,6 +6,7 @@
 import { MIN_FETCH_INTERVAL_MS, SETTLE_MS } from "./config.js";
 import { el } from "./dom.js";
 import { errorMessage, formatTime, joinList, normalizeLevel, strings } from "./format.js";
+import { outcomeOf } from "./review.js";
 
 /**
  * Mix the timeline methods into the card's class. A mixin, not helper functions, because they
@@ -102,13 +103,13 @@ export const withEventTimeline = (Base) =>
       // Keep keyboard focus on the same event across the periodic re-render.
       const active = this.shadowRoot.activeElement;
       const focusedId = active?.parentNode?.parentNode === timeline ? active.dataset.eventId : null;
-      timeline.replaceChildren(...events.map((event) => this._eventRow(event, t)));
+      timeline.replaceChildren(...events.map((event) => this._eventRow(event, t, cam)));
       if (focusedId) this._findRow(focusedId)?.focus();
       noEvents.textContent = cam.events === null ? t.loading : t.noEvents;
       noEvents.hidden = events.length > 0 || (cam.events === null && Boolean(cam.error));
     }
 
-    _eventRow(event, t) {
+    _eventRow(event, t, cam) {
       const item = el("li");
       const row = el("button", "event-row");
       row.type = "button";
@@ -125,7 +126,13 @@ export const withEventTimeline = (Base) =>
         summary,
         el("span", "event-objects", joinList(event.object_types)),
       );
-      row.addEventListener("click", () => this._openDialog(event, row));
+      const outcome = outcomeOf(event);
+      if (outcome) {
+        const mark = el("span", "event-review", t.review[outcome]);
+        mark.dataset.outcome = outcome;
+        row.append(mark);
+      }
+      row.addEventListener("click", () => this._openDialog(event, row, cam));
       item.append(row);
       return item;
     }
