@@ -40,11 +40,14 @@ def verdict_data(event: SecurityEvent) -> dict[str, Any]:
     observations (the model's words), confidence (0-1, None when not given), other_concerns,
     unverified_objects (named by the model, seen by no detector) and contradiction (why the
     verdict denies what a detector saw for certain; empty when it does not). A heuristic
-    verdict has them empty.
+    verdict has them empty. raw_score and calibration say how the user's reviews of similar
+    incidents moved the score (None and "" when they did not).
     """
+    calibrated = {"raw_score": event.raw_score, "calibration": event.calibration}
     details = event.details
     if details is None:
         return {
+            **calibrated,
             "title": "",
             "observations": "",
             "confidence": None,
@@ -53,6 +56,7 @@ def verdict_data(event: SecurityEvent) -> dict[str, Any]:
             "contradiction": "",
         }
     return {
+        **calibrated,
         "title": details.title,
         "observations": details.observations,
         "confidence": details.confidence,

@@ -532,6 +532,9 @@ VERDICT_EVENT: dict[str, object] = {
     "other_concerns": ["The side gate is open.", "<b>not bold</b>"],
     "unverified_objects": ["parcel"],
     "contradiction": "The verdict says no person is there; the detector saw one at 95%.",
+    "raw_score": 43,
+    "calibration": "raised by 28: 3 of the last 4 similar night-time person events in Front "
+    "Door were missed (too low)",
     "sent_to_llm": {
         "frames": ["12", "15@3.2"],
         "prompt_hash": "0123456789abcdef" * 4,
@@ -590,6 +593,7 @@ async def test_dialog_shows_the_checked_verdict_as_text(
                         name: (await dialog.locator(selector).inner_text()).strip()
                         for name, selector in (
                             ("title", ".dialog-verdict-title"),
+                            ("calibration", ".dialog-calibration"),
                             ("warning", ".dialog-warning"),
                             ("observations", ".dialog-observations"),
                             ("unverified", ".dialog-unverified"),
@@ -599,6 +603,9 @@ async def test_dialog_shows_the_checked_verdict_as_text(
                     }
                     assert texts == {
                         "title": VERDICT_EVENT["title"],
+                        "calibration": "Adjusted by your reviews: raised by 28: 3 of the last 4 "
+                        "similar night-time person events in Front Door were missed (too low) "
+                        "(the AI said 43)",
                         "warning": "Checked against the detections: The verdict says no person "
                         "is there; the detector saw one at 95%.",
                         "observations": "A man in a dark jacket\ntries the handle.",

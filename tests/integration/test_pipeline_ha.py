@@ -123,6 +123,9 @@ async def test_upload_becomes_device_and_events(
         "is_fast_path": False,
         "source": "llm",
         "ongoing": False,
+        # Not moved by reviews (there are none).
+        "raw_score": None,
+        "calibration": "",
         # The stub answers the four keys of old: the further fields are there, and empty.
         "title": "",
         "observations": "",

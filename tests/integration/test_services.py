@@ -202,6 +202,8 @@ async def test_search_finds_the_pipelines_event(
         "review_note": None,
         "keep": False,
         "zones": [],
+        "raw_score": None,
+        "calibration": "",
         "title": "",
         "observations": "",
         "confidence": None,

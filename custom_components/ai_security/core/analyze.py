@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from .analyzer import Analyzer, AnalyzerError, LlmRejectedError, LlmUnavailableError
 from .announce import Announcer
 from .baseline import assess, describe as describe_anomaly, heuristic_bonus, record_batch
+from .calibration import calibrate, similar_reviews, situation
 from .context import EventUpdate, StageContext
 from .events import event_from_row
 from .jobs import Job, JobKind, JobResult, PermanentJobError, add_job
@@ -302,7 +303,34 @@ class AnalyzeStage:
                 "The LLM refused the batch of %s (%s); scored heuristically", camera.name, err
             )
             verdict = heuristic_verdict(request, ctx.config.options.severity)
+        verdict = await self.calibrated(camera, request, verdict)
         return request, verdict, anomaly, counts
+
+    async def calibrated(
+        self, camera: Camera, request: AnalysisRequest, verdict: Verdict
+    ) -> Verdict:
+        """Return verdict moved by the user's reviews of similar incidents (see calibration).
+
+        A calibration that cannot be read (the database failing) leaves the verdict as it is:
+        the verdict never waits on its calibration.
+        """
+        ctx = self._ctx
+        tz = ctx.config.local_tz
+        where = situation(
+            camera.camera_id,
+            [d.label for d in request.detections],
+            [d.zone for d in request.detections if d.zone],
+            request.started_at,
+            tz,
+        )
+        try:
+            found = await ctx.db.run(
+                lambda session: similar_reviews(session, where, before=request.started_at, tz=tz)
+            )
+        except Exception:
+            _LOGGER.exception("Cannot read the reviews that calibrate %s", camera.name)
+            return verdict
+        return calibrate(verdict, found, ctx.config.options.severity, where.words(camera.name))
 
     def _learn(
         self,

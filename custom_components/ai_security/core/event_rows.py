@@ -51,6 +51,8 @@ def event_from_row(row: EventRow, detection_ids: tuple[int, ...] = ()) -> Securi
         keep=row.keep,
         ongoing=bool(row.ongoing),
         details=VerdictDetails.from_dict(row.details),
+        raw_score=row.raw_score,
+        calibration=row.calibration or "",
     )
 
 

@@ -266,7 +266,7 @@ def _merge(conn: Connection, group: list[Any]) -> None:
 
 
 def _migrate_4_to_5(conn: Connection) -> None:
-    """Add the events' verdict details and the review outcome "missed".
+    """Add the events' verdict details, the review outcome "missed" and the calibration.
 
     Older events keep no details (they were judged before verdicts had them) and were never
     reviewed as missed.
@@ -274,6 +274,8 @@ def _migrate_4_to_5(conn: Connection) -> None:
     if inspect(conn).has_table("ai_security_events"):
         false_ = "0" if conn.dialect.name == "sqlite" else "false"
         conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN details JSON"))
+        conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN raw_score INTEGER"))
+        conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN calibration TEXT"))
         conn.execute(
             text(
                 f"ALTER TABLE ai_security_events ADD COLUMN missed BOOLEAN DEFAULT {false_} "

@@ -205,3 +205,7 @@ class SecurityEvent:
     """Whether the incident is still open: more detections may join it and change its verdict."""
     details: VerdictDetails | None = None
     """The LLM verdict's title, observations, checks and what it was shown (None: heuristic)."""
+    raw_score: int | None = None
+    """The verdict's own score when the user's reviews moved it (None: not moved)."""
+    calibration: str = ""
+    """Why the reviews moved it ("lowered by 25: 8 of the last 9 similar ... false alarms")."""

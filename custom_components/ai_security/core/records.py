@@ -56,6 +56,8 @@ def new_event(
         detection_ids=tuple(d.detection_id for d in detections if d.detection_id is not None),
         zones=tuple(sorted({d.zone for d in detections if d.zone})),
         details=verdict.details,
+        raw_score=verdict.raw_score,
+        calibration=verdict.calibration,
     )
 
 
@@ -82,6 +84,8 @@ def event_row(event: SecurityEvent, now: datetime) -> EventRow:
         peak_level=event.risk_level.value,
         updated_at=now,
         details=details_json(event.details),
+        raw_score=event.raw_score,
+        calibration=event.calibration or None,
     )
 
 
@@ -136,6 +140,8 @@ def apply_judgement(row: EventRow, judged: SecurityEvent, *, final: bool, now: d
     row.reasoning = judged.reasoning
     row.source = judged.source.value
     row.details = details_json(judged.details)
+    row.raw_score = judged.raw_score
+    row.calibration = judged.calibration or None
     row.is_fast_path = judged.is_fast_path
     row.object_types = list(judged.object_types)
     row.zones = list(judged.zones) or None

@@ -58,7 +58,9 @@ class RescoreStage:
             camera, old.started_at, old.ended_at, detections, is_fast_path=old.is_fast_path
         )
         try:
-            verdict = await self._analyze.judge(request)
+            verdict = await self._analyze.calibrated(
+                camera, request, await self._analyze.judge(request)
+            )
         except LlmRejectedError as err:
             _LOGGER.info("The LLM refused to re-score event %s (%s); score kept", event_id, err)
             return None
@@ -70,6 +72,8 @@ class RescoreStage:
             reasoning=verdict.reasoning,
             source=verdict.source,
             details=verdict.details,
+            raw_score=verdict.raw_score,
+            calibration=verdict.calibration,
         )
 
         def store(session: Session) -> EventUpdate | None:
@@ -84,6 +88,8 @@ class RescoreStage:
             row.reasoning = new.reasoning
             row.source = new.source.value
             row.details = details_json(new.details)
+            row.raw_score = new.raw_score
+            row.calibration = new.calibration or None
             row.updated_at = ctx.clock()
             if rose:
                 row.peak_level = new.risk_level.value

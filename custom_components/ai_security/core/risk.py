@@ -133,6 +133,10 @@ class Verdict:
     """The level the LLM named when it disagreed with the derived one, else None."""
     details: VerdictDetails | None = None
     """The LLM's further words, the verifier's marks and what was sent (None: heuristic)."""
+    raw_score: int | None = None
+    """The score before calibration moved it (None: calibration did not move it)."""
+    calibration: str = ""
+    """Why calibration moved the score, in plain words ("" when it did not)."""
 
 
 LEVEL_ORDER: Final[tuple[RiskLevel, ...]] = (

@@ -176,6 +176,9 @@ class EventRow(Base):
     # third review outcome: the verdict was too low, or missed what mattered.
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     missed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # And calibration: the verdict's own score when similar reviews moved it, and why.
+    raw_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    calibration: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         Index("ix_ai_security_events_camera_started", "camera_id", "started_at"),

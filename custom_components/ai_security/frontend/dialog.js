@@ -69,6 +69,14 @@ export const withEventDialog = (Base) =>
       if (event.camera_name) body.append(el("p", "dialog-camera", event.camera_name));
       if (event.title) body.append(el("p", "dialog-verdict-title", String(event.title)));
       body.append(el("p", "dialog-summary", event.summary || ""));
+      if (event.calibration) {
+        // The user's own reviews moved the score: said with the score the AI gave.
+        const said = Number(event.raw_score);
+        const own = Number.isFinite(said) ? ` (${t.aiSaid} ${said})` : "";
+        body.append(
+          this._labelled(t.calibrated, `${event.calibration}${own}`, "dialog-calibration"),
+        );
+      }
       if (event.contradiction) {
         // The verifier found the verdict denying what the detector saw: said first, plainly.
         body.append(this._labelled(t.contradiction, String(event.contradiction), "dialog-warning"));

@@ -30,6 +30,8 @@ const STRINGS = {
     judgedFromText: "judged from the detections (no pictures)",
     heuristic: "scored by the rules (no AI verdict)",
     prompt: "prompt",
+    calibrated: "Adjusted by your reviews",
+    aiSaid: "the AI said",
     review: {
       title: "Your review",
       right: "Looks right",

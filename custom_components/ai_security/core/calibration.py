@@ -1,0 +1,189 @@
+"""Calibration: the user's reviews of similar incidents move the next verdict, and say why.
+
+A verdict's situation is its camera, its zone, its most important object class and whether it
+happened at night. The latest reviews of incidents in the same situation (at most SIMILAR_KEPT,
+before this incident) vote: a false alarm pulls the next score down, a missed one (too low)
+and a confirmed threat (high or critical, reviewed as right) push it up, and a plain "looks
+right" dilutes both. The shift is MAX_SHIFT times the balance of the votes over the number of
+reviews plus one, so one review never moves much and a long agreeing run moves up to MAX_SHIFT
+points; fewer than MIN_REVIEWS similar reviews move nothing.
+
+It never hides a threat: a critical verdict is never lowered, and the model's own score is
+kept (raw_score) beside the calibrated one, with the reason in plain words ("lowered by 25:
+8 of the last 9 similar night-time person events in Garden were false alarms").
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, tzinfo
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import RiskLevel
+from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, is_night, level_for
+from .schema import EventRow
+from .settings import SeverityThresholds
+
+MAX_SHIFT: Final = 40
+"""The most points calibration moves a score, either way."""
+MIN_REVIEWS: Final = 2
+"""Similar reviews needed before a verdict is moved at all."""
+SIMILAR_KEPT: Final = 20
+"""The latest similar reviews that vote: old habits fade as new reviews come."""
+REVIEWS_READ: Final = 400
+"""The camera's latest reviews read to find the similar ones (one indexed query)."""
+CONFIRMED: Final = frozenset({RiskLevel.HIGH.value, RiskLevel.CRITICAL.value})
+"""Levels whose "looks right" confirms a threat (and so raises similar verdicts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """What makes two incidents similar for calibration."""
+
+    camera_id: str
+    zone: str
+    """The first zone of the incident ("" outside every zone)."""
+    label: str
+    """Its most important object class ("" with none)."""
+    night: bool
+
+    def words(self, camera_name: str) -> str:
+        """Return the situation as a reader says it: "night-time person events in Garden"."""
+        when = "night-time" if self.night else "daytime"
+        what = f"{self.label} " if self.label else ""
+        where = f"{self.zone} of {camera_name}" if self.zone else camera_name
+        return f"{when} {what}events in {where}"
+
+
+def situation(
+    camera_id: str,
+    object_types: Sequence[str],
+    zones: Sequence[str],
+    started_at: datetime,
+    tz: tzinfo,
+) -> Situation:
+    """Return an incident's situation from what it holds and when it started."""
+    label = max(
+        sorted(object_types),
+        key=lambda name: OBJECT_WEIGHTS.get(name, UNKNOWN_WEIGHT),
+        default="",
+    )
+    zone = sorted(zones)[0] if zones else ""
+    return Situation(camera_id, zone, label, is_night(started_at.astimezone(tz)))
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """How far similar reviews move a verdict, and why."""
+
+    shift: int = 0
+    """Points added to the score (negative: lowered)."""
+    reviews: int = 0
+    false_alarms: int = 0
+    missed: int = 0
+    confirmed: int = 0
+
+    def reason(self, words: str) -> str:
+        """Return the shift in plain words for the situation's words ("" without a shift)."""
+        if not self.shift:
+            return ""
+        if self.shift < 0:
+            count, what = self.false_alarms, "false alarms"
+        elif self.missed >= self.confirmed:
+            count, what = self.missed, "missed (too low)"
+        else:
+            count, what = self.confirmed, "confirmed threats"
+        return (
+            f"{'lowered' if self.shift < 0 else 'raised'} by {abs(self.shift)}: {count} of the "
+            f"last {self.reviews} similar {words} were {what}"
+        )
+
+
+NO_CALIBRATION: Final = Calibration()
+
+
+def similar_reviews(
+    session: Session, where: Situation, *, before: datetime, tz: tzinfo
+) -> Calibration:
+    """Return how the camera's latest reviews of similar incidents, before a time, move a verdict.
+
+    Runs in the database thread.
+    """
+    rows = session.execute(
+        select(
+            EventRow.started_at,
+            EventRow.object_types,
+            EventRow.zones,
+            EventRow.dismissed,
+            EventRow.missed,
+            EventRow.risk_level,
+        )
+        .where(
+            EventRow.camera_id == where.camera_id,
+            EventRow.reviewed.is_(True),
+            EventRow.started_at < before,
+        )
+        .order_by(EventRow.started_at.desc())
+        .limit(REVIEWS_READ)
+    ).all()
+    false_alarms = missed = confirmed = reviews = 0
+    for row in rows:
+        if (
+            situation(where.camera_id, row.object_types or (), row.zones or (), row.started_at, tz)
+            != where
+        ):
+            continue
+        reviews += 1
+        if row.dismissed:
+            false_alarms += 1
+        elif row.missed:
+            missed += 1
+        elif row.risk_level in CONFIRMED:
+            confirmed += 1
+        if reviews == SIMILAR_KEPT:
+            break
+    if reviews < MIN_REVIEWS:
+        return Calibration(reviews=reviews)
+    balance = missed + confirmed - false_alarms
+    return Calibration(
+        shift=round(MAX_SHIFT * balance / (reviews + 1)),
+        reviews=reviews,
+        false_alarms=false_alarms,
+        missed=missed,
+        confirmed=confirmed,
+    )
+
+
+def calibrate(
+    verdict: Verdict, calibration: Calibration, thresholds: SeverityThresholds, words: str
+) -> Verdict:
+    """Return verdict moved by calibration, with its own score kept and the reason given.
+
+    A critical verdict is never lowered; a shift that changes nothing leaves it as it was.
+    """
+    shift = calibration.shift
+    if shift < 0 and verdict.risk_level is RiskLevel.CRITICAL:
+        return verdict
+    score = max(0, min(100, verdict.risk_score + shift))
+    if score == verdict.risk_score:
+        return verdict
+    moved = replace(calibration, shift=score - verdict.risk_score)
+    return replace(
+        verdict,
+        risk_score=score,
+        risk_level=level_for(score, thresholds),
+        raw_score=verdict.risk_score,
+        calibration=moved.reason(words),
+    )
+
+
+__all__ = [
+    "NO_CALIBRATION",
+    "Calibration",
+    "Situation",
+    "calibrate",
+    "similar_reviews",
+    "situation",
+]

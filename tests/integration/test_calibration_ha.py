@@ -1,0 +1,57 @@
+"""Calibration in a real Home Assistant: the user's reviews move the next similar verdict.
+
+Three incidents of the same camera are reviewed as false alarms through review_event; the next
+one's verdict is lowered, its own score kept and the reason given, on the bus and in search.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from .test_pipeline_ha import detector_server, entry  # noqa: F401
+from .test_services import call, search, set_up, upload_event
+
+
+async def test_false_alarms_lower_the_next_similar_incident(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    camera_root: Path,
+) -> None:
+    """Three false alarms: the fourth incident is lowered by 30 points, and says why."""
+    events = async_capture_events(hass, "ai_security_event")
+    await set_up(hass, entry)
+    judged: list[dict[str, Any]] = []
+    for seed in range(3):
+        judged.append(await upload_event(hass, camera_root, f"Porch/{seed}.jpg", seed + 1, events))
+        await call(
+            hass,
+            "review_event",
+            {
+                "config_entry_id": entry.entry_id,
+                "event_id": judged[-1]["event_id"],
+                "dismissed": True,
+            },
+        )
+    # The LLM says 72 each time. No review, then one: not moved (two are needed); after two
+    # false alarms of two: 40 * -2 / 3 = -27.
+    assert [(item["risk_score"], item["raw_score"]) for item in judged] == [
+        (72, None),
+        (72, None),
+        (45, 72),
+    ]
+    assert judged[0]["calibration"] == ""
+    fourth = await upload_event(hass, camera_root, "Porch/3.jpg", 9, events)
+    # 3 false alarms of 3 reviews: 40 * -3 / 4 = -30.
+    assert (fourth["risk_score"], fourth["raw_score"]) == (42, 72)
+    assert fourth["risk_level"] == "medium"
+    assert fourth["calibration"].startswith("lowered by 30: 3 of the last 3 similar ")
+    assert fourth["calibration"].endswith(" person events in Porch were false alarms")
+    (found,) = [
+        item
+        for item in (await search(hass, entry))["events"]
+        if item["event_id"] == fourth["event_id"]
+    ]
+    assert (found["risk_score"], found["raw_score"]) == (42, 72)
+    assert found["calibration"] == fourth["calibration"]
