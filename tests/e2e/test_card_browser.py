@@ -728,3 +728,183 @@ async def test_a_review_from_the_dialog_is_sent_shown_and_taken_back(
                 await browser.close()
     finally:
         await runner.cleanup()
+
+
+GRID_PAGE = """<!doctype html>
+<html><body style="margin:0"><script type="module">
+import "/card/ai-security-card.js";
+const events = (camera, reviewed) => [1, 2, 3].map((n) => ({
+  event_id: `${camera}-${reviewed ? "r" : "u"}${n}`,
+  started_at: `2026-11-27T0${n}:00:00Z`, risk_level: "medium", risk_score: 40,
+  summary: `${reviewed ? "Reviewed" : "To review"} ${n}`, reasoning: "", object_types: ["person"],
+  zones: [], reviewed, dismissed: false, missed: false,
+}));
+const cameras = ["front_door", "garden"].map((camera_id) => ({
+  config_entry_id: "entry", hub_name: "Home", camera_id, name: camera_id, device_id: null,
+  entities: {},
+}));
+window.searches = [];
+const card = document.createElement("ai-security-card");
+card.setConfig({ events: 4, unreviewed_first: true });
+card.hass = {
+  states: {},
+  locale: { language: "en" },
+  callWS: async (message) => {
+    if (message.type === "ai_security/cameras") return { cameras };
+    window.searches.push(message);
+    const camera = message.cameras[0];
+    const found = message.reviewed === undefined
+      ? [...events(camera, false), ...events(camera, true)]
+      : events(camera, message.reviewed);
+    return { total: found.length, page: 1, page_size: message.page_size,
+             events: found.slice(0, message.page_size) };
+  },
+};
+document.body.append(card);
+</script></body></html>
+"""
+
+
+async def test_unreviewed_first_and_a_grid_of_cameras(tmp_path: Path, socket_enabled: None) -> None:
+    """Asked for, the incidents still to review come first; cameras side by side when wide.
+
+    On a phone's width the cameras stack in one column; on a wide screen they sit in a row.
+    """
+    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
+
+    browser_path = chromium()
+    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
+
+    async def page_of_the_card(_request: web.Request) -> web.Response:
+        return web.Response(text=GRID_PAGE, content_type="text/html")
+
+    async def file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(files[request.path])
+
+    app = web.Application()
+    app.router.add_get("/", page_of_the_card)
+    for path in files:
+        app.router.add_get(path, file)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page, console = await _fresh_page(browser, None, "light")
+                async with _explained(page, console, tmp_path / "failure-grid.png"):
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    rows = page.locator(
+                        'ai-security-card section[data-camera-id="front_door"] .event-summary'
+                    )
+                    await page.wait_for_function(
+                        "() => document.querySelector('ai-security-card').shadowRoot"
+                        ".querySelectorAll('.event-row').length === 8"
+                    )
+                    assert await rows.all_inner_texts() == [
+                        "To review 1",
+                        "To review 2",
+                        "To review 3",
+                        "Reviewed 1",
+                    ]
+                    searches = await page.evaluate("() => window.searches")
+                    front = [item for item in searches if item["cameras"] == ["front_door"]]
+                    assert [(item.get("reviewed"), item["page_size"]) for item in front[:2]] == [
+                        (False, 4),
+                        (True, 1),
+                    ]
+                    boxes = [
+                        await page.locator(
+                            f'ai-security-card [data-camera-id="{name}"]'
+                        ).first.bounding_box()
+                        for name in ("front_door", "garden")
+                    ]
+                    assert boxes[0] is not None
+                    assert boxes[1] is not None
+                    assert boxes[0]["y"] == boxes[1]["y"]  # side by side at 1280 px
+                    assert boxes[1]["x"] > boxes[0]["x"]
+                    await page.set_viewport_size({"width": 390, "height": 900})
+                    await page.wait_for_timeout(200)
+                    narrow = [
+                        await page.locator(
+                            f'ai-security-card [data-camera-id="{name}"]'
+                        ).first.bounding_box()
+                        for name in ("front_door", "garden")
+                    ]
+                    assert narrow[0] is not None
+                    assert narrow[1] is not None
+                    assert narrow[1]["y"] >= narrow[0]["y"] + narrow[0]["height"]  # stacked
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+
+
+EDITOR_PAGE = """<!doctype html>
+<html><body><script type="module">
+import "/card/ai-security-card.js";
+const editor = document.createElement("ai-security-card-editor");
+window.changes = [];
+editor.addEventListener("config-changed", (ev) => window.changes.push(ev.detail.config));
+editor.hass = {
+  locale: { language: "en" },
+  callWS: async () => ({ cameras: [{ config_entry_id: "entry", hub_name: "Home",
+    camera_id: "front_door", name: "Front Door", device_id: null, entities: {} }] }),
+};
+editor.setConfig({ type: "custom:ai-security-card", events: 5 });
+document.body.append(editor);
+</script></body></html>
+"""
+
+
+async def test_the_editor_sets_unreviewed_first(tmp_path: Path, socket_enabled: None) -> None:
+    """The card's editor has the option: ticked, the config says so; unticked, it is gone."""
+    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
+
+    browser_path = chromium()
+    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
+
+    async def page_of_the_editor(_request: web.Request) -> web.Response:
+        return web.Response(text=EDITOR_PAGE, content_type="text/html")
+
+    async def file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(files[request.path])
+
+    app = web.Application()
+    app.router.add_get("/", page_of_the_editor)
+    for path in files:
+        app.router.add_get(path, file)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page, console = await _fresh_page(browser, None, "light")
+                async with _explained(page, console, tmp_path / "failure-editor.png"):
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    box = page.get_by_label("Events still to review first")
+                    await box.check()
+                    changes = await page.evaluate("() => window.changes")
+                    assert changes[-1] == {
+                        "type": "custom:ai-security-card",
+                        "events": 5,
+                        "unreviewed_first": True,
+                    }
+                    await box.uncheck()
+                    changes = await page.evaluate("() => window.changes")
+                    assert "unreviewed_first" not in changes[-1]
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()

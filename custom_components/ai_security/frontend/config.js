@@ -42,6 +42,9 @@ export function normalizeConfig(config) {
       throw new Error("'cameras' must be a list of camera ids (strings)");
     }
   }
+  if (out.unreviewed_first !== undefined && typeof out.unreviewed_first !== "boolean") {
+    throw new Error("'unreviewed_first' must be true or false");
+  }
   if (out.config_entry_id !== undefined && typeof out.config_entry_id !== "string") {
     throw new Error("'config_entry_id' must be a string");
   }

@@ -69,6 +69,9 @@ export class AiSecurityCardEditor extends HTMLElement {
           <input class="events-input" type="number" min="1" max="${MAX_EVENTS}" step="1"
             inputmode="numeric">
         </label>
+        <label class="check-field"><input class="unreviewed-input" type="checkbox">
+          <span class="unreviewed-label"></span>
+        </label>
         <fieldset class="cameras-field">
           <legend></legend>
           <p class="status" role="status"></p>
@@ -81,12 +84,21 @@ export class AiSecurityCardEditor extends HTMLElement {
       form: root.querySelector("form"),
       title: root.querySelector(".title-input"),
       events: root.querySelector(".events-input"),
+      unreviewed: root.querySelector(".unreviewed-input"),
       status: root.querySelector(".status"),
       options: root.querySelector(".camera-options"),
     };
     root.querySelector(".title-label").textContent = t.title;
     root.querySelector(".events-label").textContent = t.events;
     root.querySelector("legend").textContent = t.cameras;
+    root.querySelector(".unreviewed-label").textContent = t.unreviewedFirst;
+    nodes.unreviewed.addEventListener("change", () => {
+      const first = nodes.unreviewed.checked;
+      this._emit((config) => {
+        if (first) config.unreviewed_first = true;
+        else delete config.unreviewed_first;
+      });
+    });
     nodes.form.addEventListener("submit", (ev) => ev.preventDefault());
     nodes.title.addEventListener("input", () => {
       const title = nodes.title.value;
@@ -152,6 +164,7 @@ export class AiSecurityCardEditor extends HTMLElement {
     const active = this.shadowRoot.activeElement;
     const t = strings(this._hass).editor;
     if (active !== nodes.title) nodes.title.value = this._config.title ?? "";
+    nodes.unreviewed.checked = this._config.unreviewed_first === true;
     if (active !== nodes.events) {
       nodes.events.value = String(this._config.events ?? DEFAULT_EVENTS);
       nodes.events.removeAttribute("aria-invalid");

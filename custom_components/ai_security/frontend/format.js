@@ -58,6 +58,7 @@ const STRINGS = {
       events: "Events per camera (1–50)",
       cameras: "Cameras (none checked = all cameras)",
       loadingCameras: "Loading cameras…",
+      unreviewedFirst: "Events still to review first",
     },
   },
 };

@@ -36,8 +36,13 @@ export const CARD_CSS = `
     color: var(--secondary-text-color, #727272);
   }
   .empty { margin: 0; padding: 0 16px 16px; }
-  .cameras { display: flex; flex-direction: column; gap: 16px; padding: 0 16px 16px; }
-  .camera + .camera { border-top: 1px solid var(--divider-color, #e0e0e0); padding-top: 16px; }
+  .cameras {
+    display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 340px), 1fr));
+    gap: 16px; padding: 0 16px 16px;
+  }
+  .camera {
+    min-width: 0; padding-top: 16px; border-top: 1px solid var(--divider-color, #e0e0e0);
+  }
   .camera-header { display: flex; align-items: center; gap: 8px; min-width: 0; }
   .camera-name {
     flex: 1; margin: 0; font-size: 16px; font-weight: 500;
@@ -156,8 +161,10 @@ export const EDITOR_CSS = `
     border: 1px solid var(--divider-color, #e0e0e0);
   }
   legend { padding: 0 4px; font-size: 14px; color: var(--secondary-text-color, #727272); }
-  .camera-option { display: flex; align-items: center; gap: 8px; padding: 4px 0; font-size: 14px; }
-  .camera-option input { accent-color: var(--primary-color, #03a9f4); }
+  .camera-option, .check-field {
+    display: flex; align-items: center; gap: 8px; padding: 4px 0; font-size: 14px;
+  }
+  .camera-option input, .check-field input { accent-color: var(--primary-color, #03a9f4); }
   .status { margin: 4px 0; font-size: 13px; color: var(--secondary-text-color, #727272); }
   .status.error { color: var(--error-color, #E74856); }
   .status:empty { display: none; }

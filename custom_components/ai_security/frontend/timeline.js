@@ -67,17 +67,18 @@ export const withEventTimeline = (Base) =>
       cam.lastFetch = Date.now();
       const pageSize = this._config.events;
       try {
-        const result = await this._hass.callWS({
-          type: "ai_security/search_events",
-          config_entry_id: cam.info.config_entry_id,
-          cameras: [cam.info.camera_id],
-          page_size: pageSize,
-        });
-        const events = result?.events;
-        if (!Array.isArray(events)) {
-          throw new Error("Unexpected reply to ai_security/search_events");
+        let events;
+        if (this._config.unreviewed_first) {
+          // The incidents still to review first (newest first), then the reviewed ones.
+          events = await this._searchEvents(cam, pageSize, { reviewed: false });
+          if (events.length < pageSize) {
+            const rest = pageSize - events.length;
+            events = events.concat(await this._searchEvents(cam, rest, { reviewed: true }));
+          }
+        } else {
+          events = await this._searchEvents(cam, pageSize, {});
         }
-        cam.events = events.filter((ev) => ev && typeof ev === "object");
+        cam.events = events;
         cam.pageSize = pageSize;
         cam.error = "";
       } catch (err) {
@@ -92,6 +93,22 @@ export const withEventTimeline = (Base) =>
         cam.again = false;
         this._requestRefresh(cam);
       }
+    }
+
+    /** One page of a camera's events, newest first, with the filters given. */
+    async _searchEvents(cam, pageSize, filters) {
+      const result = await this._hass.callWS({
+        type: "ai_security/search_events",
+        config_entry_id: cam.info.config_entry_id,
+        cameras: [cam.info.camera_id],
+        page_size: pageSize,
+        ...filters,
+      });
+      const events = result?.events;
+      if (!Array.isArray(events)) {
+        throw new Error("Unexpected reply to ai_security/search_events");
+      }
+      return events.filter((ev) => ev && typeof ev === "object");
     }
 
     /** Rebuild one camera's timeline from its cached events. */
