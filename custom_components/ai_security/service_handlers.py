@@ -21,6 +21,7 @@ from homeassistant.util import dt as dt_util
 from .bus_events import verdict_data
 from .const import DOMAIN
 from .core import operations
+from .core.calibration import reset_learning
 from .core.events import EventQuery
 from .core.models import Camera, SecurityEvent
 from .core.rules import AlertRule
@@ -226,6 +227,21 @@ async def handle_analyze_now(call: ServiceCall) -> None:
             translation_key="no_open_batch",
             translation_placeholders={"camera": camera_id},
         )
+
+
+@ai_security_exception_handler(failure="database_write_failed")
+async def handle_reset_learning(call: ServiceCall) -> ServiceResponse:
+    """Forget what a camera learned from the reviews so far: its verdicts are no longer moved.
+
+    The reviews stay with their events; new reviews teach it again from now on.
+    """
+    entry = _entry(call)
+    camera_id = _camera_id(entry, call.data[ATTR_CAMERA])
+    now = dt_util.utcnow()
+    await entry.runtime_data.pipeline.db.run(
+        lambda session: reset_learning(session, camera_id, now)
+    )
+    return {"camera": camera_id, "learning_since": now.isoformat()}
 
 
 async def handle_snooze_camera(call: ServiceCall) -> ServiceResponse:

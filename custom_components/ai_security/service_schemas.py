@@ -23,6 +23,7 @@ SERVICE_ANALYZE_NOW: Final = "analyze_now"
 SERVICE_TEST_ALERT_RULE: Final = "test_alert_rule"
 SERVICE_GET_AUDIT_LOG: Final = "get_audit_log"
 SERVICE_SNOOZE_CAMERA: Final = "snooze_camera"
+SERVICE_RESET_LEARNING: Final = "reset_learning"
 
 ATTR_JOB_IDS: Final = "job_ids"
 ATTR_TEXT: Final = "text"

@@ -16,6 +16,7 @@ from .service_handlers import (
     handle_process_old_uploads,
     handle_reprocess_file,
     handle_requeue_dead_letters,
+    handle_reset_learning,
     handle_review_event,
     handle_search_events,
     handle_snooze_camera,
@@ -36,6 +37,7 @@ from .service_schemas import (
     SERVICE_PROCESS_OLD_UPLOADS,
     SERVICE_REPROCESS_FILE,
     SERVICE_REQUEUE_DEAD_LETTERS,
+    SERVICE_RESET_LEARNING,
     SERVICE_REVIEW_EVENT,
     SERVICE_SEARCH_EVENTS,
     SERVICE_SNOOZE_CAMERA,
@@ -88,6 +90,15 @@ def async_setup_services(hass: HomeAssistant) -> None:
         handle_test_alert_rule,
         schema=TEST_ALERT_RULE_SCHEMA,
         supports_response=SupportsResponse.ONLY,
+    )
+    # Administrators only: it changes how every later verdict of the camera is scored.
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_RESET_LEARNING,
+        audited(SERVICE_RESET_LEARNING, handle_reset_learning),
+        schema=ANALYZE_NOW_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )
     async_register_admin_service(
         hass,

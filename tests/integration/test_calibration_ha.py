@@ -7,7 +7,10 @@ one's verdict is lowered, its own score kept and the reason given, on the bus an
 from pathlib import Path
 from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.auth.models import User
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import Unauthorized
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from .test_pipeline_ha import detector_server, entry  # noqa: F401
@@ -55,3 +58,38 @@ async def test_false_alarms_lower_the_next_similar_incident(
     ]
     assert (found["risk_score"], found["raw_score"]) == (42, 72)
     assert found["calibration"] == fourth["calibration"]
+
+    # Reset: the reviews so far stop counting; the next verdict is the LLM's own again.
+    reset = await call(
+        hass, "reset_learning", {"config_entry_id": entry.entry_id, "camera": "porch"}
+    )
+    assert isinstance(reset, dict)
+    assert reset["camera"] == "porch"
+    fifth = await upload_event(hass, camera_root, "Porch/4.jpg", 10, events)
+    assert (fifth["risk_score"], fifth["raw_score"], fifth["calibration"]) == (72, None, "")
+    # New reviews teach it again (two are needed, as at first).
+    for item in (fourth, fifth):
+        await call(
+            hass,
+            "review_event",
+            {"config_entry_id": entry.entry_id, "event_id": item["event_id"], "dismissed": True},
+        )
+    sixth = await upload_event(hass, camera_root, "Porch/5.jpg", 11, events)
+    assert (sixth["risk_score"], sixth["raw_score"]) == (45, 72)
+
+
+async def test_only_an_administrator_resets_learning(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    hass_read_only_user: User,
+) -> None:
+    """Resetting changes how every later verdict is scored: not for every user."""
+    await set_up(hass, entry)
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            "ai_security",
+            "reset_learning",
+            {"config_entry_id": entry.entry_id, "camera": "porch"},
+            blocking=True,
+            context=Context(user_id=hass_read_only_user.id),
+        )

@@ -20,13 +20,14 @@ from custom_components.ai_security.core.calibration import (
     Calibration,
     Situation,
     calibrate,
+    reset_learning,
     similar_reviews,
     situation,
 )
 from custom_components.ai_security.core.models import EventSource, RiskLevel
 from custom_components.ai_security.core.risk import Verdict, level_for
 from custom_components.ai_security.core.settings import SeverityThresholds
-from custom_components.ai_security.core.storage import Database, EventRow
+from custom_components.ai_security.core.storage import CameraRow, Database, EventRow
 
 TZ = ZoneInfo("Europe/Amsterdam")
 DEFAULT = SeverityThresholds()
@@ -179,3 +180,24 @@ def test_no_shift_leaves_the_verdict_as_it_is() -> None:
     low = verdict(0)
     assert calibrate(low, Calibration(shift=-10, reviews=3, false_alarms=3), DEFAULT, "x") is low
     assert calibrate(verdict(50), Calibration(), DEFAULT, "x").raw_score is None
+
+
+async def test_a_reset_forgets_the_reviews_made_before_it(db: Database) -> None:
+    """After reset_learning only reviews made since count; the reviews themselves stay."""
+
+    def add_camera(session: Session) -> None:
+        session.add(CameraRow(camera_id="garden", folder="Garden", name="Garden", created_at=NIGHT))
+
+    await db.run(add_camera)
+    for day in range(3):
+        at = NIGHT + timedelta(days=day)
+        await add_reviewed(db, at, dismissed=True, reviewed_at=at + timedelta(hours=1))
+    assert (await reviews(db)).shift == -30
+    reset_at = NIGHT + timedelta(days=5)
+    assert await db.run(lambda s: reset_learning(s, "garden", reset_at))
+    assert not await db.run(lambda s: reset_learning(s, "nowhere", reset_at))
+    assert (await reviews(db)).reviews == 0
+    # An old incident reviewed after the reset counts again.
+    await add_reviewed(db, NIGHT, dismissed=True, reviewed_at=reset_at + timedelta(hours=1))
+    await add_reviewed(db, NIGHT, dismissed=True, reviewed_at=reset_at + timedelta(hours=2))
+    assert (await reviews(db)).shift == -27

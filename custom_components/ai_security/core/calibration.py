@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from .models import RiskLevel
 from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, is_night, level_for
-from .schema import EventRow
+from .schema import CameraRow, EventRow
 from .settings import SeverityThresholds
 
 MAX_SHIFT: Final = 40
@@ -109,8 +109,12 @@ def similar_reviews(
 ) -> Calibration:
     """Return how the camera's latest reviews of similar incidents, before a time, move a verdict.
 
+    Only reviews made since the camera's learning was last reset count (see reset_learning).
     Runs in the database thread.
     """
+    camera = session.get(CameraRow, where.camera_id)
+    since = camera.learning_since if camera is not None else None
+    reviewed_since = () if since is None else (EventRow.reviewed_at >= since,)
     rows = session.execute(
         select(
             EventRow.started_at,
@@ -124,6 +128,7 @@ def similar_reviews(
             EventRow.camera_id == where.camera_id,
             EventRow.reviewed.is_(True),
             EventRow.started_at < before,
+            *reviewed_since,
         )
         .order_by(EventRow.started_at.desc())
         .limit(REVIEWS_READ)
@@ -156,6 +161,19 @@ def similar_reviews(
     )
 
 
+def reset_learning(session: Session, camera_id: str, now: datetime) -> bool:
+    """Forget what a camera learned from reviews so far; return whether the camera exists.
+
+    The reviews themselves stay with their events (and in the audit trail); they just no
+    longer move the camera's verdicts. Runs in the database thread.
+    """
+    camera = session.get(CameraRow, camera_id)
+    if camera is None:
+        return False
+    camera.learning_since = now
+    return True
+
+
 def calibrate(
     verdict: Verdict, calibration: Calibration, thresholds: SeverityThresholds, words: str
 ) -> Verdict:
@@ -184,6 +202,7 @@ __all__ = [
     "Calibration",
     "Situation",
     "calibrate",
+    "reset_learning",
     "similar_reviews",
     "situation",
 ]

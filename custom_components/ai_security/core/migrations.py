@@ -266,12 +266,17 @@ def _merge(conn: Connection, group: list[Any]) -> None:
 
 
 def _migrate_4_to_5(conn: Connection) -> None:
-    """Add the events' verdict details, the review outcome "missed" and the calibration.
+    """Add what version 5 stores: verdict details, "missed" reviews, calibration, resets.
 
-    Older events keep no details (they were judged before verdicts had them) and were never
-    reviewed as missed.
+    That is: the events' verdict details, the review outcome "missed", the calibration, and
+    when each camera's learning was last reset. Older events keep no details (they were
+    judged before verdicts had them) and were never reviewed as missed.
     """
-    if inspect(conn).has_table("ai_security_events"):
+    existing = set(inspect(conn).get_table_names())
+    if "ai_security_cameras" in existing:
+        timestamp = "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
+        conn.execute(text(f"ALTER TABLE ai_security_cameras ADD COLUMN learning_since {timestamp}"))
+    if "ai_security_events" in existing:
         false_ = "0" if conn.dialect.name == "sqlite" else "false"
         conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN details JSON"))
         conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN raw_score INTEGER"))

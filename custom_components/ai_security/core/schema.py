@@ -99,6 +99,9 @@ class CameraRow(Base):
     folder: Mapped[str] = mapped_column(FsText, unique=True)
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Schema version 5: the user reset what the camera learned from reviews; only reviews made
+    # since count for its calibration (None: every review counts).
+    learning_since: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class MediaRow(Base):
