@@ -5,6 +5,7 @@ camera.snapshot, mobile notifications through camera_proxy) and cached per frame
 costs nothing until somebody looks. When the upload is gone, the latest event's key frame is shown.
 """
 
+from functools import partial
 from typing import Any, override
 
 from homeassistant.components.camera import Camera as CameraEntity, CameraEntityDescription
@@ -99,14 +100,16 @@ class ZonesCamera(AiSecurityCameraEntity, CameraEntity):
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Return the zones drawn (name, kind, priority)."""
+        """Return the zones drawn (name, kind, priority) and the learned spots drawn."""
         pipeline = self.hub.pipeline
         found = pipeline.zones_of(self.camera.camera_id) if pipeline is not None else None
+        spots = pipeline.learned_spots(self.camera.camera_id) if pipeline is not None else ()
         return {
             "zones": [
                 {"name": zone.name, "kind": zone.kind.value, "priority": zone.priority}
                 for zone in (found or ())
-            ]
+            ],
+            "learned_spots": [spot.as_dict() for spot in spots],
         }
 
     @override
@@ -125,10 +128,18 @@ class ZonesCamera(AiSecurityCameraEntity, CameraEntity):
         if image is None:
             return None
         found = pipeline.zones_of(self.camera.camera_id) if pipeline is not None else None
-        if not found:
+        spots = pipeline.learned_spots(self.camera.camera_id) if pipeline is not None else ()
+        if not found and not spots:
             return image
         try:
-            return await self.hass.async_add_executor_job(draw_zones, image, tuple(found))
+            return await self.hass.async_add_executor_job(
+                partial(
+                    draw_zones,
+                    image,
+                    tuple(found or ()),
+                    spots=[(spot.label, spot.box) for spot in spots],
+                )
+            )
         except AnnotateError as err:
             LOGGER.debug("Cannot draw the zones of %s: %s", self.camera.name, err)
             return image

@@ -29,6 +29,8 @@ class CameraState:
     camera: Camera
     latest_event: SecurityEvent | None = None
     detections_today: int = 0
+    suppressed_today: int = 0
+    """Detections taken for a learned spot today: stored and counted, no incident."""
     last_detections: list[Detection] = field(default_factory=list)
     last_detection_at: datetime | None = None
     active: bool = False
@@ -68,6 +70,7 @@ def restore_today(state: CameraState, stored: CameraActivity, media: DerivedMedi
     """
     camera_id = state.camera.camera_id
     state.detections_today += stored.detections_since
+    state.suppressed_today += stored.suppressed_since
     if stored.last_detections and not state.last_detections:
         state.last_detections = stored.last_detections
         state.last_detection_at = stored.last_detections[-1].detected_at

@@ -186,6 +186,7 @@ class AiSecurityHub:
         self.events_today = 0
         for state in self.cameras.values():
             state.detections_today = 0
+            state.suppressed_today = 0
         self.camera_coordinator.changed(*self.cameras, at_once=True)
 
     def callbacks(self) -> PipelineCallbacks:
@@ -197,7 +198,16 @@ class AiSecurityHub:
             batch_changed=self._batch_changed,
             event_updated=self._event_updated,
             event_media=self._event_media,
+            suppressed=self._suppressed,
         )
+
+    @callback
+    def _suppressed(self, camera: Camera, detections: list[Detection]) -> None:
+        """Count detections taken for a learned spot: they open no incident, but are seen."""
+        state = self.cameras.get(camera.camera_id)
+        if state is not None:
+            state.suppressed_today += len(detections)
+            self.camera_coordinator.changed(camera.camera_id)
 
     @callback
     def register_hub_device(self) -> None:

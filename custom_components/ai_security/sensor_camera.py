@@ -125,6 +125,12 @@ CAMERA_SENSORS: tuple[CameraSensorDescription, ...] = (
         value_fn=lambda state, _now: state.detections_today,
     ),
     CameraSensorDescription(
+        key="suppressed_today",
+        translation_key="suppressed_today",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda state, _now: state.suppressed_today,
+    ),
+    CameraSensorDescription(
         key="activity_anomaly",
         translation_key="activity_anomaly",
         state_class=SensorStateClass.MEASUREMENT,

@@ -10,11 +10,12 @@ requeue_dead_letters gives them another chance.
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import ATTR_CONFIG_ENTRY_ID
 from homeassistant.core import ServiceCall, ServiceResponse
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers.service import async_get_config_entry
 from homeassistant.util import dt as dt_util
 
@@ -23,6 +24,7 @@ from .const import DOMAIN
 from .core import operations
 from .core.calibration import reset_learning
 from .core.events import EventQuery
+from .core.learned_spots import forget_spots
 from .core.models import Camera, SecurityEvent
 from .core.rules import AlertRule
 from .core.uploads import shown
@@ -39,6 +41,7 @@ from .service_schemas import (
     ATTR_DURATION,
     ATTR_END,
     ATTR_EVENT_ID,
+    ATTR_FORGET,
     ATTR_JOB_IDS,
     ATTR_KEEP,
     ATTR_MIN_LEVEL,
@@ -192,6 +195,8 @@ async def handle_review_event(call: ServiceCall) -> ServiceResponse:
             translation_key="event_not_found",
             translation_placeholders={"event_id": event_id},
         )
+    # A false alarm at the same place again may make a learned spot (or undo one).
+    await entry.runtime_data.pipeline.relearn_spots(event.camera_id)
     return _event_data(event, entry.runtime_data.pipeline.cameras)
 
 
@@ -238,10 +243,37 @@ async def handle_reset_learning(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call)
     camera_id = _camera_id(entry, call.data[ATTR_CAMERA])
     now = dt_util.utcnow()
-    await entry.runtime_data.pipeline.db.run(
-        lambda session: reset_learning(session, camera_id, now)
-    )
+    pipeline = entry.runtime_data.pipeline
+    await pipeline.db.run(lambda session: reset_learning(session, camera_id, now))
+    await pipeline.relearn_spots(camera_id)
     return {"camera": camera_id, "learning_since": now.isoformat()}
+
+
+@ai_security_exception_handler(failure="database_failed")
+async def handle_learned_spots(call: ServiceCall) -> ServiceResponse:
+    """List the learned spots (one camera's, or every camera's): where false alarms keep landing.
+
+    With forget, the listed cameras' spots are forgotten first (the reviews stay): detections
+    there are judged again until new false alarms teach new spots; the answer lists none then.
+    """
+    entry = _entry(call)
+    pipeline = entry.runtime_data.pipeline
+    camera: str | None = call.data.get(ATTR_CAMERA)
+    cameras = [_camera_id(entry, camera)] if camera is not None else list(pipeline.cameras)
+    if call.data[ATTR_FORGET]:
+        if call.context.user_id is not None:
+            user = await call.hass.auth.async_get_user(call.context.user_id)
+            if user is None or not user.is_admin:
+                raise Unauthorized(context=call.context)
+        now = dt_util.utcnow()
+        for camera_id in cameras:
+            await pipeline.db.run(partial(forget_spots, camera_id=camera_id, now=now))
+            await pipeline.relearn_spots(camera_id)
+    return {
+        "spots": [
+            spot.as_dict() for camera_id in cameras for spot in pipeline.learned_spots(camera_id)
+        ]
+    }
 
 
 async def handle_snooze_camera(call: ServiceCall) -> ServiceResponse:

@@ -24,6 +24,7 @@ SERVICE_TEST_ALERT_RULE: Final = "test_alert_rule"
 SERVICE_GET_AUDIT_LOG: Final = "get_audit_log"
 SERVICE_SNOOZE_CAMERA: Final = "snooze_camera"
 SERVICE_RESET_LEARNING: Final = "reset_learning"
+SERVICE_LEARNED_SPOTS: Final = "learned_spots"
 
 ATTR_JOB_IDS: Final = "job_ids"
 ATTR_TEXT: Final = "text"
@@ -35,6 +36,7 @@ ATTR_END: Final = "end"
 ATTR_REVIEWED: Final = "reviewed"
 ATTR_DISMISSED: Final = "dismissed"
 ATTR_MISSED: Final = "missed"
+ATTR_FORGET: Final = "forget"
 ATTR_PAGE: Final = "page"
 ATTR_PAGE_SIZE: Final = "page_size"
 ATTR_EVENT_ID: Final = "event_id"
@@ -97,6 +99,12 @@ PROCESS_OLD_SCHEMA = ENTRY_SCHEMA.extend(
     {probatio.Optional(ATTR_CAMERA): cv.string, probatio.Optional(ATTR_SINCE): cv.datetime}
 )
 ANALYZE_NOW_SCHEMA = ENTRY_SCHEMA.extend({probatio.Required(ATTR_CAMERA): cv.string})
+LEARNED_SPOTS_SCHEMA = ENTRY_SCHEMA.extend(
+    {
+        probatio.Optional(ATTR_CAMERA): cv.string,
+        probatio.Optional(ATTR_FORGET, default=False): cv.boolean,
+    }
+)
 # The duration's range is checked by the handler, whose error says what is allowed.
 SNOOZE_SCHEMA = ANALYZE_NOW_SCHEMA.extend(
     {probatio.Required(ATTR_DURATION): probatio.Coerce(float)}

@@ -12,6 +12,7 @@ from .const import DOMAIN
 from .service_handlers import (
     handle_analyze_now,
     handle_get_audit_log,
+    handle_learned_spots,
     handle_list_dead_jobs,
     handle_process_old_uploads,
     handle_reprocess_file,
@@ -26,6 +27,7 @@ from .service_schemas import (
     ANALYZE_NOW_SCHEMA,
     AUDIT_LOG_SCHEMA,
     ENTRY_SCHEMA,
+    LEARNED_SPOTS_SCHEMA,
     PROCESS_OLD_SCHEMA,
     REPROCESS_SCHEMA,
     REQUEUE_SCHEMA,
@@ -33,6 +35,7 @@ from .service_schemas import (
     SEARCH_SCHEMA,
     SERVICE_ANALYZE_NOW,
     SERVICE_GET_AUDIT_LOG,
+    SERVICE_LEARNED_SPOTS,
     SERVICE_LIST_DEAD_JOBS,
     SERVICE_PROCESS_OLD_UPLOADS,
     SERVICE_REPROCESS_FILE,
@@ -89,6 +92,14 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_TEST_ALERT_RULE,
         handle_test_alert_rule,
         schema=TEST_ALERT_RULE_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    # Listing is for anyone; forgetting (forget: true) is checked by the handler: admins only.
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_LEARNED_SPOTS,
+        audited(SERVICE_LEARNED_SPOTS, handle_learned_spots),
+        schema=LEARNED_SPOTS_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
     # Administrators only: it changes how every later verdict of the camera is scored.

@@ -2,6 +2,8 @@
 
 Three incidents of the same camera are reviewed as false alarms through review_event; the next
 one's verdict is lowered, its own score kept and the reason given, on the bus and in search.
+Each upload's person stands somewhere else: at one place, its false alarms would make a learned
+spot (test_learned_spots_ha.py), and the detections there would open no incident at all.
 """
 
 from pathlib import Path
@@ -13,20 +15,29 @@ from homeassistant.exceptions import Unauthorized
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from tests.detector_server import DetectorServer, Reply, detection, detections
+
 from .test_pipeline_ha import detector_server, entry  # noqa: F401
 from .test_services import call, search, set_up, upload_event
+
+
+def elsewhere(server: DetectorServer, place: int) -> None:
+    """Have the next upload's person stand at place (0-5), 45 px apart: no two boxes overlap."""
+    server.queue(Reply(body=detections(detection("person", 0.8, [10 + 45 * place, 20, 30, 60]))))
 
 
 async def test_false_alarms_lower_the_next_similar_incident(
     hass: HomeAssistant,
     entry: MockConfigEntry,  # noqa: F811
     camera_root: Path,
+    detector_server: DetectorServer,  # noqa: F811
 ) -> None:
     """Three false alarms: the fourth incident is lowered by 30 points, and says why."""
     events = async_capture_events(hass, "ai_security_event")
     await set_up(hass, entry)
     judged: list[dict[str, Any]] = []
     for seed in range(3):
+        elsewhere(detector_server, seed)
         judged.append(await upload_event(hass, camera_root, f"Porch/{seed}.jpg", seed + 1, events))
         await call(
             hass,
@@ -45,6 +56,7 @@ async def test_false_alarms_lower_the_next_similar_incident(
         (45, 72),
     ]
     assert judged[0]["calibration"] == ""
+    elsewhere(detector_server, 3)
     fourth = await upload_event(hass, camera_root, "Porch/3.jpg", 9, events)
     # 3 false alarms of 3 reviews: 40 * -3 / 4 = -30.
     assert (fourth["risk_score"], fourth["raw_score"]) == (42, 72)
@@ -65,6 +77,7 @@ async def test_false_alarms_lower_the_next_similar_incident(
     )
     assert isinstance(reset, dict)
     assert reset["camera"] == "porch"
+    elsewhere(detector_server, 4)
     fifth = await upload_event(hass, camera_root, "Porch/4.jpg", 10, events)
     assert (fifth["risk_score"], fifth["raw_score"], fifth["calibration"]) == (72, None, "")
     # New reviews teach it again (two are needed, as at first).
@@ -74,6 +87,7 @@ async def test_false_alarms_lower_the_next_similar_incident(
             "review_event",
             {"config_entry_id": entry.entry_id, "event_id": item["event_id"], "dismissed": True},
         )
+    elsewhere(detector_server, 5)
     sixth = await upload_event(hass, camera_root, "Porch/5.jpg", 11, events)
     assert (sixth["risk_score"], sixth["raw_score"]) == (45, 72)
 

@@ -116,6 +116,7 @@ async def test_false_alarm_dismisses_the_incident(
         "event_id": data["event_id"],
         "reviewed": True,
         "dismissed": True,
+        "missed": False,
     }
     assert record["success"] is True
 

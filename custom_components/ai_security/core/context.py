@@ -16,6 +16,7 @@ from typing import Any
 from .derived import DerivedMedia
 from .eventmedia import EventMedia
 from .jobs import JobQueue
+from .learned_spots import Spot
 from .models import Camera, Detection, SecurityEvent
 from .resilience import RetryPolicy
 from .settings import LlmApi, PipelineOptions
@@ -88,6 +89,8 @@ class PipelineCallbacks:
         lambda _camera, _event, _media: None
     )
     """(camera, event, what was made): an event's pictures are ready, shortly after the event."""
+    suppressed: Callable[[Camera, list[Detection]], None] = lambda _camera, _found: None
+    """Detections taken for a learned spot (learned_spots.py): stored, counted, no incident."""
 
 
 class Cameras:
@@ -210,5 +213,7 @@ class StageContext:
     """Where an event's pictures go; None: none are made."""
     notes: dict[str, str] = field(default_factory=dict)
     """Camera id -> what its owner says is normal there, for the LLM's prompt."""
+    spots: dict[str, tuple[Spot, ...]] = field(default_factory=dict)
+    """Camera id -> its learned spots (learned_spots.py), relearned after each review."""
     running: bool = False
     """Set between start and stop: work arriving otherwise is left for the next start."""

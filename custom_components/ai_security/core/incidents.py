@@ -9,7 +9,8 @@ detections, and a new incident announced with its own picture (announce.py).
 """
 
 import asyncio
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert
@@ -19,9 +20,10 @@ from .annotate import KeyFrameCanvas
 from .announce import Announcer
 from .batcher import Batcher
 from .context import StageContext, zone_name
-from .detector import DetectorResult
+from .detector import DetectorResult, Found
 from .incident_rows import OpenBatch, add_to_batch, claim_fast
 from .jobs import JobKind, JobResult, add_job
+from .learned_spots import Spot, fraction_box, matching_spot
 from .models import Camera, Detection, SecurityEvent
 from .payloads import AnalyzePayload
 from .prompts import AnalysisRequest
@@ -62,6 +64,8 @@ class _Stored:
     """The incident these detections opened, with its instant verdict."""
     closed_previous: bool = False
     """Whether the camera's previous incident closed at its cap (its final judgement queued)."""
+    suppressed: list[Detection] = field(default_factory=list)
+    """Detections taken for a learned spot, stored apart."""
 
 
 class IncidentStage:
@@ -82,7 +86,11 @@ class IncidentStage:
         now = ctx.clock()
         options = ctx.config.options
         fast_types = set(options.fast_path_objects)
-        camera_id, result = found.camera_id, found.result
+        camera_id = found.camera_id
+        # Detections taken for a learned spot (a statue the user dismissed twice) are stored
+        # and counted apart: they join no incident. The others go on as usual.
+        found, suppressed = _split_learned(found, ctx.spots.get(camera_id, ()))
+        result = found.result
         zone_map = ctx.zones.of(camera_id)
         zones = [
             None
@@ -106,8 +114,9 @@ class IncidentStage:
         judge_at_once = self._judge_at_once
 
         def store(session: Session) -> _Stored:
+            hidden = _insert_suppressed(session, suppressed, now) if suppressed else []
             if not result.detections:
-                return _Stored(detections=[], batch=None, fast_path_jobs=0)
+                return _Stored(detections=[], batch=None, fast_path_jobs=0, suppressed=hidden)
             fast_found = any(
                 item.label in fast_types and item.confidence >= options.fast_path_confidence
                 for item in result.detections
@@ -150,9 +159,12 @@ class IncidentStage:
                 fast_path_jobs=1 if judge else 0,
                 opened=opened,
                 closed_previous=change.closed is not None,
+                suppressed=hidden,
             )
 
         def after(stored: _Stored) -> None:
+            if stored.suppressed and (known := ctx.cameras.get(camera_id)) is not None:
+                ctx.callbacks.suppressed(known, stored.suppressed)
             if stored.batch is not None:
                 self._batcher.track(stored.batch)
             if stored.fast_path_jobs or stored.closed_previous:
@@ -204,8 +216,40 @@ class IncidentStage:
         return event
 
 
+def _split_learned(found: Detected, spots: Sequence[Spot]) -> tuple[Detected, Detected | None]:
+    """Return found without the detections taken for a learned spot, and those apart."""
+    if not spots:
+        return found, None
+    kept: list[Found] = []
+    learned: list[Found] = []
+    for item in found.result.detections:
+        box = fraction_box(
+            (item.bbox.x, item.bbox.y, item.bbox.w, item.bbox.h), found.width, found.height
+        )
+        (learned if matching_spot(item.label, box, spots) else kept).append(item)
+    if not learned:
+        return found, None
+    return (
+        replace(found, result=replace(found.result, detections=tuple(kept))),
+        replace(found, result=replace(found.result, detections=tuple(learned))),
+    )
+
+
+def _insert_suppressed(session: Session, found: Detected, now: datetime) -> list[Detection]:
+    """Insert detections taken for a learned spot: in no batch, marked suppressed."""
+    return _insert_detections(
+        session, found, [None] * len(found.result.detections), None, now, suppressed=True
+    )
+
+
 def _insert_detections(
-    session: Session, found: Detected, zones: list[str | None], batch_key: str, now: datetime
+    session: Session,
+    found: Detected,
+    zones: list[str | None],
+    batch_key: str | None,
+    now: datetime,
+    *,
+    suppressed: bool = False,
 ) -> list[Detection]:
     """Insert an upload's detections into their batch; return them with their new ids."""
     items = found.result.detections
@@ -225,6 +269,7 @@ def _insert_detections(
             "frame_time": found.frame_time,
             "detected_at": now,
             "batch_key": batch_key,
+            "suppressed": suppressed,
         }
         for item, zone in zip(items, zones, strict=True)
     ]

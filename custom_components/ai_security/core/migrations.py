@@ -266,27 +266,36 @@ def _merge(conn: Connection, group: list[Any]) -> None:
 
 
 def _migrate_4_to_5(conn: Connection) -> None:
-    """Add what version 5 stores: verdict details, "missed" reviews, calibration, resets.
+    """Add what version 5 stores: verdict details, "missed" reviews, calibration, spots.
 
-    That is: the events' verdict details, the review outcome "missed", the calibration, and
-    when each camera's learning was last reset. Older events keep no details (they were
-    judged before verdicts had them) and were never reviewed as missed.
+    That is: the events' verdict details, the review outcome "missed", the calibration, when
+    each camera's learning and learned spots were last reset, and which detections were
+    taken for a learned spot. Older events keep no details (they were judged before verdicts
+    had them) and were never reviewed as missed; no older detection was suppressed.
     """
     existing = set(inspect(conn).get_table_names())
-    if "ai_security_cameras" in existing:
-        timestamp = "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
-        conn.execute(text(f"ALTER TABLE ai_security_cameras ADD COLUMN learning_since {timestamp}"))
-    if "ai_security_events" in existing:
-        false_ = "0" if conn.dialect.name == "sqlite" else "false"
-        conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN details JSON"))
-        conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN raw_score INTEGER"))
-        conn.execute(text("ALTER TABLE ai_security_events ADD COLUMN calibration TEXT"))
-        conn.execute(
-            text(
-                f"ALTER TABLE ai_security_events ADD COLUMN missed BOOLEAN DEFAULT {false_} "
-                "NOT NULL"
-            )
-        )
+    sqlite = conn.dialect.name == "sqlite"
+    false_, timestamp = ("0", "DATETIME") if sqlite else ("false", "TIMESTAMP WITHOUT TIME ZONE")
+    statements = {
+        "ai_security_cameras": (
+            f"ALTER TABLE ai_security_cameras ADD COLUMN learning_since {timestamp}",
+            f"ALTER TABLE ai_security_cameras ADD COLUMN spots_since {timestamp}",
+        ),
+        "ai_security_detections": (
+            "ALTER TABLE ai_security_detections ADD COLUMN suppressed BOOLEAN "
+            f"DEFAULT {false_} NOT NULL",
+        ),
+        "ai_security_events": (
+            "ALTER TABLE ai_security_events ADD COLUMN details JSON",
+            "ALTER TABLE ai_security_events ADD COLUMN raw_score INTEGER",
+            "ALTER TABLE ai_security_events ADD COLUMN calibration TEXT",
+            f"ALTER TABLE ai_security_events ADD COLUMN missed BOOLEAN DEFAULT {false_} NOT NULL",
+        ),
+    }
+    for table_name, changes in statements.items():
+        if table_name in existing:
+            for statement in changes:
+                conn.execute(text(statement))
 
 
 MIGRATIONS: dict[int, Migration] = {

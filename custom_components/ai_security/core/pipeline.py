@@ -17,6 +17,7 @@ work, a task factory and callbacks.
 import asyncio
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 import logging
 from typing import Any
 
@@ -43,6 +44,7 @@ from .events import delete_event as delete_stored_event, get_event
 from .incidents import IncidentStage
 from .intake import IntakeStage, ReprocessError
 from .jobs import JobKind, JobQueue, JobState, JobWorker, TaskFactory
+from .learned_spots import Spot, learn_spots
 from .llm_provider import LlmAsker
 from .models import Camera, SecurityEvent
 from .monitor import HealthMonitor
@@ -205,6 +207,7 @@ class Pipeline:
             )
             for camera in cameras:
                 self._ctx.cameras.add(camera, new=True)
+            await self.relearn_spots()
             await self.batcher.resume()
             options = self.config.options
             self._worker(JobKind.DETECT, self.detect.handle, options.detector_concurrency)
@@ -316,6 +319,20 @@ class Pipeline:
         """Tell the LLM what is normal at each camera (camera id -> its owner's notes)."""
         self._ctx.notes = {camera_id: text for camera_id, text in notes.items() if text.strip()}
 
+    async def relearn_spots(self, camera_id: str | None = None) -> None:
+        """Learn a camera's spots again (every camera's when None) after its reviews changed.
+
+        Called at start and by the host after each review, reset and forgetting: the next
+        upload is then matched against what the user has said so far (learned_spots.py).
+        """
+        ids = [camera_id] if camera_id is not None else list(self._ctx.cameras.by_id)
+        for one in ids:
+            self._ctx.spots[one] = await self.db.run(partial(_learn, camera_id=one))
+
+    def learned_spots(self, camera_id: str) -> tuple[Spot, ...]:
+        """Return a camera's learned spots as last learned."""
+        return self._ctx.spots.get(camera_id, ())
+
     def zones_of(self, camera_id: str) -> ZoneMap | None:
         """Return a camera's zones, if it has any."""
         return self._ctx.zones.of(camera_id)
@@ -361,3 +378,8 @@ class Pipeline:
             for kind in JobKind
             for state in JobState
         }
+
+
+def _learn(session: Session, *, camera_id: str) -> tuple[Spot, ...]:
+    """Return a camera's learned spots (in the database thread)."""
+    return learn_spots(session, camera_id)

@@ -102,6 +102,8 @@ class CameraRow(Base):
     # Schema version 5: the user reset what the camera learned from reviews; only reviews made
     # since count for its calibration (None: every review counts).
     learning_since: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    spots_since: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """When its learned spots were last forgotten (None: never)."""
 
 
 class MediaRow(Base):
@@ -140,6 +142,8 @@ class DetectionRow(Base):
     zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """Schema version 3: the camera zone the box's bottom centre lies in, if any."""
     """The batch the detection joined; the batch's event is judged from all of them."""
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Schema version 5: taken for a learned spot (learned_spots.py): stored, joins nothing."""
 
 
 class EventRow(Base):

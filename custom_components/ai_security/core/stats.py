@@ -22,6 +22,8 @@ class CameraActivity:
     latest_event: SecurityEvent | None = None
     detections_since: int = 0
     """Detections since the given time (local midnight for the sensors)."""
+    suppressed_since: int = 0
+    """Detections taken for a learned spot since the given time (not in detections_since)."""
     events_since: int = 0
     last_detections: list[Detection] = field(default_factory=list)
     """The detections of the camera's most recent detected upload."""
@@ -40,12 +42,15 @@ def camera_activity(
     def of(camera_id: str) -> CameraActivity:
         return activity.setdefault(camera_id, CameraActivity())
 
-    for camera_id, count in session.execute(
-        select(DetectionRow.camera_id, func.count())
+    for camera_id, suppressed, count in session.execute(
+        select(DetectionRow.camera_id, DetectionRow.suppressed, func.count())
         .where(DetectionRow.detected_at >= since, DetectionRow.detected_at < until)
-        .group_by(DetectionRow.camera_id)
+        .group_by(DetectionRow.camera_id, DetectionRow.suppressed)
     ):
-        of(camera_id).detections_since = int(count)
+        if suppressed:
+            of(camera_id).suppressed_since = int(count)
+        else:
+            of(camera_id).detections_since = int(count)
     for camera_id, count in session.execute(
         select(EventRow.camera_id, func.count())
         .where(EventRow.created_at >= since, EventRow.created_at < until)
@@ -69,6 +74,7 @@ def camera_activity(
             of(row.camera_id).latest_event = event_from_row(row)
     last_media = (
         select(DetectionRow.camera_id, func.max(DetectionRow.media_id).label("media_id"))
+        .where(DetectionRow.suppressed.is_(False))
         .group_by(DetectionRow.camera_id)
         .subquery()
     )
@@ -76,6 +82,7 @@ def camera_activity(
         select(DetectionRow, MediaRow.path)
         .join(last_media, DetectionRow.media_id == last_media.c.media_id)
         .join(MediaRow, MediaRow.media_id == DetectionRow.media_id)
+        .where(DetectionRow.suppressed.is_(False))
         .order_by(DetectionRow.detection_id)
     )
     for detection, path in rows:

@@ -29,13 +29,26 @@ ZONE_COLORS: Final[dict[ZoneKind, str]] = {
 """Outline and fill colour of each kind of zone in draw_zones: red where people get in."""
 
 
-def draw_zones(image: bytes, zones: Sequence[Zone], *, quality: int = 85) -> bytes:
+SPOT_COLOR: Final = "#FFFFFF"
+"""Learned spots are drawn in white, dashed: places, not areas the user drew."""
+
+
+def draw_zones(
+    image: bytes,
+    zones: Sequence[Zone],
+    *,
+    quality: int = 85,
+    spots: Sequence[tuple[str, tuple[float, float, float, float]]] = (),
+) -> bytes:
     """Return the frame as JPEG with each zone tinted, outlined, its points dotted and named.
 
-    For users checking the polygons they typed. Blocking (decode, draw, encode): run it in an
-    executor. EXIF orientation is applied first, because zones are drawn in the frame as shown,
-    as detections are. Higher-priority zones are drawn last, so where zones overlap the tint
-    shows the zone that wins. Raises AnnotateError when the image cannot be decoded.
+    For users checking the polygons they typed. spots are the camera's learned spots (class,
+    box in fractions of the frame), drawn as dashed white boxes named "learned: <class>": the
+    places where a detection is taken for a known false alarm. Blocking (decode, draw,
+    encode): run it in an executor. EXIF orientation is applied first, because zones are
+    drawn in the frame as shown, as detections are. Higher-priority zones are drawn last, so
+    where zones overlap the tint shows the zone that wins. Raises AnnotateError when the
+    image cannot be decoded.
     """
     frame = to_rgb(oriented(decode_image(image)))
     width, height = frame.size
@@ -61,7 +74,28 @@ def draw_zones(image: bytes, zones: Sequence[Zone], *, quality: int = 85) -> byt
         draw.line([*corners, corners[0]], fill=color, width=line_width, joint="curve")
         for cx, cy in corners:
             draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=color)
+    boxes = [
+        (
+            round(x * width),
+            round(y * height),
+            round((x + w) * width) - 1,
+            round((y + h) * height) - 1,
+            label,
+        )
+        for label, (x, y, w, h) in spots
+    ]
+    for left, top, right, bottom, _label in boxes:
+        _dashed_box(draw, (left, top, right, bottom), line_width)
     with FONT_LOCK:
+        for left, top, right, bottom, label in boxes:
+            draw_tag(
+                draw,
+                (left, top, right, bottom),
+                frame_width=width,
+                color=SPOT_COLOR,
+                text=f"learned: {label}",
+                font=font,
+            )
         for corners, color, zone in shapes:
             # Tag above the topmost point, so it hides as little of the zone as possible.
             top_x, top_y = min(corners, key=lambda corner: (corner[1], corner[0]))
@@ -76,6 +110,20 @@ def draw_zones(image: bytes, zones: Sequence[Zone], *, quality: int = 85) -> byt
                 font=font,
             )
     return encode_jpeg(frame, quality)
+
+
+def _dashed_box(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], line_width: int) -> None:
+    """Draw a dashed rectangle (dashes of four line widths, as long gaps)."""
+    left, top, right, bottom = box
+    dash = 4 * line_width
+    for start in range(left, right, 2 * dash):
+        end = min(start + dash, right)
+        draw.line([(start, top), (end, top)], fill=SPOT_COLOR, width=line_width)
+        draw.line([(start, bottom), (end, bottom)], fill=SPOT_COLOR, width=line_width)
+    for start in range(top, bottom, 2 * dash):
+        end = min(start + dash, bottom)
+        draw.line([(left, start), (left, end)], fill=SPOT_COLOR, width=line_width)
+        draw.line([(right, start), (right, end)], fill=SPOT_COLOR, width=line_width)
 
 
 def _rgba(color: str, alpha: int) -> tuple[int, int, int, int]:
