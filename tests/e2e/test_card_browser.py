@@ -15,7 +15,7 @@ a stub of Home Assistant's websocket, to watch an event's clip play in its dialo
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 import io
 import json
@@ -402,42 +402,25 @@ document.body.append(card);
 """
 
 
-def dialog_page(event: dict[str, object]) -> str:
-    """Return the page that shows the card alone, its websocket stubbed to list event."""
-    return DIALOG_PAGE.replace("__EVENT__", json.dumps(event))
+@asynccontextmanager
+async def _card_alone(
+    html: str, failure: Path, *, extra: Mapping[str, Path] | None = None
+) -> AsyncIterator[Page]:
+    """Serve html beside the card's files (and extra files) and open it in headless Chromium.
 
-
-async def test_dialog_shows_the_key_frame_with_the_clip_and_comes_back_to_it(
-    tmp_path: Path, socket_enabled: None
-) -> None:
-    """The event's dialog shows its key frame over its clip, and again once the clip has ended.
-
-    The card runs alone in Chromium against a stub of Home Assistant's websocket, with a real
-    clip made by core.clips: the key frame is the video's poster, the video waits at 0 s for a
-    press on play, and at its end it goes back to 0 s and the key frame, not its last still.
+    The card's whole folder is served, as the integration serves it: the entry imports the
+    others. Yields the page once loaded; a failure in the body is explained with a screenshot
+    at failure and the page's console.
     """
     from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
 
     browser_path = chromium()
-    ffmpeg = require_program("ffmpeg")
-    loop = asyncio.get_running_loop()
-    stills = []
-    for index, color in enumerate(CLIP_STILLS):
-        stills.append(tmp_path / f"still{index}.jpg")
-        await loop.run_in_executor(None, _solid_jpeg, stills[-1], color)
-    await loop.run_in_executor(None, _solid_jpeg, tmp_path / "key.jpg", KEY_FRAME)
-    await make_clip(tmp_path / "clip.mp4", frames=stills, durations=[0.6, 0.6], ffmpeg=ffmpeg)
-
-    # The card's whole folder, as the integration serves it: the entry imports the others.
     files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
     assert f"/card/{CARD_FILE}" in files
-    files |= {
-        "/media/key.jpg": tmp_path / "key.jpg",
-        "/media/clip.mp4": tmp_path / "clip.mp4",
-    }
+    files |= dict(extra or {})
 
     async def page_of_the_card(_request: web.Request) -> web.Response:
-        return web.Response(text=dialog_page(CLIP_EVENT), content_type="text/html")
+        return web.Response(text=html, content_type="text/html")
 
     async def file(request: web.Request) -> web.FileResponse:
         return web.FileResponse(files[request.path])  # ranges too, as a player asks for them
@@ -458,41 +441,71 @@ async def test_dialog_shows_the_key_frame_with_the_clip_and_comes_back_to_it(
             )
             try:
                 page, console = await _fresh_page(browser, None, "light")
-                async with _explained(page, console, tmp_path / "failure-dialog.png"):
+                async with _explained(page, console, failure):
                     await page.goto(f"http://127.0.0.1:{port}/")
-                    await page.locator("ai-security-card .event-row").click()
-                    video = page.locator("ai-security-card .event-dialog video")
-                    await video.wait_for()
-                    opened = await video.evaluate(
-                        "v => ({poster: v.poster, time: v.currentTime, paused: v.paused,"
-                        " autoplay: v.autoplay, src: v.src})"
-                    )
-                    assert opened["poster"].endswith("/media/key.jpg?authSig=signed"), opened
-                    assert opened["src"].endswith("/media/clip.mp4?authSig=signed"), opened
-                    assert (opened["time"], opened["paused"], opened["autoplay"]) == (
-                        0,
-                        True,
-                        False,
-                    )
-                    await _shows(page, video, KEY_FRAME)
-
-                    # Played to its end: it shows its stills, then the key frame again at 0 s.
-                    played = video.evaluate(
-                        """v => new Promise((resolve, reject) => {
-                            v.addEventListener("ended", () => setTimeout(() => resolve(
-                                {time: v.currentTime, paused: v.paused}), 0), {once: true});
-                            v.addEventListener("error", () => reject(new Error("no clip")));
-                            v.play().catch(reject);
-                        })"""
-                    )
-                    ended = await asyncio.wait_for(played, 30)
-                    assert ended == {"time": 0, "paused": True}
-                    await _shows(page, video, KEY_FRAME)
-                    assert await video.evaluate("v => v.currentTime") == 0
+                    yield page
             finally:
                 await browser.close()
     finally:
         await runner.cleanup()
+
+
+def dialog_page(event: dict[str, object]) -> str:
+    """Return the page that shows the card alone, its websocket stubbed to list event."""
+    return DIALOG_PAGE.replace("__EVENT__", json.dumps(event))
+
+
+async def test_dialog_shows_the_key_frame_with_the_clip_and_comes_back_to_it(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """The event's dialog shows its key frame over its clip, and again once the clip has ended.
+
+    The card runs alone in Chromium against a stub of Home Assistant's websocket, with a real
+    clip made by core.clips: the key frame is the video's poster, the video waits at 0 s for a
+    press on play, and at its end it goes back to 0 s and the key frame, not its last still.
+    """
+    ffmpeg = require_program("ffmpeg")
+    loop = asyncio.get_running_loop()
+    stills = []
+    for index, color in enumerate(CLIP_STILLS):
+        stills.append(tmp_path / f"still{index}.jpg")
+        await loop.run_in_executor(None, _solid_jpeg, stills[-1], color)
+    await loop.run_in_executor(None, _solid_jpeg, tmp_path / "key.jpg", KEY_FRAME)
+    await make_clip(tmp_path / "clip.mp4", frames=stills, durations=[0.6, 0.6], ffmpeg=ffmpeg)
+
+    media = {"/media/key.jpg": tmp_path / "key.jpg", "/media/clip.mp4": tmp_path / "clip.mp4"}
+    async with _card_alone(
+        dialog_page(CLIP_EVENT), tmp_path / "failure-dialog.png", extra=media
+    ) as page:
+        await page.locator("ai-security-card .event-row").click()
+        video = page.locator("ai-security-card .event-dialog video")
+        await video.wait_for()
+        opened = await video.evaluate(
+            "v => ({poster: v.poster, time: v.currentTime, paused: v.paused,"
+            " autoplay: v.autoplay, src: v.src})"
+        )
+        assert opened["poster"].endswith("/media/key.jpg?authSig=signed"), opened
+        assert opened["src"].endswith("/media/clip.mp4?authSig=signed"), opened
+        assert (opened["time"], opened["paused"], opened["autoplay"]) == (
+            0,
+            True,
+            False,
+        )
+        await _shows(page, video, KEY_FRAME)
+
+        # Played to its end: it shows its stills, then the key frame again at 0 s.
+        played = video.evaluate(
+            """v => new Promise((resolve, reject) => {
+                v.addEventListener("ended", () => setTimeout(() => resolve(
+                    {time: v.currentTime, paused: v.paused}), 0), {once: true});
+                v.addEventListener("error", () => reject(new Error("no clip")));
+                v.play().catch(reject);
+            })"""
+        )
+        ended = await asyncio.wait_for(played, 30)
+        assert ended == {"time": 0, "paused": True}
+        await _shows(page, video, KEY_FRAME)
+        assert await video.evaluate("v => v.currentTime") == 0
 
 
 def _solid_jpeg(path: Path, color: tuple[int, int, int]) -> None:
@@ -555,72 +568,39 @@ async def test_dialog_shows_the_checked_verdict_as_text(
     sure the model was, from how many pictures, which server, and the prompt's hash. Markup
     in any of it shows as text and runs nothing.
     """
-    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
-
-    browser_path = chromium()
-    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
-    page_html = dialog_page(VERDICT_EVENT)
-
-    async def page_of_the_card(_request: web.Request) -> web.Response:
-        return web.Response(text=page_html, content_type="text/html")
-
-    async def file(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(files[request.path])
-
-    app = web.Application()
-    app.router.add_get("/", page_of_the_card)
-    for path in files:
-        app.router.add_get(path, file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     shots = Path(os.environ.get("AI_SECURITY_SCREENSHOTS", str(tmp_path)))
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
+    async with _card_alone(dialog_page(VERDICT_EVENT), tmp_path / "failure-verdict.png") as page:
+        await page.locator("ai-security-card .event-row").click()
+        dialog = page.locator("ai-security-card .event-dialog")
+        await dialog.locator(".dialog-summary").wait_for()
+        texts = {
+            name: (await dialog.locator(selector).inner_text()).strip()
+            for name, selector in (
+                ("title", ".dialog-verdict-title"),
+                ("calibration", ".dialog-calibration"),
+                ("warning", ".dialog-warning"),
+                ("observations", ".dialog-observations"),
+                ("unverified", ".dialog-unverified"),
+                ("concerns", ".dialog-concerns"),
+                ("audit", ".dialog-audit"),
             )
-            try:
-                page, console = await _fresh_page(browser, None, "light")
-                async with _explained(page, console, tmp_path / "failure-verdict.png"):
-                    await page.goto(f"http://127.0.0.1:{port}/")
-                    await page.locator("ai-security-card .event-row").click()
-                    dialog = page.locator("ai-security-card .event-dialog")
-                    await dialog.locator(".dialog-summary").wait_for()
-                    texts = {
-                        name: (await dialog.locator(selector).inner_text()).strip()
-                        for name, selector in (
-                            ("title", ".dialog-verdict-title"),
-                            ("calibration", ".dialog-calibration"),
-                            ("warning", ".dialog-warning"),
-                            ("observations", ".dialog-observations"),
-                            ("unverified", ".dialog-unverified"),
-                            ("concerns", ".dialog-concerns"),
-                            ("audit", ".dialog-audit"),
-                        )
-                    }
-                    assert texts == {
-                        "title": VERDICT_EVENT["title"],
-                        "calibration": "Adjusted by your reviews: raised by 28: 3 of the last 4 "
-                        "similar night-time person events in Front Door were missed (too low) "
-                        "(the AI said 43)",
-                        "warning": "Checked against the detections: The verdict says no person "
-                        "is there; the detector saw one at 95%.",
-                        "observations": "A man in a dark jacket\ntries the handle.",
-                        "unverified": "Not confirmed by the detector: parcel",
-                        "concerns": "The side gate is open.\n<b>not bold</b>",
-                        "audit": "AI confidence 85% · judged from 2 picture(s) · "
-                        "http://gpu-box:8080 · prompt 0123456789ab",
-                    }
-                    assert await dialog.locator("img, b").count() == 0
-                    assert await page.evaluate("() => window.hacked === undefined")
-                    await dialog.screenshot(path=str(shots / "dialog-verdict.png"))
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
+        }
+        assert texts == {
+            "title": VERDICT_EVENT["title"],
+            "calibration": "Adjusted by your reviews: raised by 28: 3 of the last 4 "
+            "similar night-time person events in Front Door were missed (too low) "
+            "(the AI said 43)",
+            "warning": "Checked against the detections: The verdict says no person "
+            "is there; the detector saw one at 95%.",
+            "observations": "A man in a dark jacket\ntries the handle.",
+            "unverified": "Not confirmed by the detector: parcel",
+            "concerns": "The side gate is open.\n<b>not bold</b>",
+            "audit": "AI confidence 85% · judged from 2 picture(s) · "
+            "http://gpu-box:8080 · prompt 0123456789ab",
+        }
+        assert await dialog.locator("img, b").count() == 0
+        assert await page.evaluate("() => window.hacked === undefined")
+        await dialog.screenshot(path=str(shots / "dialog-verdict.png"))
 
 
 async def test_a_review_from_the_dialog_is_sent_shown_and_taken_back(
@@ -631,103 +611,71 @@ async def test_a_review_from_the_dialog_is_sent_shown_and_taken_back(
     The pressed outcome pressed again takes the review back; a refused review says why and
     leaves what is shown as it was.
     """
-    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
-
-    browser_path = chromium()
-    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
-    page_html = dialog_page({**VERDICT_EVENT, "reviewed": False, "review_note": None})
-
-    async def page_of_the_card(_request: web.Request) -> web.Response:
-        return web.Response(text=page_html, content_type="text/html")
-
-    async def file(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(files[request.path])
-
-    app = web.Application()
-    app.router.add_get("/", page_of_the_card)
-    for path in files:
-        app.router.add_get(path, file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     shots = Path(os.environ.get("AI_SECURITY_SCREENSHOTS", str(tmp_path)))
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page, console = await _fresh_page(browser, None, "light")
-                async with _explained(page, console, tmp_path / "failure-review.png"):
-                    await page.goto(f"http://127.0.0.1:{port}/")
-                    row = page.locator("ai-security-card .event-row")
-                    await row.click()
-                    dialog = page.locator("ai-security-card .event-dialog")
-                    bar = dialog.locator(".review-bar")
-                    status = bar.locator(".review-status")
-                    assert await bar.locator(".review-button").all_inner_texts() == [
-                        "Looks right",
-                        "False alarm",
-                        "Missed / too low",
-                    ]
-                    assert (await status.inner_text()).strip() == ""
-                    await bar.locator(".review-note").fill("The neighbour's statue")
-                    await bar.get_by_role("button", name="False alarm").click()
-                    await page.wait_for_function("() => (window.calls || []).length === 1")
-                    (sent,) = await page.evaluate("() => window.calls")
-                    assert (sent["domain"], sent["service"], sent["return_response"]) == (
-                        "ai_security",
-                        "review_event",
-                        True,
-                    )
-                    assert sent["service_data"] == {
-                        "config_entry_id": "entry",
-                        "event_id": "e2",
-                        "reviewed": True,
-                        "dismissed": True,
-                        "missed": False,
-                        "note": "The neighbour's statue",
-                    }
-                    await page.wait_for_function(
-                        "el => el.textContent === 'Saved: False alarm'",
-                        arg=await status.element_handle(),
-                    )
-                    pressed = bar.locator('.review-button[aria-pressed="true"]')
-                    assert await pressed.all_inner_texts() == ["False alarm"]
-                    await dialog.screenshot(path=str(shots / "dialog-review.png"))
-                    # The timeline row behind the dialog shows the outcome.
-                    mark = page.locator(
-                        'ai-security-card .event-review[data-outcome="false_alarm"]'
-                    )
-                    assert (await mark.inner_text()).strip() == "False alarm"
+    async with _card_alone(
+        dialog_page({**VERDICT_EVENT, "reviewed": False, "review_note": None}),
+        tmp_path / "failure-review.png",
+    ) as page:
+        row = page.locator("ai-security-card .event-row")
+        await row.click()
+        dialog = page.locator("ai-security-card .event-dialog")
+        bar = dialog.locator(".review-bar")
+        status = bar.locator(".review-status")
+        assert await bar.locator(".review-button").all_inner_texts() == [
+            "Looks right",
+            "False alarm",
+            "Missed / too low",
+        ]
+        assert (await status.inner_text()).strip() == ""
+        await bar.locator(".review-note").fill("The neighbour's statue")
+        await bar.get_by_role("button", name="False alarm").click()
+        await page.wait_for_function("() => (window.calls || []).length === 1")
+        (sent,) = await page.evaluate("() => window.calls")
+        assert (sent["domain"], sent["service"], sent["return_response"]) == (
+            "ai_security",
+            "review_event",
+            True,
+        )
+        assert sent["service_data"] == {
+            "config_entry_id": "entry",
+            "event_id": "e2",
+            "reviewed": True,
+            "dismissed": True,
+            "missed": False,
+            "note": "The neighbour's statue",
+        }
+        await page.wait_for_function(
+            "el => el.textContent === 'Saved: False alarm'",
+            arg=await status.element_handle(),
+        )
+        pressed = bar.locator('.review-button[aria-pressed="true"]')
+        assert await pressed.all_inner_texts() == ["False alarm"]
+        await dialog.screenshot(path=str(shots / "dialog-review.png"))
+        # The timeline row behind the dialog shows the outcome.
+        mark = page.locator('ai-security-card .event-review[data-outcome="false_alarm"]')
+        assert (await mark.inner_text()).strip() == "False alarm"
 
-                    # Refused: said, and nothing shown changes.
-                    await page.evaluate("() => { window.refuse = 'The hub is not loaded'; }")
-                    await bar.get_by_role("button", name="Missed / too low").click()
-                    await page.wait_for_function(
-                        "el => el.textContent.startsWith('Not saved: ')",
-                        arg=await status.element_handle(),
-                    )
-                    assert "The hub is not loaded" in await status.inner_text()
-                    assert await pressed.all_inner_texts() == ["False alarm"]
+        # Refused: said, and nothing shown changes.
+        await page.evaluate("() => { window.refuse = 'The hub is not loaded'; }")
+        await bar.get_by_role("button", name="Missed / too low").click()
+        await page.wait_for_function(
+            "el => el.textContent.startsWith('Not saved: ')",
+            arg=await status.element_handle(),
+        )
+        assert "The hub is not loaded" in await status.inner_text()
+        assert await pressed.all_inner_texts() == ["False alarm"]
 
-                    # The pressed outcome again: the review is taken back.
-                    await page.evaluate("() => { window.refuse = null; }")
-                    await bar.get_by_role("button", name="False alarm").click()
-                    await page.wait_for_function(
-                        "el => el.textContent === 'Review taken back'",
-                        arg=await status.element_handle(),
-                    )
-                    calls = await page.evaluate("() => window.calls")
-                    assert calls[-1]["service_data"]["reviewed"] is False
-                    assert await pressed.count() == 0
-                    assert await page.locator("ai-security-card .event-review").count() == 0
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
+        # The pressed outcome again: the review is taken back.
+        await page.evaluate("() => { window.refuse = null; }")
+        await bar.get_by_role("button", name="False alarm").click()
+        await page.wait_for_function(
+            "el => el.textContent === 'Review taken back'",
+            arg=await status.element_handle(),
+        )
+        calls = await page.evaluate("() => window.calls")
+        assert calls[-1]["service_data"]["reviewed"] is False
+        assert await pressed.count() == 0
+        assert await page.locator("ai-security-card .event-review").count() == 0
 
 
 GRID_PAGE = """<!doctype html>
@@ -770,79 +718,41 @@ async def test_unreviewed_first_and_a_grid_of_cameras(tmp_path: Path, socket_ena
 
     On a phone's width the cameras stack in one column; on a wide screen they sit in a row.
     """
-    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
-
-    browser_path = chromium()
-    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
-
-    async def page_of_the_card(_request: web.Request) -> web.Response:
-        return web.Response(text=GRID_PAGE, content_type="text/html")
-
-    async def file(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(files[request.path])
-
-    app = web.Application()
-    app.router.add_get("/", page_of_the_card)
-    for path in files:
-        app.router.add_get(path, file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page, console = await _fresh_page(browser, None, "light")
-                async with _explained(page, console, tmp_path / "failure-grid.png"):
-                    await page.goto(f"http://127.0.0.1:{port}/")
-                    rows = page.locator(
-                        'ai-security-card section[data-camera-id="front_door"] .event-summary'
-                    )
-                    await page.wait_for_function(
-                        "() => document.querySelector('ai-security-card').shadowRoot"
-                        ".querySelectorAll('.event-row').length === 8"
-                    )
-                    assert await rows.all_inner_texts() == [
-                        "To review 1",
-                        "To review 2",
-                        "To review 3",
-                        "Reviewed 1",
-                    ]
-                    searches = await page.evaluate("() => window.searches")
-                    front = [item for item in searches if item["cameras"] == ["front_door"]]
-                    assert [(item.get("reviewed"), item["page_size"]) for item in front[:2]] == [
-                        (False, 4),
-                        (True, 1),
-                    ]
-                    boxes = [
-                        await page.locator(
-                            f'ai-security-card [data-camera-id="{name}"]'
-                        ).first.bounding_box()
-                        for name in ("front_door", "garden")
-                    ]
-                    assert boxes[0] is not None
-                    assert boxes[1] is not None
-                    assert boxes[0]["y"] == boxes[1]["y"]  # side by side at 1280 px
-                    assert boxes[1]["x"] > boxes[0]["x"]
-                    await page.set_viewport_size({"width": 390, "height": 900})
-                    await page.wait_for_timeout(200)
-                    narrow = [
-                        await page.locator(
-                            f'ai-security-card [data-camera-id="{name}"]'
-                        ).first.bounding_box()
-                        for name in ("front_door", "garden")
-                    ]
-                    assert narrow[0] is not None
-                    assert narrow[1] is not None
-                    assert narrow[1]["y"] >= narrow[0]["y"] + narrow[0]["height"]  # stacked
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
+    async with _card_alone(GRID_PAGE, tmp_path / "failure-grid.png") as page:
+        rows = page.locator('ai-security-card section[data-camera-id="front_door"] .event-summary')
+        await page.wait_for_function(
+            "() => document.querySelector('ai-security-card').shadowRoot"
+            ".querySelectorAll('.event-row').length === 8"
+        )
+        assert await rows.all_inner_texts() == [
+            "To review 1",
+            "To review 2",
+            "To review 3",
+            "Reviewed 1",
+        ]
+        searches = await page.evaluate("() => window.searches")
+        front = [item for item in searches if item["cameras"] == ["front_door"]]
+        assert [(item.get("reviewed"), item["page_size"]) for item in front[:2]] == [
+            (False, 4),
+            (True, 1),
+        ]
+        boxes = [
+            await page.locator(f'ai-security-card [data-camera-id="{name}"]').first.bounding_box()
+            for name in ("front_door", "garden")
+        ]
+        assert boxes[0] is not None
+        assert boxes[1] is not None
+        assert boxes[0]["y"] == boxes[1]["y"]  # side by side at 1280 px
+        assert boxes[1]["x"] > boxes[0]["x"]
+        await page.set_viewport_size({"width": 390, "height": 900})
+        await page.wait_for_timeout(200)
+        narrow = [
+            await page.locator(f'ai-security-card [data-camera-id="{name}"]').first.bounding_box()
+            for name in ("front_door", "garden")
+        ]
+        assert narrow[0] is not None
+        assert narrow[1] is not None
+        assert narrow[1]["y"] >= narrow[0]["y"] + narrow[0]["height"]  # stacked
 
 
 EDITOR_PAGE = """<!doctype html>
@@ -864,47 +774,15 @@ document.body.append(editor);
 
 async def test_the_editor_sets_unreviewed_first(tmp_path: Path, socket_enabled: None) -> None:
     """The card's editor has the option: ticked, the config says so; unticked, it is gone."""
-    from playwright.async_api import async_playwright  # noqa: PLC0415 - only these tests need it
-
-    browser_path = chromium()
-    files = {f"/card/{path.name}": path for path in CARD_FOLDER.glob("*.js")}
-
-    async def page_of_the_editor(_request: web.Request) -> web.Response:
-        return web.Response(text=EDITOR_PAGE, content_type="text/html")
-
-    async def file(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(files[request.path])
-
-    app = web.Application()
-    app.router.add_get("/", page_of_the_editor)
-    for path in files:
-        app.router.add_get(path, file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=browser_path, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page, console = await _fresh_page(browser, None, "light")
-                async with _explained(page, console, tmp_path / "failure-editor.png"):
-                    await page.goto(f"http://127.0.0.1:{port}/")
-                    box = page.get_by_label("Events still to review first")
-                    await box.check()
-                    changes = await page.evaluate("() => window.changes")
-                    assert changes[-1] == {
-                        "type": "custom:ai-security-card",
-                        "events": 5,
-                        "unreviewed_first": True,
-                    }
-                    await box.uncheck()
-                    changes = await page.evaluate("() => window.changes")
-                    assert "unreviewed_first" not in changes[-1]
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
+    async with _card_alone(EDITOR_PAGE, tmp_path / "failure-editor.png") as page:
+        box = page.get_by_label("Events still to review first")
+        await box.check()
+        changes = await page.evaluate("() => window.changes")
+        assert changes[-1] == {
+            "type": "custom:ai-security-card",
+            "events": 5,
+            "unreviewed_first": True,
+        }
+        await box.uncheck()
+        changes = await page.evaluate("() => window.changes")
+        assert "unreviewed_first" not in changes[-1]
