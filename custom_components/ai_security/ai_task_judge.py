@@ -123,6 +123,23 @@ def instructions_for(prompt: Prompt, attached: Sequence[PromptImage]) -> str:
     return "\n\n".join(parts)
 
 
+def answer_text(data: Any) -> str:
+    """Return an AI Task's answer as the JSON text the verdict parser reads.
+
+    A number selector answers with a decimal, and a model may give 74.5 for a score asked in
+    whole numbers: it is rounded rather than lost as a malformed verdict. Raises ValueError
+    for data that is no JSON (naming its type).
+    """
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("risk_score"), float):
+        data = {**data, "risk_score": round(data["risk_score"])}
+    try:
+        return json.dumps(data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(type(data).__name__) from err
+
+
 def clear_frames(root: str) -> None:
     """Remove every verdict's frames left under root (a task cut short by a restart); blocking."""
     shutil.rmtree(os.path.join(root, FRAMES_FOLDER), ignore_errors=True)
@@ -226,14 +243,7 @@ class AiTaskJudge:
                 await self._hass.async_add_executor_job(
                     shutil.rmtree, os.path.join(self._root, FRAMES_FOLDER, token), True
                 )
-        data = result.data
-        if isinstance(data, str):
-            return data
-        if isinstance(data, dict) and isinstance(data.get("risk_score"), float):
-            # A number selector's answer is a decimal, and a model may give 74.5 for a score
-            # asked in whole numbers: rounded here rather than lost as a malformed verdict.
-            data = {**data, "risk_score": round(data["risk_score"])}
         try:
-            return json.dumps(data)
-        except (TypeError, ValueError) as err:
-            raise AnalyzerError(f"{self.entity_id} answered with {type(data).__name__}") from err
+            return answer_text(result.data)
+        except ValueError as err:
+            raise AnalyzerError(f"{self.entity_id} answered with {err}") from err

@@ -10,7 +10,6 @@ from outside) and removed after (Home Assistant offers removal only over its web
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-import json
 import time
 from types import TracebackType
 from typing import Any, Final, Self
@@ -21,6 +20,7 @@ from homeassistant.components.ai_task import AITaskEntityFeature
 
 from custom_components.ai_security.ai_task_judge import (
     TASK_NAME,
+    answer_text as judge_answer_text,
     instructions_for,
     service_structure,
 )
@@ -187,17 +187,12 @@ class AiTaskEntity:
 def answer_text(data: Any) -> str:
     """Return the entity's answer as the JSON text the verdict parser reads.
 
-    As the integration does (AiTaskJudge.ask): a number selector answers with a decimal, so a
-    score of 74.5 is rounded rather than lost as a malformed verdict.
+    As the integration reads it (ai_task_judge.answer_text: a decimal score is rounded).
     """
-    if isinstance(data, str):
-        return data
-    if isinstance(data, dict) and isinstance(data.get("risk_score"), float):
-        data = {**data, "risk_score": round(data["risk_score"])}
     try:
-        return json.dumps(data)
-    except (TypeError, ValueError) as err:
-        raise HomeAssistantCallError(f"the answer is {type(data).__name__}, not data") from err
+        return judge_answer_text(data)
+    except ValueError as err:
+        raise HomeAssistantCallError(f"the answer is {err}, not data") from err
 
 
 async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
