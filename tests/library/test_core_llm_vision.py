@@ -348,6 +348,25 @@ def padding(tokens: int) -> tuple[str, ...]:
     return tuple(lines)
 
 
+LONG_CAPTIONED = tuple(
+    PromptImage(jpeg=picture(color), caption=f"F{rank} " + "c" * 384, rank=rank)
+    for rank, color in ((1, (200, 30, 30)), (0, (30, 200, 30)), (2, (30, 30, 200)))
+)
+"""Three pictures with long captions: each costs the tiny model about 405 tokens (16 of them the
+picture's), so one fits beside a long text and the answer (at most about 720 tokens), three do
+not. The clearest is the second (rank 0)."""
+
+
+def roomy_analyzer(session: aiohttp.ClientSession, server: LlamaServer) -> Analyzer:
+    """Return an analyzer for the tiny vision model that lists every detection.
+
+    The prompt's length is then the test's to set (with context lines).
+    """
+    return analyzer(
+        session, server, LlmApi.LLAMA_CPP, max_prompt_chars=1_000_000, max_detections=500
+    )
+
+
 @pytest.mark.slow
 async def test_pictures_that_do_not_fit_become_fewer(llama_vision_server: LlamaServer) -> None:
     """A prompt that fits with one picture, not three: the clearest goes, and then only one.
@@ -355,21 +374,10 @@ async def test_pictures_that_do_not_fit_become_fewer(llama_vision_server: LlamaS
     The server refuses the three with HTTP 400 (over its context); the same verdict is asked
     again with the most telling picture, and the next verdict sends one at once.
     """
-    # Long captions: each picture costs about 405 tokens (16 of them the picture's), so one
-    # fits with the text and room for the answer (at most about 720 tokens), three do not fit.
-    frames = tuple(
-        PromptImage(jpeg=picture(color), caption=f"F{rank} " + "c" * 384, rank=rank)
-        for rank, color in ((1, (200, 30, 30)), (0, (30, 200, 30)), (2, (30, 30, 200)))
-    )
+    frames = LONG_CAPTIONED
     session, seen = counting_session()
     async with session:
-        client = analyzer(
-            session,
-            llama_vision_server,
-            LlmApi.LLAMA_CPP,
-            max_prompt_chars=1_000_000,
-            max_detections=500,
-        )
+        client = roomy_analyzer(session, llama_vision_server)
         base = make_request()
         # With pictures given, the system text says how they come: measured with it (the
         # native body without traits carries the text alone).
@@ -412,19 +420,10 @@ async def test_a_measured_server_gets_what_fits_before_anything_is_refused(
 
     A long prompt goes at once with the pictures that fit its context beside the answer.
     """
-    frames = tuple(
-        PromptImage(jpeg=picture(color), caption=f"F{rank} " + "c" * 384, rank=rank)
-        for rank, color in ((1, (200, 30, 30)), (0, (30, 200, 30)), (2, (30, 30, 200)))
-    )
+    frames = LONG_CAPTIONED
     session, seen = counting_session()
     async with session:
-        client = analyzer(
-            session,
-            llama_vision_server,
-            LlmApi.LLAMA_CPP,
-            max_prompt_chars=1_000_000,
-            max_detections=500,
-        )
+        client = roomy_analyzer(session, llama_vision_server)
         base = make_request()
         text_tokens = await prompt_tokens(
             session, llama_vision_server, *client.request(base, frames)
