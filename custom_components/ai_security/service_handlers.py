@@ -164,13 +164,18 @@ async def handle_search_events(call: ServiceCall) -> ServiceResponse:
         page=call.data[ATTR_PAGE],
         page_size=call.data[ATTR_PAGE_SIZE],
     )
-    page = await operations.search_events(entry.runtime_data.pipeline.db, query)
+    db = entry.runtime_data.pipeline.db
+    page = await operations.search_events(db, query)
     urls = await async_event_media_urls(call.hass, entry.entry_id, page.events)
+    # What the learned spots kept out of the events, in the same cameras and period: every
+    # suppression can be checked (a real person at the statue's place would show here).
+    hidden, latest = await operations.search_suppressed(db, query)
     return {
         "total": page.total,
         "page": page.page,
         "page_size": page.page_size,
         "events": [_event_data(event, cameras, urls) for event in page.events],
+        "suppressed": {"total": hidden, "latest": [item.as_dict() for item in latest]},
     }
 
 

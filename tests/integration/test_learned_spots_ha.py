@@ -25,7 +25,7 @@ from tests.pipeline_helpers import jpeg, wait_until, write
 from tests.servers import LlmStub
 
 from .test_entities import entity_id
-from .test_services import call, set_up, upload_event
+from .test_services import call, search, set_up, upload_event
 
 STATUE = detection("person", 0.81, [200, 60, 50, 120])
 BESIDE = detection("person", 0.9, [120, 70, 45, 115])
@@ -90,6 +90,15 @@ async def test_two_false_alarms_at_one_place_silence_the_third(
     )
     assert len(events) == 2
     assert hass.states.get(detections_today).state == before  # not counted as a detection
+    # Visible in search, beside the events: what was kept out, where and when.
+    found = await search(hass, entry)
+    assert found["total"] == 2
+    assert found["suppressed"]["total"] == 1
+    (hidden,) = found["suppressed"]["latest"]
+    assert (hidden["camera"], hidden["label"], hidden["confidence"]) == ("garden", "person", 0.81)
+    assert hidden["box"] == box
+    later = await search(hass, entry, start="2099-01-01T00:00:00+00:00")
+    assert later["suppressed"] == {"total": 0, "latest": []}
 
     # Drawn on the Zones picture, and listed in its attributes.
     registry = er.async_get(hass)
@@ -99,6 +108,13 @@ async def test_two_false_alarms_at_one_place_silence_the_third(
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get(zones_id).attributes["learned_spots"] == [spot]
+    # The reload restarted the pipeline: the spot is learned again from the stored reviews,
+    # and the count of the day goes on from the database.
+    await hass.async_add_executor_job(write, camera_root / "Garden" / "3b.jpg", jpeg(33))
+    await wait_until(
+        lambda: hass.states.get(suppressed).state == "2", seconds=20, what="a suppression"
+    )
+    assert len(events) == 2
     picture = await camera.async_get_image(hass, zones_id)
     with Image.open(io.BytesIO(picture.content)) as drawn:
         rgb = drawn.convert("RGB")

@@ -5,12 +5,17 @@ verdict: false alarms down, missed ones and confirmed threats up, with the reaso
 critical verdict is never lowered, and too few reviews move nothing.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+import time
 from typing import Any
 import uuid
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 from sqlalchemy.orm import Session
 
@@ -25,9 +30,13 @@ from custom_components.ai_security.core.calibration import (
     situation,
 )
 from custom_components.ai_security.core.models import EventSource, RiskLevel
+from custom_components.ai_security.core.pipeline import Pipeline
 from custom_components.ai_security.core.risk import Verdict, level_for
 from custom_components.ai_security.core.settings import SeverityThresholds
 from custom_components.ai_security.core.storage import CameraRow, Database, EventRow
+from tests.detector_server import DetectorServer, Reply, detection, detections
+from tests.pipeline_helpers import Recorder, config, jpeg, wait_until, write
+from tests.servers import LlmStub
 
 TZ = ZoneInfo("Europe/Amsterdam")
 DEFAULT = SeverityThresholds()
@@ -201,3 +210,53 @@ async def test_a_reset_forgets_the_reviews_made_before_it(db: Database) -> None:
     await add_reviewed(db, NIGHT, dismissed=True, reviewed_at=reset_at + timedelta(hours=1))
     await add_reviewed(db, NIGHT, dismissed=True, reviewed_at=reset_at + timedelta(hours=2))
     assert (await reviews(db)).shift == -27
+
+
+async def test_the_instant_verdict_is_calibrated_too(
+    tmp_path: Path, sqlite_url: str, llm_stub: LlmStub
+) -> None:
+    """An incident opens with the heuristic's verdict, already moved by similar reviews.
+
+    It is what rings the phone at once: three false alarms of night-time people at the front
+    door must lower it as they lower the LLM's verdict that follows.
+    """
+    db = Database(sqlite_url)
+    await db.start()
+    for night in range(3):
+        await add_reviewed(
+            db, NIGHT - timedelta(days=night + 1), camera="front_door", dismissed=True
+        )
+    await db.close()
+    detector = DetectorServer(
+        reply=Reply(body=detections(detection("person", 0.8, [100, 80, 60, 140])))
+    )
+    await detector.start()
+    root = tmp_path / "cameras"
+    root.mkdir()
+    recorder = Recorder()
+    began = time.monotonic()
+    try:
+        async with aiohttp.ClientSession() as session:
+            pipeline = Pipeline(
+                replace(config(root, sqlite_url, detector.url, llm_stub.url), local_tz=TZ),
+                session,
+                callbacks=recorder.callbacks(),
+                # Night, as time goes by: a stopped clock would never close the incident.
+                clock=lambda: NIGHT + timedelta(seconds=time.monotonic() - began),
+            )
+            await pipeline.start()
+            try:
+                await asyncio.to_thread(write, root / "Front Door" / "a.jpg", jpeg(1))
+                await wait_until(lambda: len(recorder.closed) == 1, what="the incident to close")
+            finally:
+                await pipeline.stop()
+    finally:
+        await detector.stop()
+    (opened,) = recorder.events
+    assert opened.source is EventSource.HEURISTIC
+    assert opened.raw_score is not None
+    assert opened.risk_score == max(0, opened.raw_score - 30) < opened.raw_score
+    assert opened.calibration.startswith("lowered by ")
+    assert "3 of the last 3 similar night-time person events in Front Door" in opened.calibration
+    (closed,) = recorder.closed
+    assert (closed.source, closed.risk_score, closed.raw_score) == (EventSource.LLM, 42, 72)

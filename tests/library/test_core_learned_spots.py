@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session
 
+from custom_components.ai_security.core.calibration import similar_reviews, situation
 from custom_components.ai_security.core.learned_spots import (
     SPOT_IOU,
     forget_spots,
@@ -30,6 +32,7 @@ from custom_components.ai_security.core.storage import (
 )
 
 T0 = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)
+TZ = ZoneInfo("Europe/Amsterdam")
 STATUE = (400.0, 120.0, 100.0, 240.0)
 """The statue's box in a 640x480 frame."""
 
@@ -162,3 +165,32 @@ async def test_forgetting_starts_over(db: Database) -> None:
     await reviewed(db, STATUE, now + timedelta(hours=1), dismissed=True)
     await reviewed(db, STATUE, now + timedelta(hours=2), dismissed=True)
     assert len(await learned(db)) == 1
+
+
+async def test_false_alarms_a_spot_explains_no_longer_lower_other_verdicts(db: Database) -> None:
+    """The statue's false alarms make a spot and stop voting; a person elsewhere is not lowered.
+
+    Without that, the two reviews that taught the statue would also lower the next night-time
+    person anywhere in the garden (an intruder) by 27 points. False alarms elsewhere still vote.
+    """
+    for night in range(2):
+        await reviewed(db, STATUE, T0 + timedelta(days=night), dismissed=True)
+    spots = await learned(db)
+    assert len(spots) == 1
+    where = situation("garden", ["person"], [], T0, TZ)
+    later = T0 + timedelta(days=10)
+
+    async def shift(found: Any) -> int:
+        calibration = await db.run(
+            lambda s: similar_reviews(s, where, before=later, tz=TZ, spots=found)
+        )
+        return int(calibration.shift)
+
+    assert await shift(()) == -27  # without the spots: 40 * -2 / 3
+    assert await shift(spots) == 0  # explained by the statue: they no longer vote
+    # A false alarm elsewhere (a shadow at the gate) is not explained, with or without spots;
+    # one review alone moves nothing, a second one does.
+    await reviewed(db, (20.0, 200.0, 60.0, 120.0), T0 + timedelta(days=3), dismissed=True)
+    assert await shift(spots) == 0
+    await reviewed(db, (30.0, 300.0, 60.0, 120.0), T0 + timedelta(days=4), dismissed=True)
+    assert await shift(spots) == -27

@@ -323,9 +323,12 @@ class AnalyzeStage:
             request.started_at,
             tz,
         )
+        spots = ctx.spots.get(camera.camera_id, ())
         try:
             found = await ctx.db.run(
-                lambda session: similar_reviews(session, where, before=request.started_at, tz=tz)
+                lambda session: similar_reviews(
+                    session, where, before=request.started_at, tz=tz, spots=spots
+                )
             )
         except Exception:
             _LOGGER.exception("Cannot read the reviews that calibrate %s", camera.name)

@@ -8,6 +8,10 @@ right" dilutes both. The shift is MAX_SHIFT times the balance of the votes over 
 reviews plus one, so one review never moves much and a long agreeing run moves up to MAX_SHIFT
 points; fewer than MIN_REVIEWS similar reviews move nothing.
 
+A false alarm that a learned spot explains (every detection of it lies at a spot: the statue)
+no longer votes: the spot already keeps that object out, and letting it also lower every other
+night-time person in the garden would hide the intruder who comes next.
+
 It never hides a threat: a critical verdict is never lowered, and the model's own score is
 kept (raw_score) beside the calibrated one, with the reason in plain words ("lowered by 25:
 8 of the last 9 similar night-time person events in Garden were false alarms").
@@ -21,9 +25,10 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .learned_spots import CONFIRMED, Spot, fraction_box, matching_spot
 from .models import RiskLevel
 from .risk import OBJECT_WEIGHTS, UNKNOWN_WEIGHT, Verdict, is_night, level_for
-from .schema import CameraRow, EventRow
+from .schema import CameraRow, DetectionRow, EventDetectionRow, EventRow
 from .settings import SeverityThresholds
 
 MAX_SHIFT: Final = 40
@@ -34,8 +39,6 @@ SIMILAR_KEPT: Final = 20
 """The latest similar reviews that vote: old habits fade as new reviews come."""
 REVIEWS_READ: Final = 400
 """The camera's latest reviews read to find the similar ones (one indexed query)."""
-CONFIRMED: Final = frozenset({RiskLevel.HIGH.value, RiskLevel.CRITICAL.value})
-"""Levels whose "looks right" confirms a threat (and so raises similar verdicts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +108,24 @@ NO_CALIBRATION: Final = Calibration()
 
 
 def similar_reviews(
-    session: Session, where: Situation, *, before: datetime, tz: tzinfo
+    session: Session,
+    where: Situation,
+    *,
+    before: datetime,
+    tz: tzinfo,
+    spots: Sequence[Spot] = (),
 ) -> Calibration:
     """Return how the camera's latest reviews of similar incidents, before a time, move a verdict.
 
-    Only reviews made since the camera's learning was last reset count (see reset_learning).
-    Runs in the database thread.
+    Only reviews made since the camera's learning was last reset count (see reset_learning),
+    and no false alarm that the camera's learned spots explain. Runs in the database thread.
     """
     camera = session.get(CameraRow, where.camera_id)
     since = camera.learning_since if camera is not None else None
     reviewed_since = () if since is None else (EventRow.reviewed_at >= since,)
     rows = session.execute(
         select(
+            EventRow.event_id,
             EventRow.started_at,
             EventRow.object_types,
             EventRow.zones,
@@ -133,12 +142,20 @@ def similar_reviews(
         .order_by(EventRow.started_at.desc())
         .limit(REVIEWS_READ)
     ).all()
+    similar = [
+        row
+        for row in rows
+        if situation(where.camera_id, row.object_types or (), row.zones or (), row.started_at, tz)
+        == where
+    ]
+    explained = (
+        explained_by_spots(session, [row.event_id for row in similar if row.dismissed], spots)
+        if spots
+        else frozenset()
+    )
     false_alarms = missed = confirmed = reviews = 0
-    for row in rows:
-        if (
-            situation(where.camera_id, row.object_types or (), row.zones or (), row.started_at, tz)
-            != where
-        ):
+    for row in similar:
+        if row.event_id in explained:
             continue
         reviews += 1
         if row.dismissed:
@@ -159,6 +176,37 @@ def similar_reviews(
         missed=missed,
         confirmed=confirmed,
     )
+
+
+def explained_by_spots(
+    session: Session, event_ids: Sequence[str], spots: Sequence[Spot]
+) -> frozenset[str]:
+    """Return the events among event_ids each of whose detections lies at one of spots.
+
+    Runs in the database thread; one query for all of them.
+    """
+    if not event_ids or not spots:
+        return frozenset()
+    rows = session.execute(
+        select(
+            EventDetectionRow.event_id,
+            DetectionRow.label,
+            DetectionRow.x,
+            DetectionRow.y,
+            DetectionRow.w,
+            DetectionRow.h,
+            DetectionRow.frame_width,
+            DetectionRow.frame_height,
+        )
+        .join(DetectionRow, DetectionRow.detection_id == EventDetectionRow.detection_id)
+        .where(EventDetectionRow.event_id.in_(event_ids))
+    ).all()
+    at_spot: dict[str, bool] = {}
+    for row in rows:
+        box = fraction_box((row.x, row.y, row.w, row.h), row.frame_width, row.frame_height)
+        matched = matching_spot(row.label, box, spots) is not None
+        at_spot[row.event_id] = at_spot.get(row.event_id, True) and matched
+    return frozenset(event_id for event_id, explained in at_spot.items() if explained)
 
 
 def reset_learning(session: Session, camera_id: str, now: datetime) -> bool:
@@ -202,6 +250,7 @@ __all__ = [
     "Calibration",
     "Situation",
     "calibrate",
+    "explained_by_spots",
     "reset_learning",
     "similar_reviews",
     "situation",

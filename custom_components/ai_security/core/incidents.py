@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from .annotate import KeyFrameCanvas
 from .announce import Announcer
 from .batcher import Batcher
+from .calibration import calibrate, similar_reviews, situation
 from .context import StageContext, zone_name
 from .detector import DetectorResult, Found
 from .incident_rows import OpenBatch, add_to_batch, claim_fast
@@ -195,7 +196,9 @@ class IncidentStage:
         """Store a new incident's event with the heuristic's verdict on its first detections.
 
         The heuristic answers in microseconds, so the incident is announced (and the phone
-        notified) at once; the LLM's verdict replaces it moments later (see analyze.py).
+        notified) at once; the LLM's verdict replaces it moments later (see analyze.py). Like
+        every verdict, it is calibrated by the user's reviews of similar incidents first: a
+        passer-by dismissed night after night must not ring the phone before the LLM speaks.
         """
         ctx = self._ctx
         request = AnalysisRequest(
@@ -207,7 +210,20 @@ class IncidentStage:
             is_fast_path=False,
             zone_descriptions=ctx.zones.descriptions(camera.camera_id),
         )
-        verdict = heuristic_verdict(request, ctx.config.options.severity)
+        thresholds = ctx.config.options.severity
+        verdict = heuristic_verdict(request, thresholds)
+        tz = ctx.config.local_tz
+        where = situation(
+            camera.camera_id,
+            [item.label for item in detections],
+            [item.zone for item in detections if item.zone],
+            now,
+            tz,
+        )
+        found = similar_reviews(
+            session, where, before=now, tz=tz, spots=ctx.spots.get(camera.camera_id, ())
+        )
+        verdict = calibrate(verdict, found, thresholds, where.words(camera.name))
         event = replace(
             new_event(camera, request, verdict, detections, event_id=batch.event_id),
             ongoing=True,

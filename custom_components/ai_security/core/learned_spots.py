@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from .calibration import CONFIRMED
+from .models import RiskLevel
 from .schema import CameraRow, DetectionRow, EventDetectionRow, EventRow
 
 SPOT_IOU: Final = 0.7
@@ -33,6 +34,10 @@ MIN_EVENTS: Final = 2
 """Different false alarms a place needs to become a spot."""
 BOXES_READ: Final = 5000
 """The latest reviewed detections read per camera to learn its spots (one query)."""
+
+CONFIRMED: Final = frozenset({RiskLevel.HIGH.value, RiskLevel.CRITICAL.value})
+"""Levels whose "looks right" confirms a threat: such a place is never a spot (and calibration
+raises similar verdicts)."""
 
 type Box = tuple[float, float, float, float]
 """Left, top, width, height as fractions of the frame (0-1), so frame sizes may differ."""
@@ -185,3 +190,79 @@ def forget_spots(session: Session, *, camera_id: str, now: datetime) -> bool:
         return False
     camera.spots_since = now
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A detection taken for a learned spot: what a search shows of it."""
+
+    camera_id: str
+    label: str
+    confidence: float
+    box: Box | None
+    detected_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return it as plain data (the search's answer)."""
+        box = (
+            None
+            if self.box is None
+            else dict(zip(("x", "y", "w", "h"), (round(v, 4) for v in self.box), strict=True))
+        )
+        return {
+            "camera": self.camera_id,
+            "label": self.label,
+            "confidence": round(self.confidence, 3),
+            "box": box,
+            "detected_at": self.detected_at.isoformat(),
+        }
+
+
+def suppressed_detections(
+    session: Session,
+    *,
+    camera_ids: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> tuple[int, list[Suppressed]]:
+    """Return how many detections were taken for learned spots, and the latest limit of them.
+
+    Of the cameras given (every camera with none) from start (inclusive) to end (exclusive),
+    by when they were detected. Runs in the database thread.
+    """
+    where: list[ColumnElement[bool]] = [DetectionRow.suppressed.is_(True)]
+    if camera_ids:
+        where.append(DetectionRow.camera_id.in_(camera_ids))
+    if start is not None:
+        where.append(DetectionRow.detected_at >= start)
+    if end is not None:
+        where.append(DetectionRow.detected_at < end)
+    total = session.scalar(select(func.count()).select_from(DetectionRow).where(*where)) or 0
+    rows = session.execute(
+        select(
+            DetectionRow.camera_id,
+            DetectionRow.label,
+            DetectionRow.confidence,
+            DetectionRow.x,
+            DetectionRow.y,
+            DetectionRow.w,
+            DetectionRow.h,
+            DetectionRow.frame_width,
+            DetectionRow.frame_height,
+            DetectionRow.detected_at,
+        )
+        .where(*where)
+        .order_by(DetectionRow.detected_at.desc(), DetectionRow.detection_id.desc())
+        .limit(limit)
+    ).all()
+    return int(total), [
+        Suppressed(
+            camera_id=row.camera_id,
+            label=row.label,
+            confidence=row.confidence,
+            box=fraction_box((row.x, row.y, row.w, row.h), row.frame_width, row.frame_height),
+            detected_at=row.detected_at,
+        )
+        for row in rows
+    ]

@@ -17,6 +17,7 @@ from datetime import date, datetime, tzinfo
 from . import audit, baseline, events, stats
 from .audit import AuditPage, AuditRecord
 from .events import EventPage, EventQuery
+from .learned_spots import Suppressed, suppressed_detections
 from .models import SecurityEvent
 from .rules import AlertRule, RuleReplay, RuleResult
 from .stats import CameraActivity
@@ -28,6 +29,24 @@ from .storage import Database
 async def search_events(db: Database, query: EventQuery) -> EventPage:
     """Return the page of events query asks for, newest first, with the total that match."""
     return await db.run(lambda session: events.search_events(session, query))
+
+
+async def search_suppressed(db: Database, query: EventQuery) -> tuple[int, list[Suppressed]]:
+    """Return the detections taken for learned spots in query's cameras and period.
+
+    How many in all, and the latest ones (up to the query's page size): what the learned spots
+    kept from opening incidents, for the user to check. The query's other filters (text, level,
+    review) are about events and do not apply.
+    """
+    return await db.run(
+        lambda session: suppressed_detections(
+            session,
+            camera_ids=query.camera_ids,
+            start=query.start,
+            end=query.end,
+            limit=query.page_size,
+        )
+    )
 
 
 async def review_event(
