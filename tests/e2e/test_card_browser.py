@@ -167,6 +167,7 @@ async def test_card_shows_a_new_event_in_a_real_browser(
                     await card.locator(".event-dialog").wait_for(state="hidden")
                     await row.evaluate("row => row.blur()")
                     await card.screenshot(path=str(shots / "card-light.png"))
+                    await _the_editor_is_home_assistants_form(page, shots / "editor.png")
                 signed_in = await page.context.storage_state()
                 await page.context.close()
 
@@ -203,6 +204,48 @@ async def test_card_shows_a_new_event_in_a_real_browser(
         assert not reports, reports
     finally:
         await home.stop()
+
+
+async def _the_editor_is_home_assistants_form(page: Page, screenshot: Path) -> None:
+    """Check the card's editor inside Home Assistant: its own form (hub, cameras, options).
+
+    Made as the dashboard makes it (getConfigElement, then hass and setConfig); ticking the
+    hub's camera and the switch gives the config the card reads.
+    """
+    await page.evaluate(
+        """async () => {
+            const card = customElements.get("ai-security-card");
+            const editor = card.getConfigElement();
+            window.editorChanges = [];
+            editor.addEventListener("config-changed", (ev) => {
+                window.editorChanges.push(ev.detail.config);
+                editor.setConfig(ev.detail.config);
+            });
+            editor.hass = document.querySelector("home-assistant").hass;
+            editor.setConfig({ type: "custom:ai-security-card", events: 5 });
+            editor.style.cssText = "position:fixed;top:0;left:0;width:480px;z-index:9;"
+                + "background:var(--card-background-color, white);padding:16px";
+            document.body.append(editor);
+        }"""
+    )
+    form = page.locator("ai-security-card-editor ha-form")
+    await form.wait_for()
+    camera = form.get_by_role("checkbox", name="Front Door")
+    await camera.wait_for()
+    await form.get_by_text("Front Door", exact=True).click()
+    await page.wait_for_function("() => window.editorChanges.length >= 1")
+    await form.locator("ha-switch").click()
+    await page.wait_for_function("() => window.editorChanges.length >= 2")
+    changes = await page.evaluate("() => window.editorChanges")
+    assert changes[-1] == {
+        "type": "custom:ai-security-card",
+        "events": 5,
+        "cameras": ["front_door"],
+        "unreviewed_first": True,
+    }, changes
+    assert await form.get_by_text("Events per camera (1\N{EN DASH}50)").count() == 1
+    await page.locator("ai-security-card-editor").screenshot(path=str(screenshot))
+    await page.evaluate('() => document.querySelector("ai-security-card-editor").remove()')
 
 
 async def _signed_in_page(browser: Browser, base_url: str) -> tuple[Page, list[str]]:

@@ -1,6 +1,10 @@
 /**
- * The card's visual editor (`ai-security-card-editor`): title, events per camera, and the
- * cameras to show, ticked from the list the backend knows.
+ * The card's visual editor (`ai-security-card-editor`): title, hub, the cameras to show (from
+ * the list the backend knows), events per camera and whether unreviewed events come first.
+ *
+ * Inside Home Assistant it is Home Assistant's own form (`ha-form` with selectors), so it
+ * looks and behaves like the editors of the stock cards (themes, languages, a phone's
+ * keyboard). A page without Home Assistant's elements (the card alone) gets plain inputs.
  */
 
 import { DEFAULT_EVENTS, MAX_EVENTS, fetchCameras } from "./config.js";
@@ -25,6 +29,11 @@ export class AiSecurityCardEditor extends HTMLElement {
     this._loadError = "";
     this._optionsSignature = null;
     this._nodes = null;
+    /** @type {"ha"|"plain"|null} Home Assistant's form or plain inputs, once known. */
+    this._mode = null;
+    this._form = null;
+    this._schema = null;
+    this._choosing = false;
   }
 
   setConfig(config) {
@@ -34,7 +43,36 @@ export class AiSecurityCardEditor extends HTMLElement {
 
   set hass(hass) {
     this._hass = hass;
+    if (this._mode === null && !this._choosing) this._chooseMode();
     if (this._cameras === null && !this._loading && !this._loadError) this._load();
+    if (this._form) this._form.hass = hass;
+  }
+
+  /**
+   * Use `ha-form` when Home Assistant can give it. The dashboard loads it with the editors of
+   * its own cards, so when it is not defined yet, one of them is asked for (the way Home
+   * Assistant's card helpers load an editor) and the element is awaited briefly.
+   */
+  async _chooseMode() {
+    this._choosing = true;
+    let ready = Boolean(customElements.get("ha-form"));
+    if (!ready && typeof window.loadCardHelpers === "function") {
+      try {
+        const helpers = await window.loadCardHelpers();
+        const card = await helpers.createCardElement({ type: "entities", entities: [] });
+        await card?.constructor?.getConfigElement?.();
+        await Promise.race([
+          customElements.whenDefined("ha-form"),
+          new Promise((resolve) => setTimeout(resolve, 3000)),
+        ]);
+      } catch (err) {
+        console.warn("ai-security-card-editor: Home Assistant's form is not available", err);
+      }
+      ready = Boolean(customElements.get("ha-form"));
+    }
+    this._mode = ready ? "ha" : "plain";
+    this._choosing = false;
+    this._render();
   }
 
   get hass() {
@@ -157,8 +195,91 @@ export class AiSecurityCardEditor extends HTMLElement {
     return [...options].map(([id, label]) => ({ id, label }));
   }
 
-  /** Sync the form with the config and camera list without replacing focused inputs. */
+  /** Show the form of the mode chosen (nothing before it is known). */
   _render() {
+    if (this._mode === "ha") this._renderHaForm();
+    else if (this._mode === "plain") this._renderPlain();
+  }
+
+  /** Home Assistant's form: the config as its data, one selector per option. */
+  _renderHaForm() {
+    if (!this._form) {
+      this.shadowRoot.innerHTML = `<style>${EDITOR_CSS}</style><p class="status" role="status"></p>`;
+      const form = document.createElement("ha-form");
+      form.addEventListener("value-changed", (ev) => this._formChanged(ev.detail.value));
+      this.shadowRoot.append(form);
+      this._form = form;
+    }
+    const t = strings(this._hass).editor;
+    const options = this._options();
+    const signature = JSON.stringify(options);
+    if (signature !== this._optionsSignature || !this._schema) {
+      // A new schema only when the cameras change: ha-form re-renders its fields on it.
+      this._optionsSignature = signature;
+      this._schema = [
+        { name: "title", selector: { text: {} } },
+        { name: "config_entry_id", selector: { config_entry: { integration: "ai_security" } } },
+        {
+          name: "cameras",
+          selector: {
+            select: {
+              multiple: true,
+              mode: "list",
+              options: options.map(({ id, label }) => ({ value: id, label })),
+            },
+          },
+        },
+        {
+          name: "events",
+          selector: { number: { min: 1, max: MAX_EVENTS, step: 1, mode: "box" } },
+        },
+        { name: "unreviewed_first", selector: { boolean: {} } },
+      ];
+    }
+    const labels = {
+      title: t.title,
+      config_entry_id: t.hub,
+      cameras: t.cameras,
+      events: t.events,
+      unreviewed_first: t.unreviewedFirst,
+    };
+    const status = this.shadowRoot.querySelector(".status");
+    status.classList.toggle("error", Boolean(this._loadError));
+    status.textContent = this._loadError
+      ? `${strings(this._hass).error}: ${this._loadError}`
+      : this._loading
+        ? t.loadingCameras
+        : "";
+    this._form.hass = this._hass;
+    this._form.computeLabel = (item) => labels[item.name] ?? item.name;
+    this._form.schema = this._schema;
+    this._form.data = {
+      events: DEFAULT_EVENTS,
+      unreviewed_first: false,
+      cameras: [],
+      ...this._config,
+    };
+  }
+
+  /** Keep what the form says, leaving out what is empty or the default's own choice. */
+  _formChanged(value) {
+    this._emit((config) => {
+      for (const key of ["title", "config_entry_id"]) {
+        if (typeof value[key] === "string" && value[key].trim()) config[key] = value[key];
+        else delete config[key];
+      }
+      const cameras = Array.isArray(value.cameras) ? value.cameras.filter(Boolean) : [];
+      if (cameras.length) config.cameras = cameras;
+      else delete config.cameras;
+      const events = Number(value.events);
+      if (Number.isInteger(events) && events >= 1 && events <= MAX_EVENTS) config.events = events;
+      if (value.unreviewed_first === true) config.unreviewed_first = true;
+      else delete config.unreviewed_first;
+    });
+  }
+
+  /** Plain inputs: synced with the config and camera list without replacing focused inputs. */
+  _renderPlain() {
     if (!this._nodes) this._build();
     const nodes = this._nodes;
     const active = this.shadowRoot.activeElement;

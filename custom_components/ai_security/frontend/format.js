@@ -55,6 +55,7 @@ const STRINGS = {
     },
     editor: {
       title: "Title",
+      hub: "Hub (all hubs when empty)",
       events: "Events per camera (1–50)",
       cameras: "Cameras (none checked = all cameras)",
       loadingCameras: "Loading cameras…",
