@@ -15,7 +15,9 @@ The demo's detector, OpenCV's HOG people detector, was trained on whole upright 
 pasted portrait it fires, but mostly with a box beside or inside the person, and on a cut-out
 upper body of Grace Hopper hardly at all; a standing figure it finds, box on the person, on about
 19 frames in 20, and the empty scenes on none (they have no trees: a trunk under a crown is a
-"person" to HOG).
+"person" to HOG). Except one thing on purpose: the garden has a stone statue of a person, which
+HOG finds at the same place in every frame, the demo's repeated false alarm (two of its incidents
+marked "False alarm" in the card make it a learned spot).
 
 How it writes: the way an FTP upload finishes, each file first goes to a hidden temporary name in
 its final folder (the integration ignores dotfiles) and is then renamed into place atomically, as
@@ -43,10 +45,11 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import Final
 import uuid
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 WIDTH, HEIGHT = 1280, 720
 """Every frame's size: a common IP camera's 720p main stream."""
@@ -417,7 +420,34 @@ def _garden_view(image: Image.Image, horizon: int, rng: Rng) -> tuple[Image.Imag
         draw.ellipse((x - 60, y - 35, x + 60, y + 25), fill=_jitter(rng, (55, 95, 50), 15))
     path = [(560, horizon), (660, horizon), (760, HEIGHT), (360, HEIGHT)]
     draw.polygon(path, fill=_jitter(rng, (170, 160, 140), 10))
-    return image, 500, 280
+    return _with_statue(image, horizon), 500, 280
+
+
+STATUE_FEET: Final = (230, 130)
+"""Where the garden's statue stands: its centre x and its feet's y below the horizon."""
+STATUE_HEIGHT: Final = 330
+
+
+def _with_statue(image: Image.Image, horizon: int) -> Image.Image:
+    """Stand a stone statue of a person on the lawn, the same in every frame of the garden.
+
+    The demo's repeated false alarm: HOG takes it for a person in every snapshot, at one place,
+    as a real detector takes a garden statue, so marking two of its incidents "False alarm" in
+    the card makes it a learned spot (and a real visitor beside it still alerts).
+    """
+    figure = person_sprite(0, 0.0)
+    stone = ImageOps.grayscale(figure.convert("RGB"))
+    stone = ImageOps.colorize(stone, black=(70, 68, 64), white=(214, 208, 196)).convert("RGBA")
+    stone.putalpha(figure.getchannel("A"))
+    width = round(stone.width * STATUE_HEIGHT / stone.height)
+    stone = stone.resize((width, STATUE_HEIGHT), Image.Resampling.LANCZOS)
+    centre_x, below = STATUE_FEET
+    feet_y = horizon + below
+    plinth = (centre_x - 45, feet_y - 4, centre_x + 45, feet_y + 22)
+    ImageDraw.Draw(image).rectangle(plinth, fill=(150, 146, 138))
+    canvas = image.convert("RGBA")
+    canvas.alpha_composite(stone, (centre_x - width // 2, feet_y - STATUE_HEIGHT))
+    return canvas.convert("RGB")
 
 
 _VIEWS = {"door": _door_view, "driveway": _driveway_view, "garden": _garden_view}

@@ -51,9 +51,14 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 async def reviewed(
-    db: Database, box: tuple[float, float, float, float], at: datetime, **review: Any
+    db: Database,
+    box: tuple[float, float, float, float],
+    at: datetime,
+    *,
+    others: tuple[tuple[float, float, float, float], ...] = (),
+    **review: Any,
 ) -> None:
-    """Store an incident of the garden with one person at box, reviewed as review says."""
+    """Store an incident of the garden with a person at box (and others), reviewed as said."""
 
     def add(session: Session) -> None:
         media = MediaRow(
@@ -103,6 +108,23 @@ async def reviewed(
         )
         session.flush()
         session.add(EventDetectionRow(event_id=event_id, detection_id=detection.detection_id))
+        for x, y, w, h in others:
+            other = DetectionRow(
+                media_id=media.media_id,
+                camera_id="garden",
+                label="person",
+                confidence=0.8,
+                x=x,
+                y=y,
+                w=w,
+                h=h,
+                frame_width=640,
+                frame_height=480,
+                detected_at=at,
+            )
+            session.add(other)
+            session.flush()
+            session.add(EventDetectionRow(event_id=event_id, detection_id=other.detection_id))
 
     await db.run(add)
 
@@ -194,3 +216,10 @@ async def test_false_alarms_a_spot_explains_no_longer_lower_other_verdicts(db: D
     assert await shift(spots) == 0
     await reviewed(db, (30.0, 300.0, 60.0, 120.0), T0 + timedelta(days=4), dismissed=True)
     assert await shift(spots) == -27
+    # Mostly the statue (half its detections at the spot, someone walking by in the rest):
+    # explained, no vote. Mostly elsewhere: it votes (3 false alarms of 3: -30).
+    walker = (100.0, 200.0, 50.0, 120.0)
+    await reviewed(db, STATUE, T0 + timedelta(days=5), others=(walker,), dismissed=True)
+    assert await shift(spots) == -27
+    await reviewed(db, STATUE, T0 + timedelta(days=6), others=(walker, walker), dismissed=True)
+    assert await shift(spots) == -30

@@ -8,9 +8,11 @@ right" dilutes both. The shift is MAX_SHIFT times the balance of the votes over 
 reviews plus one, so one review never moves much and a long agreeing run moves up to MAX_SHIFT
 points; fewer than MIN_REVIEWS similar reviews move nothing.
 
-A false alarm that a learned spot explains (every detection of it lies at a spot: the statue)
-no longer votes: the spot already keeps that object out, and letting it also lower every other
-night-time person in the garden would hide the intruder who comes next.
+A false alarm that learned spots explain (half or more of its detections lie at a spot: the
+statue, seen in every upload of a ten-minute incident that someone also walked through) no
+longer votes: the spots already keep that object out, and letting it also lower every other
+night-time person in the garden would hide the intruder who comes next. Leaving a vote out can
+only lower a verdict less, never more.
 
 It never hides a threat: a critical verdict is never lowered, and the model's own score is
 kept (raw_score) beside the calibrated one, with the reason in plain words ("lowered by 25:
@@ -118,7 +120,8 @@ def similar_reviews(
     """Return how the camera's latest reviews of similar incidents, before a time, move a verdict.
 
     Only reviews made since the camera's learning was last reset count (see reset_learning),
-    and no false alarm that the camera's learned spots explain. Runs in the database thread.
+    and no false alarm that the camera's learned spots explain (explained_by_spots). Runs in
+    the database thread.
     """
     camera = session.get(CameraRow, where.camera_id)
     since = camera.learning_since if camera is not None else None
@@ -181,7 +184,7 @@ def similar_reviews(
 def explained_by_spots(
     session: Session, event_ids: Sequence[str], spots: Sequence[Spot]
 ) -> frozenset[str]:
-    """Return the events among event_ids each of whose detections lies at one of spots.
+    """Return the events among event_ids with half or more of their detections at spots.
 
     Runs in the database thread; one query for all of them.
     """
@@ -201,12 +204,13 @@ def explained_by_spots(
         .join(DetectionRow, DetectionRow.detection_id == EventDetectionRow.detection_id)
         .where(EventDetectionRow.event_id.in_(event_ids))
     ).all()
-    at_spot: dict[str, bool] = {}
+    counts: dict[str, list[int]] = {}
     for row in rows:
         box = fraction_box((row.x, row.y, row.w, row.h), row.frame_width, row.frame_height)
-        matched = matching_spot(row.label, box, spots) is not None
-        at_spot[row.event_id] = at_spot.get(row.event_id, True) and matched
-    return frozenset(event_id for event_id, explained in at_spot.items() if explained)
+        tally = counts.setdefault(row.event_id, [0, 0])
+        tally[0] += matching_spot(row.label, box, spots) is not None
+        tally[1] += 1
+    return frozenset(event_id for event_id, (at, seen) in counts.items() if 2 * at >= seen)
 
 
 def reset_learning(session: Session, camera_id: str, now: datetime) -> bool:
