@@ -37,6 +37,7 @@ CAMERA_ENTITIES: Final[dict[str, tuple[Platform, str]]] = {
     "risk_level": (Platform.SENSOR, "risk_level"),
     "risk_score": (Platform.SENSOR, "risk_score"),
     "activity": (Platform.BINARY_SENSOR, "activity"),
+    "suppressed_today": (Platform.SENSOR, "suppressed_today"),
 }
 """The card's name for an entity -> its platform and the key in its unique id."""
 

@@ -732,13 +732,16 @@ const events = (camera, reviewed) => [1, 2, 3].map((n) => ({
 }));
 const cameras = ["front_door", "garden"].map((camera_id) => ({
   config_entry_id: "entry", hub_name: "Home", camera_id, name: camera_id, device_id: null,
-  entities: {},
+  entities: { suppressed_today: `sensor.${camera_id}_learned_false_alarms_today` },
 }));
 window.searches = [];
 const card = document.createElement("ai-security-card");
 card.setConfig({ events: 4, unreviewed_first: true });
 card.hass = {
-  states: {},
+  states: {
+    "sensor.front_door_learned_false_alarms_today": { state: "0" },
+    "sensor.garden_learned_false_alarms_today": { state: "37" },
+  },
   locale: { language: "en" },
   callWS: async (message) => {
     if (message.type === "ai_security/cameras") return { cameras };
@@ -760,6 +763,8 @@ async def test_unreviewed_first_and_a_grid_of_cameras(tmp_path: Path, socket_ena
     """Asked for, the incidents still to review come first; cameras side by side when wide.
 
     On a phone's width the cameras stack in one column; on a wide screen they sit in a row.
+    A camera whose learned spots kept detections out today says how many; one with none
+    says nothing.
     """
     async with _card_alone(GRID_PAGE, tmp_path / "failure-grid.png") as page:
         rows = page.locator('ai-security-card section[data-camera-id="front_door"] .event-summary')
@@ -773,6 +778,10 @@ async def test_unreviewed_first_and_a_grid_of_cameras(tmp_path: Path, socket_ena
             "To review 3",
             "Reviewed 1",
         ]
+        learned = page.locator("ai-security-card .learned")
+        assert await learned.count() == 2
+        assert not await learned.first.is_visible()  # the front door: none kept out
+        assert await learned.nth(1).inner_text() == "37 learned false alarms kept out today"
         searches = await page.evaluate("() => window.searches")
         front = [item for item in searches if item["cameras"] == ["front_door"]]
         assert [(item.get("reviewed"), item["page_size"]) for item in front[:2]] == [

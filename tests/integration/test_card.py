@@ -211,6 +211,7 @@ async def test_cameras_command_names_each_cameras_entities(
         "risk_level",
         "risk_score",
         "activity",
+        "suppressed_today",
     }
     for entity_id in entities.values():
         assert entity_id is not None

@@ -249,12 +249,16 @@ export class AiSecurityCard extends withEventDialog(withReview(withEventTimeline
     image.hidden = true;
     const noImage = el("p", "no-image", t.noDetection);
     media.append(image, noImage);
+    // How many detections the camera's learned spots kept out today: what the user's
+    // "False alarm" reviews are doing, where the reviews were made.
+    const learned = el("p", "learned");
+    learned.hidden = true;
     const timeline = el("ul", "timeline");
     const noEvents = el("p", "no-events", t.noEvents);
     noEvents.hidden = true;
     const camError = el("p", "camera-error");
-    section.append(header, media, timeline, noEvents, camError);
-    return { section, badge, score, image, noImage, timeline, noEvents, camError };
+    section.append(header, media, learned, timeline, noEvents, camError);
+    return { section, badge, score, image, noImage, learned, timeline, noEvents, camError };
   }
 
   /** Badge, score and latest image from `hass.states`; DOM is only written when values change. */
@@ -272,6 +276,12 @@ export class AiSecurityCard extends withEventDialog(withReview(withEventTimeline
     const value = Number.parseFloat(states[entities.risk_score]?.state);
     const scoreText = Number.isFinite(value) ? `${t.score} ${Math.round(value)}` : "";
     if (score.textContent !== scoreText) score.textContent = scoreText;
+    const kept = Number.parseInt(states[entities.suppressed_today]?.state ?? "", 10);
+    const learnedText = kept > 0 ? t.learnedToday(kept) : "";
+    if (cam.nodes.learned.textContent !== learnedText) {
+      cam.nodes.learned.textContent = learnedText;
+      cam.nodes.learned.hidden = !learnedText;
+    }
 
     // Both pictures keep their URL while their content changes, so a version parameter
     // derived from the entities' last_updated makes the browser load the new picture.

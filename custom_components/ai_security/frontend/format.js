@@ -15,6 +15,8 @@ const STRINGS = {
     noCameras: "No cameras found",
     noDetection: "No detection yet",
     noEvents: "No events yet",
+    learnedToday: (count) =>
+      `${count} learned false alarm${count === 1 ? "" : "s"} kept out today`,
     loading: "Loading…",
     score: "Score",
     close: "Close",

@@ -63,6 +63,7 @@ export const CARD_CSS = `
   }
   .timeline { list-style: none; margin: 8px 0 0; padding: 0; }
   .no-events { margin: 8px 0 0; font-size: 14px; }
+  .learned { margin: 6px 0 0; font-size: 13px; color: var(--secondary-text-color, #727272); }
   .event-row {
     display: grid; grid-template-columns: auto auto 1fr; gap: 2px 8px; align-items: baseline;
     width: 100%; margin: 0; padding: 8px 4px; border: 0; border-radius: 4px;
