@@ -645,6 +645,13 @@ async def test_dialog_shows_the_checked_verdict_as_text(
         assert await page.evaluate("() => window.hacked === undefined")
         await dialog.screenshot(path=str(shots / "dialog-verdict.png"))
 
+    # The rules' verdict (no LLM) moved by reviews says whose score it was.
+    heuristic = {**VERDICT_EVENT, "source": "heuristic"}
+    async with _card_alone(dialog_page(heuristic), tmp_path / "failure-rules.png") as page:
+        await page.locator("ai-security-card .event-row").click()
+        moved = page.locator("ai-security-card .event-dialog .dialog-calibration")
+        assert (await moved.inner_text()).strip().endswith("(the rules said 43)")
+
 
 async def test_a_review_from_the_dialog_is_sent_shown_and_taken_back(
     tmp_path: Path, socket_enabled: None

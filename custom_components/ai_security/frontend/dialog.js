@@ -70,9 +70,11 @@ export const withEventDialog = (Base) =>
       if (event.title) body.append(el("p", "dialog-verdict-title", String(event.title)));
       body.append(el("p", "dialog-summary", event.summary || ""));
       if (event.calibration) {
-        // The user's own reviews moved the score: said with the score the AI gave.
+        // The user's own reviews moved the score: said with the score given before, by the
+        // AI or, when it could not be asked, by the rules.
         const said = Number(event.raw_score);
-        const own = Number.isFinite(said) ? ` (${t.aiSaid} ${said})` : "";
+        const who = event.source === "heuristic" ? t.rulesSaid : t.aiSaid;
+        const own = Number.isFinite(said) ? ` (${who} ${said})` : "";
         body.append(
           this._labelled(t.calibrated, `${event.calibration}${own}`, "dialog-calibration"),
         );

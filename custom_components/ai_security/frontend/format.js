@@ -34,6 +34,7 @@ const STRINGS = {
     prompt: "prompt",
     calibrated: "Adjusted by your reviews",
     aiSaid: "the AI said",
+    rulesSaid: "the rules said",
     review: {
       title: "Your review",
       right: "Looks right",
