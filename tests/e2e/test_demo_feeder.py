@@ -141,7 +141,7 @@ def test_the_garden_statue_is_a_person_to_hog_at_one_place(tmp_path: Path) -> No
         frame = render(
             scene_for("Garden"),
             "Garden",
-            dt.datetime(2026, 12, 2, 3, minute),
+            dt.datetime(2026, 12, 2, 3, minute, tzinfo=dt.UTC),
             None,
             rng,
             gain=float(rng.uniform(0.9, 1.1)),
@@ -152,6 +152,8 @@ def test_the_garden_statue_is_a_person_to_hog_at_one_place(tmp_path: Path) -> No
         assert x < STATUE_FEET[0] < x + w  # the box is on the statue
         boxes.append((x / 1280, y / 720, w / 1280, h / 720))
     assert min(iou(a, b) for a, b in itertools.combinations(boxes, 2)) >= 0.8
-    empty = render(scene_for("Front Door"), "Front Door", dt.datetime(2026, 12, 2, 3), None, rng)
+    empty = render(
+        scene_for("Front Door"), "Front Door", dt.datetime(2026, 12, 2, 3, tzinfo=dt.UTC), None, rng
+    )
     (found,) = hog.detect([hog.prepare(empty)], 0.5)
     assert not [item for item in found if item.label == "person"]
