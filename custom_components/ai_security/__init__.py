@@ -21,6 +21,8 @@ from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import dt as dt_util
 
 from .ai_task_judge import AiTaskJudge, clear_frames
+from .assist_api import async_register_api
+from .assist_sentences import async_register_sentences
 from .blueprint_install import async_install_blueprints
 from .cleanup import DailyCleanup
 from .const import (
@@ -71,6 +73,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     They work on any loaded entry, so they exist once, before the first entry loads.
     """
     async_setup_services(hass)
+    async_register_api(hass)
+    await async_register_sentences(hass)
     await async_install_blueprints(hass)
     # The view serving event pictures must exist before anyone browses: saved thumbnail and
     # clip URLs are requested straight after a restart.
