@@ -420,7 +420,7 @@ def _garden_view(image: Image.Image, horizon: int, rng: Rng) -> tuple[Image.Imag
         draw.ellipse((x - 60, y - 35, x + 60, y + 25), fill=_jitter(rng, (55, 95, 50), 15))
     path = [(560, horizon), (660, horizon), (760, HEIGHT), (360, HEIGHT)]
     draw.polygon(path, fill=_jitter(rng, (170, 160, 140), 10))
-    return _with_statue(image, horizon), 500, 280
+    return image, 500, 280
 
 
 STATUE_FEET: Final = (230, 130)
@@ -454,8 +454,11 @@ _VIEWS = {"door": _door_view, "driveway": _driveway_view, "garden": _garden_view
 
 
 @functools.cache
-def scene_for(camera: str) -> Scene:
-    """Return camera's view, generated from its name alone so its frames always look alike."""
+def scene_for(camera: str, *, statue: bool = True) -> Scene:
+    """Return camera's view, generated from its name alone so its frames always look alike.
+
+    A garden has its statue unless statue is False (for tests of something else in it).
+    """
     rng = _rng_for("scene", camera)
     kind = _layout_for(camera, rng)
     horizon = int(rng.integers(250, 330))
@@ -467,6 +470,8 @@ def scene_for(camera: str) -> Scene:
     ground += _texture(rng, HEIGHT - horizon, WIDTH, 12, 10.0)
     image = Image.fromarray(np.concatenate([sky, ground]).clip(0, 255).astype(np.uint8))
     image, near, far = _VIEWS[kind](image, horizon, rng)
+    if kind == "garden" and statue:
+        image = _with_statue(image, horizon)
     return Scene(
         background=image.filter(ImageFilter.GaussianBlur(0.8)),
         horizon=horizon,

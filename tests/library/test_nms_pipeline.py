@@ -114,7 +114,8 @@ WHEN = dt.datetime(2026, 1, 1, 12, 0, 0)  # noqa: DTZ001 - burned into the pictu
 
 def demo_frame(camera: str, seed: int) -> tuple[Image.Image, feeder.Placement]:
     """Return the demo feeder's snapshot of camera for seed, and where its person stands."""
-    scene = feeder.scene_for(camera)
+    # The garden's statue is the demo's false alarm (test_demo_feeder.py), not a duplicate.
+    scene = feeder.scene_for(camera, statue=False)
     rng = np.random.default_rng(seed)
     placement = feeder.random_placement(scene, rng)
     return feeder.render(scene, camera, WHEN, placement, rng), placement
@@ -122,7 +123,7 @@ def demo_frame(camera: str, seed: int) -> tuple[Image.Image, feeder.Placement]:
 
 def on_the_person(box: BoundingBox, camera: str, placement: feeder.Placement) -> bool:
     """Return whether a box's centre lies on the person (within their height's outline)."""
-    height = feeder.person_height(feeder.scene_for(camera), placement.feet_y)
+    height = feeder.person_height(feeder.scene_for(camera, statue=False), placement.feet_y)
     centre_x, centre_y = box.x + box.w / 2, box.y + box.h / 2
     return (
         abs(centre_x - placement.centre_x) < 0.25 * height
