@@ -119,13 +119,18 @@ async def summary(
     *,
     min_level: RiskLevel | None = None,
     notable: int = 5,
+    links: bool = False,
 ) -> dict[str, Any]:
-    """Return the period's incidents of the cameras (all when None): counts and notable ones."""
+    """Return the period's incidents of the cameras (all when None): counts and notable ones.
+
+    links adds each notable incident's media-source id ("media_id"), for the digest's links;
+    the tools leave it out, as it holds the hub's id.
+    """
     tz = local_tz()
     names = _names(hass)
     total = 0
     levels: dict[str, dict[str, int]] = {}
-    named: list[tuple[SecurityEvent, str]] = []
+    named: list[tuple[SecurityEvent, str, str]] = []
     for entry, camera_ids in _by_entry(refs, hass):
         found: PeriodSummary = await entry.runtime_data.pipeline.db.run(
             partial(
@@ -144,10 +149,11 @@ async def summary(
             for level, count in by_level.items():
                 into[level] = into.get(level, 0) + count
         named.extend(
-            (event, names.get((entry.entry_id, event.camera_id), event.camera_id))
+            (event, names.get((entry.entry_id, event.camera_id), event.camera_id), entry.entry_id)
             for event in found.notable
         )
     named.sort(key=lambda item: (item[0].risk_score, item[0].started_at), reverse=True)
+    chosen = named[: min(notable, MAX_NOTABLE)]
     order = [level.value for level in RiskLevel]
     return {
         "from": start.astimezone(tz).isoformat(timespec="minutes"),
@@ -157,7 +163,18 @@ async def summary(
             name: {level: by_level[level] for level in order if level in by_level}
             for name, by_level in sorted(levels.items())
         },
-        "notable": [brief(event, name, tz) for event, name in named[: min(notable, MAX_NOTABLE)]],
+        "notable": [
+            brief(event, name, tz) | (_media(entry_id, event, tz) if links else {})
+            for event, name, entry_id in chosen
+        ],
+    }
+
+
+def _media(entry_id: str, event: SecurityEvent, tz: tzinfo) -> dict[str, str]:
+    """Return where the media browser shows the incident (media_source.py's identifiers)."""
+    day = event.started_at.astimezone(tz).date().isoformat()
+    return {
+        "media_id": f"media-source://{DOMAIN}/{entry_id}/{event.camera_id}/{day}/{event.event_id}"
     }
 
 

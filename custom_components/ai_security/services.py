@@ -9,6 +9,7 @@ from homeassistant.helpers.service import async_register_admin_service
 
 from .audit import audited
 from .const import DOMAIN
+from .digest_action import async_register_digest
 from .service_handlers import (
     handle_analyze_now,
     handle_get_audit_log,
@@ -58,6 +59,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     test_alert_rule, list_dead_jobs, get_audit_log) are not: a dashboard reads every minute,
     and the trail is for who changed what, not for who looked.
     """
+    async_register_digest(hass)
     hass.services.async_register(
         DOMAIN,
         SERVICE_SEARCH_EVENTS,

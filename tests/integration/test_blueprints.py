@@ -40,7 +40,7 @@ from custom_components.ai_security.core.jobs import JobKind, JobState
 from custom_components.ai_security.core.monitor import ServiceKind, endpoint_key
 from tests.detector_server import DetectorServer, Reply, detections
 from tests.pipeline_helpers import jpeg, wait_for_jobs, write
-from tests.servers import ModelServer
+from tests.servers import LlmStub, ModelServer
 
 from .test_entities import entity_id
 from .test_pipeline_ha import detector_server, entry  # noqa: F401
@@ -48,6 +48,7 @@ from .test_services import stored_event
 
 NOTIFY = "ai_security/notify_security_event.yaml"
 RESTART = "ai_security/restart_model_server.yaml"
+DIGEST = "ai_security/digest_when_home.yaml"
 SOURCE = (
     "https://github.com/ai-security-ha/ai_security/blob/main/"
     "custom_components/ai_security/blueprints/automation/{}"
@@ -68,8 +69,8 @@ def hass_config_dir(tmp_path: Path) -> str:
 def test_blueprints_are_valid_and_importable_by_url() -> None:
     """Each shipped blueprint passes Home Assistant's schema and names its raw GitHub source."""
     found = sorted(path.relative_to(BLUEPRINTS / "automation") for path in BLUEPRINTS.rglob("*"))
-    assert [str(path) for path in found if path.suffix] == [NOTIFY, RESTART]
-    for name in (NOTIFY, RESTART):
+    assert [str(path) for path in found if path.suffix] == [DIGEST, NOTIFY, RESTART]
+    for name in (DIGEST, NOTIFY, RESTART):
         data = load_yaml_dict(str(BLUEPRINTS / "automation" / name))
         blueprint = blueprint_models.Blueprint(
             data, expected_domain="automation", path=name, schema=AUTOMATION_BLUEPRINT_SCHEMA
@@ -109,6 +110,7 @@ def test_copy_adds_missing_blueprints_and_never_overwrites(tmp_path: Path) -> No
     target = tmp_path / "blueprints"
     copied = copy_missing_blueprints(BLUEPRINTS, target)
     assert sorted(path.relative_to(target / "automation") for path in copied) == [
+        Path(DIGEST),
         Path(NOTIFY),
         Path(RESTART),
     ]
@@ -754,3 +756,80 @@ async def test_restart_blueprint_runs_the_action_after_minutes_down(
     async_fire_time_changed(hass, start + timedelta(minutes=30))
     await hass.async_block_till_done()
     assert len(restarts) == 1
+
+
+async def test_digest_blueprint_when_the_household_comes_home(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811
+    camera_root: Path,
+    llm_stub: LlmStub,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Back after being away: one digest of the time away, opening the media browser.
+
+    Two automations from the blueprint: one for any absence, one for an hour or more. The
+    absence lasts moments: only the first sends. The morning digest is sent at its time.
+    """
+    for component in ("zone", "person", "media_source"):
+        assert await async_setup_component(hass, component, {})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    device_id, phone = add_phone(hass)
+    await async_install_blueprints(hass)
+
+    def automation(alias: str, **inputs: Any) -> dict[str, Any]:
+        return {
+            "alias": alias,
+            "use_blueprint": {
+                "path": DIGEST,
+                "input": {"notify_devices": [device_id], **inputs},
+            },
+        }
+
+    # Someone is home before the automations exist (as after a restart, when the home zone
+    # fills as the people's trackers report).
+    home = {"in_zones": ["zone.home"]}
+    hass.states.async_set("person.alex", "home", home)
+    await hass.async_block_till_done()
+    morning = (dt_util.now() + timedelta(hours=1)).replace(second=0, microsecond=0)
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": [
+                automation(
+                    "Any absence",
+                    away_for={"hours": 0, "minutes": 0, "seconds": 0},
+                    morning=True,
+                    morning_time=f"{morning:%H:%M:%S}",
+                ),
+                automation("An hour away", away_for={"hours": 1, "minutes": 0, "seconds": 0}),
+            ]
+        },
+    )
+    await hass.async_block_till_done()
+
+    hass.states.async_set("person.alex", "not_home", {"in_zones": []})
+    await hass.async_block_till_done()
+    assert hass.states.get("zone.home").state == "0"
+    await hass.async_add_executor_job(write, camera_root / "Front Door" / "a.jpg", jpeg(1))
+    await wait_for_jobs(entry.runtime_data.pipeline, JobKind.ANALYZE, JobState.DONE, 1, 20)
+    llm_stub.verdict = {"digest": "Someone came to the front door while you were out."}
+    assert phone == []
+    hass.states.async_set("person.alex", "home", home)
+    await hass.async_block_till_done()
+
+    (sent,) = phone
+    assert sent.data["title"] == "While you were away: 1 alert, 1 incident"
+    assert sent.data["message"] == "Someone came to the front door while you were out."
+    assert sent.data["data"]["url"].startswith("/media-browser/browser/app%2Cmedia-source")
+    assert sent.data["data"]["tag"] == "ai_security_digest"
+
+    # The morning digest, of the night.
+    async_fire_time_changed(hass, dt_util.as_utc(morning))
+    await hass.async_block_till_done()
+    assert len(phone) == 2
+    assert phone[-1].data["title"].startswith("Last night: ")
+    assert_clean_run(caplog)
+    # Turned off, the automations let go of their time trigger.
+    await hass.services.async_call("automation", "turn_off", {"entity_id": "all"}, blocking=True)

@@ -237,6 +237,40 @@ class Analyzer:
         )
         return verdict, url
 
+    async def write(
+        self, system: str, user: str, schema: Mapping[str, Any], max_tokens: int
+    ) -> str:
+        """Return a server's answer (JSON text of schema's shape) to a text-only prompt.
+
+        For what is not a verdict (a digest of a period): the same servers, breakers and
+        failover as analyze(), and the same errors; the caller parses the answer.
+        """
+        prompt = Prompt(
+            system=system,
+            user=user,
+            schema=schema,
+            max_tokens=max_tokens,
+            temperature=self._temperature,
+            model=self._model,
+        )
+        tried: list[str] = []
+        while True:
+            try:
+                async with self._pool.request(exclude=tried, answered=(LlmRejectedError,)) as url:
+                    tried.append(url)
+                    if (asker := self._askers.get(url)) is not None:
+                        return await asker.ask(prompt)
+                    content, _cut_off, _tokens = await self._post(
+                        url, *self._body(prompt, UNKNOWN_TRAITS)
+                    )
+                    return content
+            except CircuitOpenError as err:
+                raise LlmUnavailableError(str(err)) from err
+            except LlmUnavailableError:
+                if len(tried) == len(self._pool.urls):
+                    raise
+                continue
+
     async def _ask_prompt(
         self, url: str, prompt: Prompt
     ) -> tuple[Verdict, tuple[PromptImage, ...]]:
