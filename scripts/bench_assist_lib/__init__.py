@@ -1,0 +1,1 @@
+"""The Assist benchmark: sentences and tools over a large stored history (scripts/bench_assist)."""
