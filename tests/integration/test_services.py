@@ -887,6 +887,7 @@ async def test_actions_are_registered_with_their_descriptions(
         "snooze_camera": {"config_entry_id", "camera", "duration"},
         "reset_learning": {"config_entry_id", "camera"},
         "learned_spots": {"config_entry_id", "camera", "forget"},
+        "digest": {"config_entry_id", "cameras", "period", "start", "end", "use_llm"},
         "list_dead_jobs": {"config_entry_id"},
         "requeue_dead_letters": {"config_entry_id", "job_ids"},
         "get_audit_log": {"config_entry_id", "page", "page_size", "action", "since"},
