@@ -237,7 +237,8 @@ async def anyone(hass: HomeAssistant, language: Language, slots: Mapping[str, st
 async def away_period(hass: HomeAssistant) -> tuple[datetime, datetime, bool] | None:
     """Return the latest time nobody was home (start, end, still away), from the recorder.
 
-    None without a recorder, or when the home zone was never empty in AWAY_LOOKBACK.
+    None without a recorder, or when the home zone did not go from someone to nobody in
+    AWAY_LOOKBACK.
     """
     if "recorder" not in hass.config.components:
         return None
@@ -250,9 +251,14 @@ async def away_period(hass: HomeAssistant) -> tuple[datetime, datetime, bool] | 
     )
     away: tuple[datetime, datetime, bool] | None = None
     left: datetime | None = None
+    seen_home = False
     for state in changes.get(HOME_ZONE, []):
         empty = state.state == "0"
-        if empty and left is None:
+        if not empty and state.state.isdigit():
+            seen_home = True
+        # Only an emptying seen happen is a departure: a zone empty all along (nobody's
+        # presence is tracked, or the history starts empty) says nothing of when you left.
+        if empty and left is None and seen_home:
             left = state.last_changed
         elif not empty and left is not None:
             away = (left, state.last_changed, False)
