@@ -189,9 +189,16 @@ async def what_happened(hass: HomeAssistant, language: Language, slots: Mapping[
         for level, count in by_level.items():
             levels[level] = levels.get(level, 0) + count
     order = [level.value for level in reversed(RiskLevel)]
-    level_words = language.join(
-        [f"{levels[level]} {language.levels[level]}" for level in order if level in levels]
-    )
+    if len(levels) == 1:
+        # One level: "1 incident, high" or "6 incidents, all medium", not "6 incidents, 6 medium".
+        (only,) = levels
+        level_words = language.levels[only]
+        if found["incidents"] > 1:
+            level_words = language.say("all_level", level=level_words)
+    else:
+        level_words = language.join(
+            [f"{levels[level]} {language.levels[level]}" for level in order if level in levels]
+        )
     notable = language.say(
         "most_notable",
         items="; ".join(

@@ -77,6 +77,13 @@ async def test_what_happened_at_a_camera(
     assert await say(hass, "what happened at the garden yesterday") == (
         "Nothing happened at Garden yesterday."
     )
+    _garden, add = incident(
+        "garden", middle("today"), score=70, level="high", summary="Someone by the shed."
+    )
+    await entry.runtime_data.pipeline.db.run(add)
+    assert (await say(hass, "what happened in the garden today")).startswith(
+        "Garden today: 2 incidents, all high. Most notable: "
+    )
     # The period can come first too.
     assert (await say(hass, "what happened today at the front door")).startswith(
         "Front Door today: 2 incidents"
@@ -163,4 +170,4 @@ async def test_sentences_work_when_conversation_loads_after_the_hub(
     assert await async_setup_component(hass, "conversation", {})
     await hass.async_block_till_done()
     answer = await say(hass, "what happened in the garden today")
-    assert answer.startswith("Garden today: 1 incident, 1 high.")
+    assert answer.startswith("Garden today: 1 incident, high.")
