@@ -149,15 +149,17 @@ async def _token(http: aiohttp.ClientSession, base_url: str, client_id: str, cod
     )
 
 
-async def entries(http: aiohttp.ClientSession, session: Session) -> list[dict[str, Any]]:
-    """Return the integration's config entries."""
+async def entries(
+    http: aiohttp.ClientSession, session: Session, *, domain: str = DOMAIN
+) -> list[dict[str, Any]]:
+    """Return the config entries of domain (this integration's by default)."""
     async with http.get(
         f"{session.base_url}/api/config/config_entries/entry",
-        params={"domain": DOMAIN},
+        params={"domain": domain},
         headers=session.headers,
     ) as response:
         found: list[dict[str, Any]] = await _json(response, "listing config entries")
-    return [entry for entry in found if entry.get("domain") == DOMAIN]
+    return [entry for entry in found if entry.get("domain") == domain]
 
 
 async def add_entry(
@@ -176,6 +178,72 @@ async def add_entry(
     if result.get("type") != "create_entry":
         raise SetupError(f"the config flow did not create an entry: {result}")
     return dict(result["result"])
+
+
+async def _flow_step(
+    http: aiohttp.ClientSession, session: Session, url: str, body: dict[str, Any], what: str
+) -> dict[str, Any]:
+    async with http.post(url, json=body, headers=session.headers) as response:
+        result: dict[str, Any] = await _json(response, what)
+    return result
+
+
+async def add_llama_agent(
+    http: aiohttp.ClientSession, session: Session, base_url: str, apis: list[str]
+) -> str:
+    """Add Home Assistant's llama.cpp conversation agent on base_url, its APIs ticked.
+
+    Its config flow makes the agent with Assist's API; its reconfigure flow (the agent's
+    options in the UI) ticks apis. Returns the entry's id.
+    """
+    flows = f"{session.base_url}/api/config/config_entries/flow"
+    form = await _flow_step(http, session, flows, {"handler": "llama_cpp"}, "starting llama.cpp")
+    step = await _flow_step(
+        http, session, f"{flows}/{form['flow_id']}", {"base_url": base_url}, "its server"
+    )
+    if step.get("type") != "form" or step.get("step_id") != "model":
+        raise SetupError(f"the llama.cpp flow did not reach its model step: {step}")
+    (model,) = [
+        field["description"]["suggested_value"]
+        for field in step["data_schema"]
+        if field["name"] == "chat_model"
+    ]
+    created = await _flow_step(
+        http, session, f"{flows}/{step['flow_id']}", {"chat_model": model}, "its model"
+    )
+    if created.get("type") != "create_entry":
+        raise SetupError(f"the llama.cpp flow did not create an entry: {created}")
+    entry_id = str(created["result"]["entry_id"])
+    socket, connection = await websocket(http, session)
+    try:
+        (agent,) = await socket.command(
+            {"type": "config_entries/subentries/list", "entry_id": entry_id}
+        )
+    finally:
+        await connection.close()
+    subentry_id = str(agent["subentry_id"])
+    subentries = f"{session.base_url}/api/config/config_entries/subentries/flow"
+    options = await _flow_step(
+        http,
+        session,
+        subentries,
+        {"handler": [entry_id, "conversation"], "subentry_id": subentry_id},
+        "opening the agent's options",
+    )
+    values = {
+        field["name"]: field.get("description", {}).get("suggested_value")
+        for field in options["data_schema"]
+    }
+    done = await _flow_step(
+        http,
+        session,
+        f"{subentries}/{options['flow_id']}",
+        {**{k: v for k, v in values.items() if v is not None}, "llm_hass_api": apis},
+        "saving the agent's options",
+    )
+    if done.get("type") != "abort" or done.get("reason") != "reconfigure_successful":
+        raise SetupError(f"the agent's options were not saved: {done}")
+    return entry_id
 
 
 class Websocket:

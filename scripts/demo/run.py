@@ -153,6 +153,12 @@ async def set_up_home_assistant(
                 "llm_api": "llama_cpp",
             },
         )
+    if llm_url and not await hass_api.entries(http, session, domain="llama_cpp"):
+        # Home Assistant's own llama.cpp agent on the same server, with the cameras' tools
+        # ticked beside Assist's: a conversation agent to ask in words (a real model answers
+        # sensibly; the tests' tiny one only shows the wiring).
+        _say("adding Home Assistant's llama.cpp conversation agent with the AI Security tools")
+        await hass_api.add_llama_agent(http, session, f"{llm_url}/v1", ["assist", hass_api.DOMAIN])
     await hass_api.ensure_dashboard(
         http,
         session,

@@ -153,7 +153,8 @@ async def test_demo_with_a_model_starts_llama_server_and_uses_it(
 ) -> None:
     """AI_SECURITY_LLM_MODEL and _MMPROJ: llama-server sees, and the hub is set up with it.
 
-    The demo starts llama-server on the model with its vision projector.
+    The demo starts llama-server on the model with its vision projector, and adds Home
+    Assistant's llama.cpp conversation agent on it with the AI Security tools ticked.
     """
     require_program("llama-server")
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
@@ -199,6 +200,11 @@ async def test_demo_with_a_model_starts_llama_server_and_uses_it(
     entries = json.loads((config / ".storage" / "core.config_entries").read_text())
     (entry,) = [item for item in entries["data"]["entries"] if item["domain"] == "ai_security"]
     assert entry["data"]["llm_urls"] == [f"http://127.0.0.1:{llm_port}"]
+    # Home Assistant's own llama.cpp agent on the same server, the cameras' tools ticked.
+    (agent,) = [item for item in entries["data"]["entries"] if item["domain"] == "llama_cpp"]
+    assert agent["data"]["base_url"] == f"http://127.0.0.1:{llm_port}/v1"
+    (conversation,) = agent["subentries"]
+    assert conversation["data"]["llm_hass_api"] == ["assist", "ai_security"]
 
 
 async def test_demo_moves_home_assistant_to_loopback(tmp_path: Path, socket_enabled: None) -> None:
