@@ -47,6 +47,8 @@ _PERIOD_FIELDS: Final[dict[Any, Any]] = {
     vol.Optional("start"): cv.datetime,
     vol.Optional("end"): cv.datetime,
 }
+_LEVEL = vol.All(vol.In(LEVELS), RiskLevel)
+"""A minimum risk level by its name, as the RiskLevel the queries take."""
 _ANNOTATIONS: Final = llm.ToolAnnotations(
     read_only=True, destructive=False, idempotent=True, open_world=False
 )
@@ -116,7 +118,7 @@ class SearchIncidentsTool(_Tool):
             vol.Optional("text", default=""): vol.All(str, vol.Length(max=MAX_TEXT_LENGTH)),
             vol.Optional("cameras"): _CAMERAS,
             **_PERIOD_FIELDS,
-            vol.Optional("min_level"): vol.In(LEVELS),
+            vol.Optional("min_level"): _LEVEL,
             vol.Optional("reviewed"): bool,
             vol.Optional("limit", default=5): vol.All(int, vol.Range(min=1, max=MAX_NOTABLE)),
         }
@@ -127,14 +129,13 @@ class SearchIncidentsTool(_Tool):
         """Return the matching incidents."""
         refs = _cameras(hass, args.get("cameras"))
         start, end = _period(args, "last_30_days")
-        level = args.get("min_level")
         return await assist_data.search(
             hass,
             refs,
             text=args["text"],
             start=start,
             end=end,
-            min_level=RiskLevel(level) if level else None,
+            min_level=args.get("min_level"),
             reviewed=args.get("reviewed"),
             limit=args["limit"],
         )
@@ -152,7 +153,7 @@ class SummarizePeriodTool(_Tool):
         {
             vol.Optional("cameras"): _CAMERAS,
             **_PERIOD_FIELDS,
-            vol.Optional("min_level"): vol.In(LEVELS),
+            vol.Optional("min_level"): _LEVEL,
             vol.Optional("notable", default=5): vol.All(int, vol.Range(min=0, max=MAX_NOTABLE)),
         }
     )
@@ -162,13 +163,12 @@ class SummarizePeriodTool(_Tool):
         """Return the period's summary."""
         refs = _cameras(hass, args.get("cameras"))
         start, end = _period(args, "today")
-        level = args.get("min_level")
         return await assist_data.summary(
             hass,
             refs,
             start,
             end,
-            min_level=RiskLevel(level) if level else None,
+            min_level=args.get("min_level"),
             notable=args["notable"],
         )
 

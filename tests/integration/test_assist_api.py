@@ -117,6 +117,18 @@ async def ask(hass: HomeAssistant, agent: ScriptedAgent, *calls: Call) -> list[d
     return results
 
 
+async def our_api(hass: HomeAssistant) -> llm.APIInstance:
+    """Return our API as an agent gets it from Home Assistant's llm helpers."""
+    context = llm.LLMContext(
+        platform="test",
+        context=Context(),
+        language="en",
+        assistant="conversation",
+        device_id=None,
+    )
+    return await llm.async_get_api(hass, "ai_security", context)
+
+
 def incident(
     camera_id: str,
     at: datetime,
@@ -222,17 +234,7 @@ async def test_agents_see_our_tools_beside_assists(
         "ai-security__search_incidents",
         "ai-security__summarize_period",
     ]
-    api = await llm.async_get_api(
-        hass,
-        "ai_security",
-        llm.LLMContext(
-            platform="test",
-            context=Context(),
-            language="en",
-            assistant="conversation",
-            device_id=None,
-        ),
-    )
+    api = await our_api(hass)
     assert "Cite the time and the camera" in api.api_prompt
 
 
@@ -333,17 +335,7 @@ async def test_the_api_is_called_directly_like_an_agent_does(
     hass: HomeAssistant, agent: ScriptedAgent, home: dict[str, str]
 ) -> None:
     """Through llm.async_get_api alone (no chat log): arguments are checked, errors raised."""
-    api = await llm.async_get_api(
-        hass,
-        "ai_security",
-        llm.LLMContext(
-            platform="test",
-            context=Context(),
-            language="en",
-            assistant="conversation",
-            device_id=None,
-        ),
-    )
+    api = await our_api(hass)
     result = await api.async_call_tool(
         llm.ToolInput(tool_name="latest_incident", tool_args={"camera": "front_door"})
     )

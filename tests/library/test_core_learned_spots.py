@@ -60,6 +60,8 @@ async def reviewed(
 ) -> None:
     """Store an incident of the garden with a person at box (and others), reviewed as said."""
 
+    label = review.pop("label", "person")
+
     def add(session: Session) -> None:
         media = MediaRow(
             camera_id="garden",
@@ -71,21 +73,6 @@ async def reviewed(
         )
         session.add(media)
         session.flush()
-        x, y, w, h = box
-        detection = DetectionRow(
-            media_id=media.media_id,
-            camera_id="garden",
-            label=review.pop("label", "person"),
-            confidence=0.8,
-            x=x,
-            y=y,
-            w=w,
-            h=h,
-            frame_width=640,
-            frame_height=480,
-            detected_at=at,
-        )
-        session.add(detection)
         event_id = uuid.uuid4().hex
         session.add(
             EventRow(
@@ -98,7 +85,7 @@ async def reviewed(
                 summary="s",
                 reasoning="r",
                 object_types=["person"],
-                detection_count=1,
+                detection_count=1 + len(others),
                 source="llm",
                 created_at=at,
                 reviewed=True,
@@ -106,13 +93,12 @@ async def reviewed(
                 **review,
             )
         )
-        session.flush()
-        session.add(EventDetectionRow(event_id=event_id, detection_id=detection.detection_id))
-        for x, y, w, h in others:
-            other = DetectionRow(
+        # The first box is of label (a person unless said); the others are people.
+        for n, (x, y, w, h) in enumerate((box, *others)):
+            detection = DetectionRow(
                 media_id=media.media_id,
                 camera_id="garden",
-                label="person",
+                label=label if n == 0 else "person",
                 confidence=0.8,
                 x=x,
                 y=y,
@@ -122,9 +108,9 @@ async def reviewed(
                 frame_height=480,
                 detected_at=at,
             )
-            session.add(other)
+            session.add(detection)
             session.flush()
-            session.add(EventDetectionRow(event_id=event_id, detection_id=other.detection_id))
+            session.add(EventDetectionRow(event_id=event_id, detection_id=detection.detection_id))
 
     await db.run(add)
 
