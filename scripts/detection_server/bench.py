@@ -3,6 +3,10 @@
 ``python3 -m scripts.detection_server.bench [options]`` from the repository root (``--help``);
 ``scripts/bench_detector`` runs it in the lab.
 
+Backends: hog, rtdetr (PyTorch), onnx (ONNX Runtime, fp32) and onnx-int8 (the same with
+``--int8``); the onnx servers export (and quantise) the model on their first start, into a cache
+beside it, before they report ready.
+
 Why it exists: the integration sends one frame per request, from several cameras at once, so
 what matters is how many images a second one server answers and how long each waits, with 1, 4
 or 16 requests in flight. For the rtdetr backend the question is also what dynamic batching
@@ -31,6 +35,8 @@ How to read the table (stdout): one row per backend, batching and concurrency.
   (detector_batch_size); 1.0 means every image had its own forward pass.
 - pass ms: the mean time of one backend call (detector_inference_duration_seconds): what the
   model itself costs per batch, against which the latency shows the cost of everything else.
+- GFLOPS: images/s times the model's GFLOPs per image (counted once by torch at its input
+  size): how much of the CPU's or GPU's arithmetic the server turns into detections.
 - fail: answers other than 200 (503 when the queue is full, for instance) and failed requests.
 
 The header lines give the machine and, per server, its device, dtype, model and batching
@@ -68,9 +74,15 @@ from PIL import Image, ImageDraw
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """Where ``python3 -m scripts.detection_server`` works from."""
 
-BACKENDS = ("hog", "rtdetr")
-BACKEND_MODULES = {"hog": ("cv2",), "rtdetr": ("torch", "transformers")}
-"""What each backend imports on the server; --backend all runs those whose modules import."""
+BACKENDS = ("hog", "rtdetr", "onnx", "onnx-int8")
+BACKEND_MODULES = {
+    "hog": ("cv2",),
+    "rtdetr": ("torch", "transformers"),
+    "onnx": ("onnxruntime", "onnx", "torch", "transformers"),
+    "onnx-int8": ("onnxruntime", "onnx", "torch", "transformers"),
+}
+"""What each backend imports on the server (onnx: torch for the export, the first time);
+--backend all runs those whose modules import. onnx-int8 is the onnx backend with --int8."""
 
 IMAGE_SIZE = (1280, 720)
 JPEG_QUALITY = 85
@@ -122,6 +134,8 @@ class Row:
     mean_batch: float | None
     pass_ms: float | None = None
     """Mean time of one backend call (forward pass over a batch) during the level."""
+    gflops: float | None = None
+    """The model's work done per second: images/s times its GFLOPs per image (None for hog)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,10 +413,36 @@ async def run_level(
 
 
 def default_requests(backend: str, device: str) -> int:
-    """Return how many requests a level sends by default: fewer for rtdetr on a CPU."""
+    """Return how many requests a level sends by default: fewer for RT-DETR on a CPU."""
     if backend == "rtdetr" and not device.startswith("cuda"):
         return 16
+    if backend == "onnx":
+        return 32
     return 64
+
+
+def model_gflops(model: str) -> float | None:
+    """Return the RT-DETRv2 in model's GFLOPs for one image at its input size, or None.
+
+    Counted by torch's FlopCounterMode over one forward pass (two FLOPs per multiply-add of
+    convolutions and matrix products, the convention of the RT-DETR paper's 60 GFLOPs for R18);
+    the deformable attention's sampling and the element-wise operations are not counted, so
+    the GFLOPS column slightly understates the work done.
+    """
+    try:
+        import torch  # noqa: PLC0415 - optional: only for this column
+        from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
+        from transformers import RTDetrV2ForObjectDetection  # noqa: PLC0415
+
+        from .onnx_cache import input_size, model_folder  # noqa: PLC0415
+    except ImportError:
+        return None
+    folder = model_folder(model)
+    net = RTDetrV2ForObjectDetection.from_pretrained(folder, local_files_only=True).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        net(pixel_values=torch.zeros(1, 3, *input_size(folder)))
+    return float(counter.get_total_flops()) / 1e9
 
 
 def batching_label(plan_batching: str, health: dict[str, Any]) -> str:
@@ -443,6 +483,7 @@ async def bench_server(
             f"after {time.perf_counter() - started:.1f} s"
         )
         requests = args.requests or default_requests(backend, device)
+        gflops = None if backend == "hog" else getattr(args, "model_gflops", None)
         rows: list[Row] = []
         for concurrency in args.concurrency:
             level = await run_level(
@@ -469,6 +510,11 @@ async def bench_server(
                 p99_ms=_ms(percentile(level.latencies_s, 99)),
                 mean_batch=None if level.mean_batch is None else round(level.mean_batch, 2),
                 pass_ms=None if level.pass_ms is None else round(level.pass_ms, 2),
+                gflops=None
+                if gflops is None
+                else round(gflops * done / level.elapsed_s, 1)
+                if level.elapsed_s > 0
+                else None,
             )
             progress(
                 f"  concurrency {concurrency}: {row.images_per_s:.2f} images/s, "
@@ -522,6 +568,7 @@ def table(rows: Sequence[Row]) -> str:
         "p99 ms",
         "mean batch",
         "pass ms",
+        "GFLOPS",
         "fail",
     )
 
@@ -530,7 +577,7 @@ def table(rows: Sequence[Row]) -> str:
 
     lines = [
         (
-            row.backend,
+            f"{row.backend} {row.dtype}",
             row.batching,
             str(row.concurrency),
             str(row.requests),
@@ -539,6 +586,7 @@ def table(rows: Sequence[Row]) -> str:
             cell(row.p99_ms, 1),
             cell(row.mean_batch, 2),
             cell(row.pass_ms, 1),
+            cell(row.gflops, 0),
             str(row.failures),
         )
         for row in rows
@@ -663,16 +711,21 @@ def plans(args: argparse.Namespace, model: str | None) -> list[RunPlan]:
         if backend == "hog":
             out.append(RunPlan("hog", "-", ("--backend", "hog", *extra)))
             continue
-        common = ["--backend", "rtdetr", "--model", str(model), "--device", args.device, *extra]
-        if args.fp32:
+        name = "rtdetr" if backend == "rtdetr" else "onnx"
+        common = ["--backend", name, "--model", str(model), *extra]
+        if name == "rtdetr":
+            common += ["--device", args.device]
+        if args.fp32 and name == "rtdetr":
             common.append("--fp32")
+        if backend == "onnx-int8":
+            common.append("--int8")
         if args.threads:
             common += ["--threads", str(args.threads)]
         if args.batching in {"on", "both"}:
             batched = ("--max-batch", str(args.max_batch), "--max-wait-ms", f"{args.max_wait_ms}")
-            out.append(RunPlan("rtdetr", "on", (*common, *batched)))
+            out.append(RunPlan(backend, "on", (*common, *batched)))
         if args.batching in {"off", "both"}:
-            out.append(RunPlan("rtdetr", "off", (*common, "--max-batch", "1")))
+            out.append(RunPlan(backend, "off", (*common, "--max-batch", "1")))
     return out
 
 
@@ -691,8 +744,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         model = args.model
         if model is not None and Path(model).exists():
             model = str(Path(model).resolve())  # the server runs from the repository root
-        wanted = args.backend in {"rtdetr", "all"}
-        if model is None and wanted and (args.backend == "rtdetr" or importable("rtdetr")):
+        wanted = args.backend != "hog"
+        if model is None and wanted and (args.backend != "all" or importable("rtdetr")):
             from .make_model import write_random_model  # noqa: PLC0415 - needs torch
 
             progress(f"writing a random RT-DETRv2 {args.size} model")
@@ -701,6 +754,11 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             except ImportError as err:
                 progress(f"no random model without torch and transformers ({err}); give --model")
                 return 1
+        if model is not None and wanted:
+            progress("counting the model's GFLOPs per image")
+            args.model_gflops = model_gflops(model)
+            if args.model_gflops is not None:
+                progress(f"  {args.model_gflops:.1f} GFLOPs per image")
         runs = plans(args, model)
         if not runs:
             progress("no backend is available here (hog needs cv2, rtdetr torch + transformers)")
@@ -717,14 +775,20 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
                         f"the {plan.backend} server could not start: {err}\n"
                         f"--- last lines of its log ---\n{log_tail(log_path)}"
                     )
-    report(results, args.json)
+    report(results, args.json, getattr(args, "model_gflops", None))
     return 1 if failed else 0
 
 
-def report(results: Sequence[tuple[dict[str, Any], list[Row]]], json_path: Path | None) -> None:
+def report(
+    results: Sequence[tuple[dict[str, Any], list[Row]]],
+    json_path: Path | None,
+    gflops: float | None = None,
+) -> None:
     """Print the header lines and the table; write the JSON file when asked."""
-    info = machine()
+    info = {**machine(), "model_gflops": gflops}
     lines = [f"# machine: {info['cpus']} CPUs, {info['platform']}, Python {info['python']}"]
+    if info.get("model_gflops"):
+        lines.append(f"# model: {info['model_gflops']:.1f} GFLOPs per image (torch's count)")
     rows = [row for _, server_rows in results for row in server_rows]
     lines += [describe_server(health, mine[0].batching) for health, mine in results if mine]
     if rows:

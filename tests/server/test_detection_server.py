@@ -16,6 +16,8 @@ import aiohttp
 from PIL import Image
 import pytest
 
+from custom_components.ai_security.core.models import BoundingBox
+from scripts.detection_server.backends import Detection, one_box_per_object
 from scripts.detection_server.gpu import GpuReader
 from tests.reference_detector import (
     ReferenceDetector,
@@ -423,3 +425,55 @@ def test_image_decoding_refuses_before_decoding() -> None:
     with pytest.raises(ImageRejectedError) as caught:
         decode_image(encode(Image.new("RGB", (100, 100))), max_pixels=9_999)
     assert caught.value.status == 413
+
+
+async def test_hog_sends_one_box_per_person(
+    hog_server: ReferenceDetector, socket_enabled: None
+) -> None:
+    """Demo frames where OpenCV's HOG finds one person two to four times: the server sends one.
+
+    The same frames sent with --no-hog-nms come back with overlapping boxes
+    (test_nms_pipeline.py checks that), so this can only pass through the server's own merging.
+    """
+    from scripts.demo import feeder  # noqa: PLC0415
+    from tests.library.test_nms_pipeline import (  # noqa: PLC0415 - the demo's frames
+        HOG_DUPLICATES,
+        demo_frame,
+        on_the_person,
+    )
+    from tests.pipeline_helpers import fast_options  # noqa: PLC0415
+
+    threshold = fast_options().confidence_threshold
+    for camera, seed in HOG_DUPLICATES:
+        image, placement = demo_frame(camera, seed)
+        status, answer = await post_files(
+            hog_server.url,
+            [("file", encode(image, quality=feeder.JPEG_QUALITY))],
+            query=f"?threshold={threshold}",
+        )
+        assert status == 200, answer
+        found = people(answer)
+        assert len(found) == 1, (camera, seed, found)
+        x, y, w, h = found[0]["bbox"]
+        box = BoundingBox(x=x, y=y, w=w, h=h)
+        assert on_the_person(box, camera, placement), (camera, seed, found, placement)
+
+
+def test_overlapping_boxes_of_one_class_are_merged() -> None:
+    """Greedy NMS: nested and overlapping boxes of one class merge; neighbours and classes stay.
+
+    A part found more surely than the whole (HOG's upper body inside the person) keeps its score
+    and takes the whole's outline.
+    """
+    person = Detection("person", 0.9, (100.0, 100.0, 80.0, 200.0))
+    torso = Detection("person", 0.95, (110.0, 110.0, 60.0, 80.0))  # surer of the part
+    shifted = Detection("person", 0.7, (108.0, 104.0, 80.0, 200.0))  # IoU about 0.86
+    neighbour = Detection("person", 0.8, (190.0, 100.0, 80.0, 200.0))  # touching, not overlapping
+    bike = Detection("bicycle", 0.6, (100.0, 180.0, 80.0, 120.0))
+    kept = one_box_per_object([person, torso, shifted, neighbour, bike])
+    assert kept == [Detection("person", 0.95, person.box), neighbour, bike]
+    assert one_box_per_object([torso, shifted]) == [Detection("person", 0.95, shifted.box)]
+    assert one_box_per_object([]) == []
+    equal = Detection("person", 0.9, (0.0, 0.0, 10.0, 10.0))
+    larger = Detection("person", 0.9, (0.0, 0.0, 10.0, 11.0))
+    assert one_box_per_object([equal, larger]) == [larger]
