@@ -25,15 +25,7 @@ from .backends import Backend, Detection, Prepared
 from .batching import DynamicBatcher, QueueFullError, describe
 from .gpu import GpuReader
 from .images import DEFAULT_MAX_PIXELS, ImageRejectedError, decode_image
-from .metrics import (
-    BATCH_BUCKETS,
-    CONTENT_TYPE,
-    LATENCY_BUCKETS,
-    Counter,
-    Gauge,
-    Histogram,
-    Registry,
-)
+from .metrics import ServerMetrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,39 +74,10 @@ class DetectionService:
         self.status = "loading"
         self.error: str | None = None
         self.started = time.monotonic()
-        self.metrics = Registry()
-        self.requests = self.metrics.add(
-            Counter(
-                "detector_requests_total",
-                "HTTP requests answered, by route and status code.",
-                ("endpoint", "status"),
-            )
-        )
-        self.latency = self.metrics.add(
-            Histogram(
-                "detector_request_duration_seconds",
-                "Time from a request's arrival to its answer, by route.",
-                LATENCY_BUCKETS,
-                ("endpoint",),
-            )
-        )
-        self.inference = self.metrics.add(
-            Histogram(
-                "detector_inference_duration_seconds",
-                "Time of one backend call (one forward pass over a batch).",
-                LATENCY_BUCKETS,
-            )
-        )
-        self.batch_sizes = self.metrics.add(
-            Histogram(
-                "detector_batch_size", "Images per backend call (dynamic batching).", BATCH_BUCKETS
-            )
-        )
-        self.images = self.metrics.add(
-            Counter("detector_images_total", "Images received, by outcome.", ("outcome",))
-        )
-        self.detections = self.metrics.add(
-            Counter("detector_detections_total", "Detections returned, by class.", ("class",))
+        self.metrics = ServerMetrics(
+            queue_depth=lambda: float(self.batcher.depth),
+            in_progress=lambda: float(self.batcher.busy),
+            model_loaded=lambda: 1.0 if self.status == "ok" else 0.0,
         )
         self.batcher = DynamicBatcher(
             backend,
@@ -127,32 +90,11 @@ class DetectionService:
         )
         self.preparing = 0
         """Images being decoded and prepared: the batcher waits for them, not for nothing."""
-        self.metrics.add(
-            Gauge(
-                "detector_queue_depth",
-                "Images waiting for the model.",
-                lambda: float(self.batcher.depth),
-            )
-        )
-        self.metrics.add(
-            Gauge(
-                "detector_images_in_progress",
-                "Images inside a backend call now.",
-                lambda: float(self.batcher.busy),
-            )
-        )
-        self.metrics.add(
-            Gauge(
-                "detector_model_loaded",
-                "1 once the model answers, 0 while loading or after it failed to load.",
-                lambda: 1.0 if self.status == "ok" else 0.0,
-            )
-        )
         self._loader: asyncio.Task[None] | None = None
 
     def _observe_batch(self, size: int, seconds: float) -> None:
-        self.batch_sizes.observe(size)
-        self.inference.observe(seconds)
+        self.metrics.batch_sizes.observe(size)
+        self.metrics.inference.observe(seconds)
 
     async def start(self) -> None:
         """Start loading the model in the background (the server listens meanwhile)."""
@@ -203,18 +145,18 @@ class DetectionService:
         try:
             image = await loop.run_in_executor(None, prepare)
         except ImageRejectedError as err:
-            self.images.inc("rejected")
+            self.metrics.images.labels("rejected").inc()
             raise RequestError(err.status, err.message) from None
         finally:
             self.preparing -= 1
         try:
             found, elapsed_ms = await self.batcher.submit(image, threshold)
         except QueueFullError as err:
-            self.images.inc("busy")
+            self.metrics.images.labels("busy").inc()
             raise RequestError(503, f"the server is busy: {err}", retry_after=1) from None
-        self.images.inc("ok")
+        self.metrics.images.labels("ok").inc()
         for item in found:
-            self.detections.inc(item.label)
+            self.metrics.detections.labels(item.label).inc()
         return result_json(found, elapsed_ms, image.size)
 
     def health(self, gpu: dict[str, Any] | None) -> dict[str, Any]:
@@ -366,8 +308,8 @@ async def handle_health(request: web.Request) -> web.Response:
 
 async def handle_metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text format."""
-    body = request.app[SERVICE].metrics.render()
-    return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+    body, content_type = request.app[SERVICE].metrics.render(request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -395,8 +337,8 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except Exception:  # a bug must not take the server down with it
         _LOGGER.exception("Unexpected error answering %s %s", request.method, request.path)
         response = web.json_response({"error": "internal server error"}, status=500)
-    service.requests.inc(endpoint, str(response.status))
-    service.latency.observe(time.perf_counter() - started, endpoint)
+    service.metrics.requests.labels(endpoint, str(response.status)).inc()
+    service.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
     if refusal:
         _LOGGER.info("%s %s -> %d: %s", request.method, request.path, response.status, refusal)
     return response

@@ -8,11 +8,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 import threading
 
+from prometheus_client.parser import text_string_to_metric_families
 import pytest
 
 from scripts.detection_server.backends import Detection, Prepared
 from scripts.detection_server.batching import DynamicBatcher, QueueFullError
-from scripts.detection_server.metrics import Counter, Gauge, Histogram, Registry
+from scripts.detection_server.metrics import ServerMetrics
 
 
 class RecordingBackend:
@@ -185,29 +186,34 @@ async def test_stopping_fails_what_still_waits(backend: RecordingBackend) -> Non
 
 
 def test_metrics_render_the_text_format() -> None:
-    """Counters, gauges and histograms render as Prometheus text with escaped labels."""
-    registry = Registry()
-    requests = registry.add(Counter("requests_total", "Requests.", ("path",)))
-    registry.add(Gauge("depth", "Queue depth.", lambda: 3))
-    latency = registry.add(Histogram("latency_seconds", "Latency.", (0.1, 1.0)))
-    requests.inc('/a"b\\')
-    requests.inc('/a"b\\', amount=2)
-    for value in (0.05, 0.1, 0.5, 7.0):
-        latency.observe(value)
-    assert registry.render() == (
-        "# HELP requests_total Requests.\n"
-        "# TYPE requests_total counter\n"
-        'requests_total{path="/a\\"b\\\\"} 3\n'
-        "# HELP depth Queue depth.\n"
-        "# TYPE depth gauge\n"
-        "depth 3\n"
-        "# HELP latency_seconds Latency.\n"
-        "# TYPE latency_seconds histogram\n"
-        'latency_seconds_bucket{le="0.1"} 2\n'
-        'latency_seconds_bucket{le="1"} 3\n'
-        'latency_seconds_bucket{le="+Inf"} 4\n'
-        "latency_seconds_sum 7.65\n"
-        "latency_seconds_count 4\n"
+    """The server's metrics in Prometheus text: escaped labels, buckets, gauges, no _created."""
+    depth = [3.0]
+    metrics = ServerMetrics(
+        queue_depth=lambda: depth[0], in_progress=lambda: 1.0, model_loaded=lambda: 1.0
     )
-    assert requests.value('/a"b\\') == 3
-    assert latency.count() == 4
+    metrics.requests.labels('/a"b\\', "200").inc()
+    metrics.requests.labels('/a"b\\', "200").inc(2)
+    for value in (0.004, 0.01, 0.5, 70.0):
+        metrics.latency.labels("/detect").observe(value)
+    depth[0] = 5.0
+    body, content_type = metrics.render()
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    text = body.decode()
+    assert 'detector_requests_total{endpoint="/a\\"b\\\\",status="200"} 3.0\n' in text
+    assert "_created" not in text
+    lines = text.splitlines()
+    assert lines[lines.index("# TYPE detector_queue_depth gauge") + 1] == "detector_queue_depth 5.0"
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    buckets = [
+        (sample.labels["le"], sample.value)
+        for sample in families["detector_request_duration_seconds"].samples
+        if sample.name.endswith("_bucket")
+    ]
+    assert buckets[0] == ("0.005", 1.0)
+    assert buckets[1] == ("0.01", 2.0)
+    assert buckets[-2:] == [("10.0", 3.0), ("+Inf", 4.0)]
+    assert {sample.value for sample in families["detector_model_loaded"].samples} == {1.0}
+
+    body, content_type = metrics.render("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.decode().endswith("# EOF\n")
