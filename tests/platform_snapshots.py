@@ -40,11 +40,15 @@ LLM_PORT = 48732
 
 @contextlib.asynccontextmanager
 async def _servers() -> AsyncIterator[tuple[DetectorServer, ModelServer]]:
-    """Run a detector reporting a GPU and an LLM, on fixed ports (their URLs name entities)."""
+    """Run a detector reporting a GPU and its queue, and an LLM with slots, on fixed ports.
+
+    (Their URLs name entities.)
+    """
     detector = DetectorServer()
     detector.port = DETECTOR_PORT
     detector.health_body = {
         "status": "ok",
+        "queue_depth": 2,
         "gpu": {
             "name": "NVIDIA RTX 4090",
             "utilization": 37,
@@ -54,7 +58,13 @@ async def _servers() -> AsyncIterator[tuple[DetectorServer, ModelServer]]:
             "power_w": 180.5,
         },
     }
-    llm = ModelServer(port=LLM_PORT)
+    llm = ModelServer(
+        port=LLM_PORT,
+        slots_body=[
+            {"id": 0, "n_ctx": 4096, "speculative": False, "is_processing": True},
+            {"id": 1, "n_ctx": 4096, "speculative": False, "is_processing": False},
+        ],
+    )
     await detector.start()
     await llm.start()
     try:

@@ -32,6 +32,14 @@ class ModelServer:
     models_body: Any = field(
         default_factory=lambda: {"object": "list", "data": [{"id": "tiny", "object": "model"}]}
     )
+    slots_status: int = 200
+    slots_body: Any = None
+    """What GET /slots answers (llama.cpp's slot list); None: no such route (404)."""
+    metrics_status: int = 200
+    metrics_body: str | None = None
+    """What GET /metrics answers (Prometheus text); None: no such route (404)."""
+    props_body: Any = None
+    """What GET /props answers; None: no such route (404)."""
     delay: float = 0.0
     """Seconds to wait before answering, to exercise client time-outs."""
     requests: list[str] = field(default_factory=list)
@@ -53,6 +61,18 @@ class ModelServer:
         self.requests.append(request.path)
         return self._answer(self.models_status, self.models_body)
 
+    async def _optional(self, request: web.Request) -> web.Response:
+        """Answer /slots, /metrics or /props as set; 404 (not recorded) where nothing is set."""
+        status, body = {
+            "/slots": (self.slots_status, self.slots_body),
+            "/metrics": (self.metrics_status, self.metrics_body),
+            "/props": (200, self.props_body),
+        }[request.path]
+        if body is None:
+            raise web.HTTPNotFound
+        self.requests.append(request.path)
+        return self._answer(status, body)
+
     @staticmethod
     def _answer(status: int, body: Any) -> web.Response:
         if isinstance(body, str):
@@ -64,6 +84,8 @@ class ModelServer:
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._models)
+        for path in ("/slots", "/metrics", "/props"):
+            app.router.add_get(path, self._optional)
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -1,4 +1,8 @@
-"""Binary sensors: each camera's activity (an open batch), and each model server's connectivity."""
+"""Binary sensors: each camera's activity, each model server's connectivity, the server load.
+
+A camera is active while it has an open batch; Server load is the hub's problem sensor, on while
+a load condition holds (core/load.py: a hot, saturated or full GPU, no free LLM slot).
+"""
 
 from typing import Any, override
 
@@ -10,8 +14,10 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from .coordinator import AiSecurityConfigEntry, AiSecurityCoordinator
+from .core.load import LoadLevel
 from .core.monitor import EndpointHealth, ServiceKind, ServiceStatus
 from .core.resilience import CircuitState
 from .entity import (
@@ -93,12 +99,56 @@ class ConnectivitySensor(AiSecurityHubEntity, BinarySensorEntity):
         }
 
 
+class ServerLoadSensor(AiSecurityHubEntity, BinarySensorEntity):
+    """On while any load condition holds, at warning or critical level; they are its attributes.
+
+    Each condition lists its kind (gpu_temperature, gpu_utilization, gpu_memory, llm_slots), its
+    level, the figure and the level's limit (°C for the temperature, percent otherwise: GPU
+    memory in percent of its total, the LLM slots in percent busy), the server and the start.
+    """
+
+    _attr_device_class = BinarySensorDeviceClass.PROBLEM
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _attr_translation_key = "server_load"
+
+    def __init__(self, coordinator: AiSecurityCoordinator) -> None:
+        """Attach to the hub's device."""
+        super().__init__(coordinator, "server_load")
+
+    @property
+    @override
+    def is_on(self) -> bool:
+        """Return whether any condition holds."""
+        return bool(self.coordinator.data.load)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the conditions that hold, the most serious first."""
+        conditions = sorted(
+            self.coordinator.data.load, key=lambda c: c.level is not LoadLevel.CRITICAL
+        )
+        return {
+            "conditions": [
+                {
+                    "kind": condition.kind.value,
+                    "level": condition.level.value,
+                    "value": condition.value,
+                    "limit": condition.limit,
+                    "server": condition.server,
+                    "since": dt_util.utc_from_timestamp(condition.since).isoformat(),
+                }
+                for condition in conditions
+            ]
+        }
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: AiSecurityConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a connectivity sensor per endpoint and an activity sensor per camera.
+    """Add a connectivity sensor per endpoint, Server load, and an activity sensor per camera.
 
     The sensors of endpoints that are no longer configured (reconfigure removed their URL) are
     deleted from the entity registry first.
@@ -112,7 +162,10 @@ async def async_setup_entry(
         stale_endpoint({key for key, _kind, _url in endpoints}),
     )
     async_add_entities(
-        ConnectivitySensor(data.coordinator, key, kind, url) for key, kind, url in endpoints
+        [
+            *(ConnectivitySensor(data.coordinator, key, kind, url) for key, kind, url in endpoints),
+            ServerLoadSensor(data.coordinator),
+        ]
     )
     entry.async_on_unload(
         add_camera_entities(

@@ -5,6 +5,11 @@ what has no event of its own (is the detector still up? how deep is the queue? h
 GPU?) is polled here, on the interval the user picked, for the hub's entities. Whether the camera
 folder is there is polled too, and handed to the hub for the cameras' entities.
 
+Each refresh also judges the load of the model-server box (core/load.py): the GPU's temperature,
+utilisation and memory, and the LLM servers' busy slots, each held against its limits over time;
+the conditions that hold are part of the refresh's figures (the Server load binary sensor and
+Repairs show them).
+
 The coordinator only fetches: what reacts to a refresh listens to it (async_add_refresh_listener)
 instead of being called from here: the status announcements (service_status.py: a log line and
 `ai_security_service_status` when a model server goes down or comes back) and Repairs.
@@ -19,14 +24,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 import os
+import socket
 from typing import TYPE_CHECKING, Final, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
 from .core.gpu import GpuReading, NvmlReader
+from .core.load import LoadCondition, LoadWatcher, load_samples
 from .core.monitor import EndpointHealth, HealthReport, ServiceStatus
 
 if TYPE_CHECKING:
@@ -79,6 +87,8 @@ class HubData:
     """Detector endpoints whose replies make no sense for the images, and what is wrong."""
     pictures_refused: Mapping[str, str] = field(default_factory=dict)
     """LLM endpoints that refused the incidents' pictures (judging from text), and how."""
+    load: tuple[LoadCondition, ...] = ()
+    """The load conditions that hold (a GPU too hot, every LLM slot busy...), by kind."""
 
     def endpoint(self, key: str) -> EndpointHealth | None:
         """Return the endpoint whose key is key, if it is still configured."""
@@ -120,6 +130,7 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         self._nvml: NvmlReader | None = None
         self._refresh_listeners: list[RefreshListener] = []
         self._health_listeners: list[HealthListener] = []
+        self._load = LoadWatcher()
 
     @callback
     def async_add_health_listener(self, listener: HealthListener) -> CALLBACK_TYPE:
@@ -176,6 +187,18 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
         gpu = health.gpu
         if self._nvml is not None:
             gpu = await self.hass.async_add_executor_job(self._nvml.read) or gpu
+        load = self._load.update(
+            load_samples(
+                gpu=gpu,
+                # NVML reads this host's GPU; otherwise it is the detector's that reported one.
+                gpu_server=socket.gethostname()
+                if gpu is not None and gpu.source == "nvml"
+                else health.gpu_url,
+                slots=health.llm_slots,
+                slot_servers=health.llm_slot_urls,
+            ),
+            dt_util.utcnow().timestamp(),
+        )
         root_ok = await self.hass.async_add_executor_job(os.path.isdir, pipeline.config.camera_root)
         self.hub.set_camera_root_ok(root_ok)
         data = HubData(
@@ -188,6 +211,7 @@ class AiSecurityCoordinator(DataUpdateCoordinator[HubData]):
             pictures_refused=dict(pipeline.analyzer.vision_refused)
             if pipeline.analyzer is not None
             else {},
+            load=load,
         )
         for listener in list(self._refresh_listeners):
             await listener(data)

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 
 from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, CONF_DETECTOR_URLS, CONF_LLM_URLS
 from .core.database_url import describe_database_url
@@ -53,6 +54,7 @@ async def async_get_config_entry_diagnostics(
                 "last_error": scrub(endpoint.last_error),
                 "latency_ms": endpoint.latency_ms,
                 "latency_p50_ms": endpoint.latency_p50_ms,
+                "slots": asdict(endpoint.slots) if endpoint.slots is not None else None,
                 "report": async_redact_data(dict(endpoint.report), TO_REDACT),
             }
             for endpoint in health.endpoints
@@ -62,6 +64,20 @@ async def async_get_config_entry_diagnostics(
             "llm": health.llm_latency_p50_ms,
         },
         "gpu": asdict(hub_data.gpu) if hub_data.gpu is not None else None,
+        "load": {
+            "detector_queue_depth": health.detector_queue_depth,
+            "llm_slots": asdict(slots) if (slots := health.llm_slots) is not None else None,
+            "conditions": [
+                {
+                    "kind": condition.kind.value,
+                    "level": condition.level.value,
+                    "value": condition.value,
+                    "limit": condition.limit,
+                    "since": dt_util.utc_from_timestamp(condition.since).isoformat(),
+                }
+                for condition in hub_data.load
+            ],
+        },
         "dead_jobs": [
             {
                 "kind": job.kind.value,

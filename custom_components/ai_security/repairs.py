@@ -1,4 +1,4 @@
-"""Repairs issues for what only the user can fix: the folder, the servers, failed jobs, the disk.
+"""Repairs issues for what only the user can fix: the folder, servers, failed jobs, disk, load.
 
 RepairTracker.async_refresh listens to the coordinator: setup registers it with
 async_add_refresh_listener, and each refresh's figures reach it before that refresh completes.
@@ -7,6 +7,11 @@ The coordinator fetches and knows nothing of Repairs, so only this module import
 An issue is raised when its cause is found (a model server only once it has been unreachable for
 UNREACHABLE_AFTER, so a restart does not nag) and deleted as soon as the cause is gone. Issue ids
 end with the entry id, so two hubs have their own issues.
+
+The load issues follow the coordinator's load conditions (core/load.py), which already hold a
+figure over time and with hysteresis: one issue per kind (gpu_temperature, gpu_utilization,
+gpu_memory, llm_slots), a warning at the warning level and an error at the critical one, raised
+when the condition starts and deleted when it ends. None is fixable: it clears itself.
 """
 
 from collections.abc import Iterable
@@ -22,6 +27,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import CONF_CAMERA_ROOT, CONF_DATABASE_URL, DOMAIN
 from .core.database_url import InvalidDatabaseUrlError, describe_database_url
+from .core.load import LoadCondition, LoadKind, LoadLevel
 from .core.monitor import ServiceKind, ServiceStatus
 from .media_paths import media_root
 
@@ -41,6 +47,8 @@ ISSUE_DEAD_JOBS: Final = "dead_letter_jobs"
 ISSUE_LOW_DISK: Final = "low_disk_space"
 ISSUE_DETECTOR_REPLIES: Final = "detector_replies_implausible"
 ISSUE_PICTURES_REFUSED: Final = "llm_pictures_refused"
+LOAD_ISSUES: Final = tuple(kind.value for kind in LoadKind)
+"""One issue per load kind, named as the kind."""
 ISSUES: Final = (
     ISSUE_CAMERA_ROOT,
     ISSUE_DETECTOR,
@@ -49,7 +57,12 @@ ISSUES: Final = (
     ISSUE_LOW_DISK,
     ISSUE_DETECTOR_REPLIES,
     ISSUE_PICTURES_REFUSED,
+    *LOAD_ISSUES,
 )
+LOAD_SEVERITY: Final = {
+    LoadLevel.WARNING: ir.IssueSeverity.WARNING,
+    LoadLevel.CRITICAL: ir.IssueSeverity.ERROR,
+}
 
 
 def issue_id(key: str, entry_id: str) -> str:
@@ -101,6 +114,24 @@ def disk_usage(paths: Iterable[str]) -> list[DiskUsage]:
     return list(by_device.values())
 
 
+def _figure(value: float) -> str:
+    """Return a figure as the issue texts show it: 87, 96.3 (their units are in the text)."""
+    return f"{round(value, 1):g}"
+
+
+def load_placeholders(condition: LoadCondition, data: HubData) -> dict[str, str]:
+    """Return a load issue's value, level and server.
+
+    The GPU's figures are shown against the level's limit; the LLM's slots as the busy count
+    against the pool's total (its condition is in percent busy, 100 when every slot is).
+    """
+    value, level = _figure(condition.value), _figure(condition.limit)
+    slots = data.health.llm_slots
+    if condition.kind is LoadKind.LLM_SLOTS and slots is not None and slots.total is not None:
+        value, level = str(slots.busy), str(slots.total)
+    return {"value": value, "level": level, "server": condition.server}
+
+
 def _size(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1000:
@@ -126,6 +157,8 @@ class RepairTracker:
         self.entry = entry
         self._unreachable_since: dict[ServiceKind, datetime] = {}
         self._disk_checked_at: datetime | None = None
+        self._load_levels: dict[LoadKind, LoadLevel] = {}
+        """The level each load issue was raised at."""
 
     @property
     def _placeholders(self) -> dict[str, str]:
@@ -182,6 +215,32 @@ class RepairTracker:
                 "error": "; ".join(sorted(set(data.pictures_refused.values()))),
             },
         )
+        self._load(data)
+
+    @callback
+    def _load(self, data: HubData) -> None:
+        """Raise an issue per load condition that holds (its level as severity), clear the rest.
+
+        An issue is raised when its condition starts and again only when its level changes: its
+        figures are those of that moment. Rewriting it with every refresh's figure would save
+        the issue registry and tell the frontend every few seconds while a GPU runs hot.
+        """
+        held = {condition.kind: condition for condition in data.load}
+        for kind in LoadKind:
+            condition = held.get(kind)
+            if condition is None:
+                self._load_levels.pop(kind, None)
+                self._set(kind.value, False)
+                continue
+            if self._load_levels.get(kind) is condition.level:
+                continue
+            self._load_levels[kind] = condition.level
+            self._set(
+                kind.value,
+                True,
+                LOAD_SEVERITY[condition.level],
+                load_placeholders(condition, data),
+            )
 
     @callback
     def camera_root(self, *, ok: bool) -> None:
@@ -279,4 +338,5 @@ class RepairTracker:
         """Delete every issue of the entry and forget what was tracked (the entry unloads)."""
         self._unreachable_since.clear()
         self._disk_checked_at = None
+        self._load_levels.clear()
         async_delete_issues(self.hass, self.entry.entry_id)

@@ -1,7 +1,13 @@
-"""The hub's diagnostic sensors: queues, dead letters, events today, latencies, clean-up, GPU.
+"""The hub's diagnostic sensors: queues, dead letters, events today, latencies, clean-up, load.
 
 Read from the coordinator's refresh; a figure whose service (detector or LLM server) failed its
 last check shows unavailable rather than a stale number.
+
+The load figures come in groups that only some set-ups have (FIGURE_GROUPS): the GPU's (NVML on
+this host, or a detector that reports its GPU), the detector server's own queue (a server that
+says queue_depth in /health), the LLM servers' slots (llama.cpp servers only). A group's sensors
+are added at the first refresh that has its figures, and are unavailable while a figure is
+missing; a set-up that never has them never gets them.
 """
 
 from collections.abc import Callable
@@ -38,12 +44,22 @@ class HubSensorDescription(SensorEntityDescription):
     attributes_fn: Callable[[AiSecurityHub], dict[str, Any]] | None = None
     source: ServiceKind | None = None
     """The service whose figures it shows: unavailable while that service is unhealthy."""
+    needs_value: bool = False
+    """Unavailable while its figure is missing (a figure that only some servers report)."""
 
 
 def _gpu(field: str) -> Callable[[HubData, AiSecurityHub], Any]:
     def value(data: HubData, _hub: AiSecurityHub) -> Any:
         reading: GpuReading | None = data.gpu
         return None if reading is None else getattr(reading, field)
+
+    return value
+
+
+def _slots(field: str) -> Callable[[HubData, AiSecurityHub], Any]:
+    def value(data: HubData, _hub: AiSecurityHub) -> Any:
+        slots = data.health.llm_slots
+        return None if slots is None else getattr(slots, field)
 
     return value
 
@@ -138,6 +154,7 @@ GPU_SENSORS: tuple[HubSensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
+        needs_value=True,
         value_fn=_gpu("utilization"),
     ),
     HubSensorDescription(
@@ -147,6 +164,7 @@ GPU_SENSORS: tuple[HubSensorDescription, ...] = (
         device_class=SensorDeviceClass.DATA_SIZE,
         native_unit_of_measurement=UnitOfInformation.MEBIBYTES,
         state_class=SensorStateClass.MEASUREMENT,
+        needs_value=True,
         value_fn=_gpu("memory_used_mb"),
     ),
     HubSensorDescription(
@@ -156,6 +174,7 @@ GPU_SENSORS: tuple[HubSensorDescription, ...] = (
         entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.DATA_SIZE,
         native_unit_of_measurement=UnitOfInformation.MEBIBYTES,
+        needs_value=True,
         value_fn=_gpu("memory_total_mb"),
     ),
     HubSensorDescription(
@@ -165,6 +184,7 @@ GPU_SENSORS: tuple[HubSensorDescription, ...] = (
         device_class=SensorDeviceClass.TEMPERATURE,
         native_unit_of_measurement=UnitOfTemperature.CELSIUS,
         state_class=SensorStateClass.MEASUREMENT,
+        needs_value=True,
         value_fn=_gpu("temperature_c"),
     ),
     HubSensorDescription(
@@ -174,8 +194,63 @@ GPU_SENSORS: tuple[HubSensorDescription, ...] = (
         device_class=SensorDeviceClass.POWER,
         native_unit_of_measurement=UnitOfPower.WATT,
         state_class=SensorStateClass.MEASUREMENT,
+        needs_value=True,
         value_fn=_gpu("power_w"),
     ),
+)
+
+DETECTOR_QUEUE_SENSORS: tuple[HubSensorDescription, ...] = (
+    HubSensorDescription(
+        key="detector_server_queue",
+        translation_key="detector_server_queue",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda data, _hub: data.health.detector_queue_depth,
+        source=ServiceKind.DETECTOR,
+        needs_value=True,
+    ),
+)
+"""Images waiting for the detection model, at every detector server that says (summed)."""
+
+LLM_SLOT_SENSORS: tuple[HubSensorDescription, ...] = (
+    HubSensorDescription(
+        key="llm_busy_slots",
+        translation_key="llm_busy_slots",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_slots("busy"),
+        source=ServiceKind.LLM,
+        needs_value=True,
+    ),
+    HubSensorDescription(
+        key="llm_total_slots",
+        translation_key="llm_total_slots",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        # Fixed by the servers' --parallel: registered, off until a user wants it.
+        entity_registry_enabled_default=False,
+        value_fn=_slots("total"),
+        source=ServiceKind.LLM,
+        needs_value=True,
+    ),
+)
+"""The llama.cpp servers' slots: requests running now, and how many may run at once."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FigureGroup:
+    """Sensors added once a refresh has their figures (see the module's docstring)."""
+
+    seen: Callable[[HubData], bool]
+    descriptions: tuple[HubSensorDescription, ...]
+
+
+FIGURE_GROUPS: tuple[FigureGroup, ...] = (
+    FigureGroup(seen=lambda data: data.gpu is not None, descriptions=GPU_SENSORS),
+    FigureGroup(
+        seen=lambda data: data.health.detector_queue_depth is not None,
+        descriptions=DETECTOR_QUEUE_SENSORS,
+    ),
+    FigureGroup(seen=lambda data: data.health.llm_slots is not None, descriptions=LLM_SLOT_SENSORS),
 )
 
 
@@ -200,7 +275,7 @@ class HubSensor(AiSecurityHubEntity, SensorEntity):
             ServiceStatus.UNHEALTHY
         ):
             return False
-        return self.native_value is not None or not self.entity_description.key.startswith("gpu")
+        return self.native_value is not None or not self.entity_description.needs_value
 
     @property
     @override

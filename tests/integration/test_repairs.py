@@ -22,6 +22,8 @@ from custom_components.ai_security.const import (
     DOMAIN,
 )
 from custom_components.ai_security.coordinator import HubData
+from custom_components.ai_security.core.llm_slots import SlotUsage
+from custom_components.ai_security.core.load import LoadCondition, LoadKind, LoadLevel
 from custom_components.ai_security.core.monitor import (
     EndpointHealth,
     HealthReport,
@@ -51,9 +53,14 @@ OTHER_LLM_URL = "http://10.0.0.8:8080"
 
 
 def endpoint(
-    kind: ServiceKind, url: str, status: ServiceStatus, error: str | None = None
+    kind: ServiceKind,
+    url: str,
+    status: ServiceStatus,
+    error: str | None = None,
+    slots: SlotUsage | None = None,
 ) -> EndpointHealth:
     return EndpointHealth(
+        slots=slots,
         key=endpoint_key(kind, url),
         kind=kind,
         url=url,
@@ -74,10 +81,13 @@ def hub_data(
     error: str | None = "connection refused",
     implausible: dict[str, str] | None = None,
     pictures_refused: dict[str, str] | None = None,
+    load: tuple[LoadCondition, ...] = (),
+    slots: SlotUsage | None = None,
 ) -> HubData:
     return HubData(
         implausible_replies=implausible or {},
         pictures_refused=pictures_refused or {},
+        load=load,
         health=HealthReport(
             endpoints=(
                 endpoint(
@@ -87,7 +97,11 @@ def hub_data(
                     error if detector is ServiceStatus.UNHEALTHY else None,
                 ),
                 endpoint(
-                    ServiceKind.LLM, LLM_URL, llm, error if llm is ServiceStatus.UNHEALTHY else None
+                    ServiceKind.LLM,
+                    LLM_URL,
+                    llm,
+                    error if llm is ServiceStatus.UNHEALTHY else None,
+                    slots,
                 ),
             ),
             detector_latency_p50_ms=None,
@@ -539,6 +553,8 @@ async def test_every_issue_is_translated_with_its_placeholders(
         dead=2,
         implausible={DETECTOR_URL: "every box lies inside the unit square"},
         pictures_refused={LLM_URL: "HTTP 500: image input is not supported"},
+        load=tuple(condition(kind, LoadLevel.WARNING, 100.0) for kind in LoadKind),
+        slots=SlotUsage(busy=2, total=2),
     )
     tracker.update(data, camera_root_ok=False, now=T0)
     tracker.update(data, camera_root_ok=False, now=T0 + timedelta(minutes=5))
@@ -584,3 +600,122 @@ async def test_an_llm_that_refuses_pictures_is_a_warning_while_it_does(
         ir.async_get(hass).async_get_issue(DOMAIN, issue_id("llm_pictures_refused", entry.entry_id))
         is None
     )
+
+
+def condition(
+    kind: LoadKind, level: LoadLevel, value: float, limit: float = 75.0, server: str = DETECTOR_URL
+) -> LoadCondition:
+    return LoadCondition(
+        kind=kind, level=level, value=value, limit=limit, since=T0.timestamp(), server=server
+    )
+
+
+async def test_load_issue_follows_its_condition(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> None:
+    """A warning at the warning level, an error at the critical one, gone when it ends.
+
+    The issue is written when the condition starts and when its level changes, not with every
+    refresh's figure (which would save the registry every few seconds).
+    """
+    tracker = RepairTracker(hass, entry)
+    updates: list[str] = []
+    hass.bus.async_listen(
+        ir.EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED, lambda e: updates.append(e.data["action"])
+    )
+    hot = LoadKind.GPU_TEMPERATURE
+    tracker.update(
+        hub_data(load=(condition(hot, LoadLevel.WARNING, 77.4),)), camera_root_ok=True, now=T0
+    )
+    found = issue(hass, "gpu_temperature", entry)
+    assert found is not None
+    assert found.severity is ir.IssueSeverity.WARNING
+    assert not found.is_fixable
+    assert found.translation_key == "gpu_temperature"
+    assert found.translation_placeholders == {
+        "title": "Home",
+        "value": "77.4",
+        "level": "75",
+        "server": DETECTOR_URL,
+    }
+    assert issue_keys(hass) == {"gpu_temperature"}
+
+    tracker.update(
+        hub_data(load=(condition(hot, LoadLevel.WARNING, 78.0),)), camera_root_ok=True, now=T0
+    )
+    found = issue(hass, "gpu_temperature", entry)
+    assert found is not None
+    assert found.translation_placeholders is not None
+    assert found.translation_placeholders["value"] == "77.4"  # not rewritten
+
+    tracker.update(
+        hub_data(load=(condition(hot, LoadLevel.CRITICAL, 86.0, limit=85.0),)),
+        camera_root_ok=True,
+        now=T0,
+    )
+    found = issue(hass, "gpu_temperature", entry)
+    assert found is not None
+    assert found.severity is ir.IssueSeverity.ERROR
+    assert found.translation_placeholders is not None
+    assert (found.translation_placeholders["value"], found.translation_placeholders["level"]) == (
+        "86",
+        "85",
+    )
+
+    tracker.update(hub_data(), camera_root_ok=True, now=T0)
+    assert issue(hass, "gpu_temperature", entry) is None
+    await hass.async_block_till_done()
+    assert updates == ["create", "update", "remove"]
+
+    # Raised again after it ended, and deleted with the entry's other issues on unload.
+    tracker.update(
+        hub_data(load=(condition(hot, LoadLevel.WARNING, 80.0),)), camera_root_ok=True, now=T0
+    )
+    assert issue(hass, "gpu_temperature", entry) is not None
+    tracker.clear()
+    assert issue(hass, "gpu_temperature", entry) is None
+    tracker.update(
+        hub_data(load=(condition(hot, LoadLevel.WARNING, 80.0),)), camera_root_ok=True, now=T0
+    )
+    assert issue(hass, "gpu_temperature", entry) is not None
+
+
+async def test_one_issue_per_load_kind(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Each kind has its own issue; the LLM's names its busy slots against the pool's total."""
+    tracker = RepairTracker(hass, entry)
+    data = hub_data(
+        load=(
+            condition(LoadKind.GPU_UTILIZATION, LoadLevel.CRITICAL, 99.0, limit=98.0),
+            condition(LoadKind.GPU_MEMORY, LoadLevel.WARNING, 91.66, limit=90.0),
+            condition(LoadKind.LLM_SLOTS, LoadLevel.WARNING, 100.0, limit=100.0, server=LLM_URL),
+        ),
+        slots=SlotUsage(busy=4, total=4),
+    )
+    tracker.update(data, camera_root_ok=True, now=T0)
+    assert issue_keys(hass) == {"gpu_utilization", "gpu_memory", "llm_slots"}
+    severities = {
+        key: found.severity
+        for key in ("gpu_utilization", "gpu_memory", "llm_slots")
+        if (found := issue(hass, key, entry)) is not None
+    }
+    assert severities == {
+        "gpu_utilization": ir.IssueSeverity.ERROR,
+        "gpu_memory": ir.IssueSeverity.WARNING,
+        "llm_slots": ir.IssueSeverity.WARNING,
+    }
+    memory = issue(hass, "gpu_memory", entry)
+    assert memory is not None
+    assert memory.translation_placeholders is not None
+    assert memory.translation_placeholders["value"] == "91.7"
+    slots = issue(hass, "llm_slots", entry)
+    assert slots is not None
+    assert slots.translation_placeholders == {
+        "title": "Home",
+        "value": "4",
+        "level": "4",
+        "server": LLM_URL,
+    }
+    tracker.update(
+        hub_data(load=data.load[2:], slots=SlotUsage(busy=4, total=4)), camera_root_ok=True, now=T0
+    )
+    assert issue_keys(hass) == {"llm_slots"}

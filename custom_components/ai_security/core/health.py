@@ -4,6 +4,7 @@ The config flow uses them to reject a wrong URL while the user is still looking 
 setup uses them to retry later instead of starting a pipeline whose servers are down.
 """
 
+from collections.abc import Mapping
 import json
 from typing import Final
 
@@ -68,6 +69,17 @@ async def get_json(session: aiohttp.ClientSession, url: str, time_limit: float) 
         return json.loads(body)
     except ValueError:
         return None
+
+
+def queue_depth_of(report: Mapping[str, object]) -> int | None:
+    """Return the images waiting for the detector's model, as its /health says in queue_depth.
+
+    None when the answer has no such count (an older or another server): no figure, not zero.
+    """
+    depth = report.get("queue_depth")
+    if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 0:
+        return depth
+    return None
 
 
 async def probe_detector(

@@ -14,6 +14,7 @@ that ends with a picture).
 """
 
 import base64
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 import aiohttp
@@ -136,6 +137,10 @@ class LlamaCppProvider:
         """GET /health: llama-server answers 503 while it loads its model (not ready)."""
         payload = await get_json(session, f"{base_url}/health", time_limit)
         return payload if isinstance(payload, dict) else {}
+
+    def has_slots(self, report: Mapping[str, object]) -> bool:
+        """Return True: the native API is llama-server's own."""
+        return True
 
     async def traits(
         self, session: aiohttp.ClientSession, base_url: str, time_limit: float

@@ -10,6 +10,7 @@ image_url data URI, then the user's text. Such a server cannot say whether its m
 """
 
 import base64
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 import aiohttp
@@ -23,6 +24,8 @@ CHAT_PATH: Final = "/v1/chat/completions"
 """The OpenAI-compatible route."""
 SCHEMA_NAME: Final = "security_verdict"
 """The schema's name in an OpenAI response_format."""
+LLAMA_CPP_OWNER: Final = "llamacpp"
+"""The owner llama-server names for its model in GET /v1/models."""
 
 
 class OpenAiProvider:
@@ -99,6 +102,16 @@ class OpenAiProvider:
                 f"{redact_url(base_url)}/v1/models did not return an OpenAI model list"
             )
         return payload
+
+    def has_slots(self, report: Mapping[str, object]) -> bool:
+        """Return whether the model list is llama-server's: it says `"owned_by": "llamacpp"`.
+
+        vLLM, Ollama and gateways name other owners and have no slots to ask about.
+        """
+        models = report.get("data")
+        return isinstance(models, list) and any(
+            isinstance(model, dict) and model.get("owned_by") == LLAMA_CPP_OWNER for model in models
+        )
 
     async def traits(
         self, session: aiohttp.ClientSession, base_url: str, time_limit: float

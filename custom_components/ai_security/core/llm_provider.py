@@ -160,3 +160,11 @@ class LlmProvider(Protocol):
     ) -> dict[str, object]:
         """Return the server's readiness report; raise ServiceUnavailableError when not ready."""
         ...
+
+    def has_slots(self, report: Mapping[str, object]) -> bool:
+        """Return whether the server whose probe answered report is llama.cpp's llama-server.
+
+        Only llama-server says how many requests it runs at once and how many are busy (its
+        slots, core/llm_slots.py); the health check asks only the servers this says yes for.
+        """
+        ...

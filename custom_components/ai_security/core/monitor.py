@@ -7,6 +7,10 @@ breaker's timer). Each endpoint's status is derived from its probe and its break
 degraded while the breaker is half-open (the server answers, its requests are on trial),
 unhealthy while the probe fails or the breaker is open. Latency windows keep the last
 100 real requests per service, which is what users feel, rather than the health probe's.
+
+The same round reads how loaded the servers are: the detector's queue (queue_depth in its
+/health answer, already fetched) and, for LLM servers that are llama.cpp, their busy slots (one
+more request, after a probe that succeeded, bounded by the same time limit; core/llm_slots.py).
 """
 
 import asyncio
@@ -22,8 +26,9 @@ from typing import Final
 import aiohttp
 
 from .gpu import GpuReading, gpu_from_report
-from .health import ServiceUnavailableError, probe_detector, redact_url
-from .llm_providers import probe_llm
+from .health import ServiceUnavailableError, probe_detector, queue_depth_of, redact_url
+from .llm_providers import probe_llm, provider_for
+from .llm_slots import SlotReader, SlotUsage, combine
 from .resilience import CircuitBreaker, CircuitState
 from .settings import LlmApi
 
@@ -102,6 +107,13 @@ class EndpointHealth:
     """time.time() of the check."""
     report: Mapping[str, object] = field(default_factory=dict)
     """What the server's health route answered (model, device, gpu...), empty when it failed."""
+    slots: SlotUsage | None = None
+    """An LLM server's busy slots, for llama.cpp servers that said (None otherwise)."""
+
+    @property
+    def queue_depth(self) -> int | None:
+        """Return the images waiting at a detector, when its /health says (None otherwise)."""
+        return queue_depth_of(self.report) if self.kind is ServiceKind.DETECTOR else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,6 +125,38 @@ class HealthReport:
     llm_latency_p50_ms: float | None
     gpu: GpuReading | None
     """The first GPU a detector reported in its /health answer, if any."""
+
+    @property
+    def gpu_url(self) -> str | None:
+        """Return the URL (no credentials) of the detector whose GPU gpu is, if any."""
+        return next(
+            (
+                e.url
+                for e in self.endpoints
+                if e.kind is ServiceKind.DETECTOR and gpu_from_report(e.report) is not None
+            ),
+            None,
+        )
+
+    @property
+    def detector_queue_depth(self) -> int | None:
+        """Return the images waiting at the detectors, summed over those that say (or None).
+
+        The pool spreads uploads over every detector, so the sum is what waits for the
+        detection model as a whole; a detector that did not answer adds nothing.
+        """
+        depths = [e.queue_depth for e in self.endpoints if e.queue_depth is not None]
+        return sum(depths) if depths else None
+
+    @property
+    def llm_slots(self) -> SlotUsage | None:
+        """Return the LLM servers' slots summed over those that said (None when none did)."""
+        return combine([e.slots for e in self.endpoints if e.slots is not None])
+
+    @property
+    def llm_slot_urls(self) -> tuple[str, ...]:
+        """Return the URLs (no credentials) of the LLM servers whose slots llm_slots sums."""
+        return tuple(e.url for e in self.endpoints if e.slots is not None)
 
     def status_of(self, kind: ServiceKind) -> ServiceStatus:
         """Return a service's overall status: its best endpoint's (one answering is enough)."""
@@ -153,6 +197,11 @@ class HealthMonitor:
         self.llm_latency = LatencyWindow()
         self._endpoint_latency: dict[str, LatencyWindow] = {
             url: LatencyWindow() for url in [*self._detectors, *self._llms]
+        }
+        self._slot_readers = {
+            url: SlotReader(session, url, time_limit=probe_timeout)
+            for url in self._llms
+            if url not in self._llm_probes
         }
 
     def record_detector(self, endpoint: str, milliseconds: float) -> None:
@@ -204,6 +253,7 @@ class HealthMonitor:
     ) -> EndpointHealth:
         report: Mapping[str, object] = {}
         probe_error: str | None = None
+        slots: SlotUsage | None = None
         try:
             if kind is ServiceKind.DETECTOR:
                 report = await probe_detector(self._session, url, time_limit=self._probe_timeout)
@@ -220,6 +270,9 @@ class HealthMonitor:
             # Answering /health is not proof that requests work (the breaker may be open
             # because they fail): it earns the next real request a trial, which decides.
             breaker.trial()
+            reader = self._slot_readers.get(url) if kind is ServiceKind.LLM else None
+            if reader is not None and provider_for(self._llm_api).has_slots(report):
+                slots = await reader.read()
         if probe_error is not None or breaker.state is CircuitState.OPEN:
             status = ServiceStatus.UNHEALTHY
         elif breaker.state is CircuitState.HALF_OPEN:
@@ -238,6 +291,7 @@ class HealthMonitor:
             latency_p50_ms=window.median(),
             checked_at=time.time(),
             report=report,
+            slots=slots,
         )
 
     def endpoints(self) -> Sequence[tuple[str, ServiceKind, str]]:
