@@ -186,4 +186,65 @@ class OnnxBackend:
         return found
 
 
-__all__ = ["CacheError", "OnnxBackend", "Preprocessor", "best_pairs"]
+AGREEMENT_SCENES = range(20_000, 20_008)
+"""Generated scenes, none of them used for calibration, on which int8 is compared with fp32."""
+AGREEMENT_THRESHOLD = 0.3
+AGREEMENT_IOU = 0.5
+
+
+def agreement(fp32: Path, int8: Path, folder: Path) -> dict[str, Any]:
+    """Return how many of fp32's detections int8 finds again, and how far their scores moved.
+
+    Run once when the int8 model is built, so that the log (and the cache's manifest) says what
+    quantising cost on this very model: a detection is found again when int8 has one of the same
+    class with an IoU of AGREEMENT_IOU or more; its score difference is the smallest among those.
+    """
+    import onnxruntime as ort  # noqa: PLC0415
+
+    from .scenes import scene  # noqa: PLC0415
+
+    preprocessor = Preprocessor.from_folder(folder)
+    queries = int(read_json(folder / "config.json").get("num_queries", 300))
+    sessions = [
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) for path in (fp32, int8)
+    ]
+    wanted = found = 0
+    differences: list[float] = []
+    for seed in AGREEMENT_SCENES:
+        image = scene(seed)
+        pixels = preprocessor(image)[None]
+        answers = []
+        for session, threshold in zip(sessions, (AGREEMENT_THRESHOLD, 0.0), strict=True):
+            logits, boxes = session.run(None, {INPUT_NAME: pixels})
+            answers.append(best_pairs(logits[0], boxes[0], image.size, threshold, queries))
+        exact, rounded = answers
+        for label, score, corners in exact:
+            wanted += 1
+            near = [
+                abs(score - other_score)
+                for other_label, other_score, other_corners in rounded
+                if other_label == label and _iou(corners, other_corners) >= AGREEMENT_IOU
+            ]
+            if near:
+                found += 1
+                differences.append(min(near))
+    ordered = sorted(differences) or [0.0]
+    return {
+        "scenes": len(AGREEMENT_SCENES),
+        "detections": wanted,
+        "matched": round(found / wanted, 3) if wanted else 1.0,
+        "score_p50": round(ordered[len(ordered) // 2], 3),
+        "score_p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 3),
+    }
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Return the IoU of two (x1, y1, x2, y2) boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    shared = max(0.0, width) * max(0.0, height)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - shared
+    return shared / union if union > 0 else 0.0
+
+
+__all__ = ["CacheError", "OnnxBackend", "Preprocessor", "agreement", "best_pairs"]

@@ -1,6 +1,6 @@
 """The reference server's rtdetr backend on a real RT-DETRv2 with random weights (no download).
 
-The model is ResNet-18-sized (about 26 M parameters, about 1.3 s per image on one core here),
+The model has the architecture of rtdetr_v2_r18vd (20 M parameters, about 0.8 s per image here),
 written by make_model with COCO's 80 labels. Random weights give random boxes, so the tests
 compare the server with the model itself: the same weights run in this process, their raw
 outputs (sigmoid scores, normalized centre boxes) turned into pixels by the test's own arithmetic,
