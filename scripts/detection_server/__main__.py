@@ -145,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def choose_backend(requested: str, device: str) -> str:
+def choose_backend(requested: str, device: str, *, gpu_seen: bool = False) -> str:
     """Return the backend to run: requested, or for "auto" the best this machine has.
 
     A GPU (seen by NVML, or asked for with --device cuda) runs PyTorch in fp16; without one,
@@ -158,7 +158,7 @@ def choose_backend(requested: str, device: str) -> str:
     def installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
 
-    wants_gpu = device.startswith("cuda") or (device == "auto" and GpuReader().available)
+    wants_gpu = device.startswith("cuda") or (device == "auto" and gpu_seen)
     if wants_gpu and installed("torch"):
         return "rtdetr"
     if device in ("auto", "cpu") and installed("onnxruntime"):
@@ -168,10 +168,10 @@ def choose_backend(requested: str, device: str) -> str:
     return "hog"
 
 
-def build(args: argparse.Namespace) -> tuple[Backend, ServerSettings]:
-    """Return the backend and the settings the arguments describe."""
+def build(args: argparse.Namespace, gpu: GpuReader) -> tuple[Backend, ServerSettings]:
+    """Return the backend and the settings the arguments describe (gpu: what NVML sees)."""
     backend: Backend
-    name = choose_backend(args.backend, args.device)
+    name = choose_backend(args.backend, args.device, gpu_seen=gpu.available)
     if args.backend == "auto":
         logging.getLogger(__name__).info("--backend auto: %s", name)
     workers = args.workers or 1
@@ -242,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    backend, settings = build(args)
+    gpu = GpuReader()
+    backend, settings = build(args, gpu)
     logging.getLogger(__name__).info("Detection server %s, %s backend", __version__, backend.name)
-    return asyncio.run(serve(create_app(backend, settings), args.host, args.port))
+    return asyncio.run(serve(create_app(backend, settings, gpu), args.host, args.port))
 
 
 if __name__ == "__main__":

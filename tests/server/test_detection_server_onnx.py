@@ -280,9 +280,12 @@ def test_two_servers_starting_at_once_build_one_file(model_dir: Path, tmp_path: 
 
 
 def test_auto_chooses_onnx_without_a_gpu() -> None:
-    """Without an NVIDIA GPU, --backend auto runs the model through ONNX Runtime."""
-    assert choose_backend("auto", "cpu") == "onnx"
-    assert choose_backend("hog", "auto") == "hog"
+    """Without an NVIDIA GPU, --backend auto runs the model in ONNX Runtime; with one, in torch."""
+    assert choose_backend("auto", "auto") == "onnx"
+    assert choose_backend("auto", "cpu", gpu_seen=True) == "onnx"
+    assert choose_backend("auto", "auto", gpu_seen=True) == "rtdetr"
+    assert choose_backend("auto", "cuda:1") == "rtdetr"
+    assert choose_backend("hog", "auto", gpu_seen=True) == "hog"
 
 
 @pytest.fixture(scope="module")
