@@ -163,6 +163,9 @@ GPU_SENSORS: tuple[HubSensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         device_class=SensorDeviceClass.DATA_SIZE,
         native_unit_of_measurement=UnitOfInformation.MEBIBYTES,
+        # NVML counts MiB; a card's tens of GiB read better as 127.0 GiB than 130,000.00 MiB.
+        suggested_unit_of_measurement=UnitOfInformation.GIBIBYTES,
+        suggested_display_precision=1,
         state_class=SensorStateClass.MEASUREMENT,
         needs_value=True,
         value_fn=_gpu("memory_used_mb"),
@@ -174,6 +177,9 @@ GPU_SENSORS: tuple[HubSensorDescription, ...] = (
         entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.DATA_SIZE,
         native_unit_of_measurement=UnitOfInformation.MEBIBYTES,
+        # NVML counts MiB; a card's tens of GiB read better as 127.0 GiB than 130,000.00 MiB.
+        suggested_unit_of_measurement=UnitOfInformation.GIBIBYTES,
+        suggested_display_precision=1,
         needs_value=True,
         value_fn=_gpu("memory_total_mb"),
     ),

@@ -303,10 +303,12 @@ async def test_gpu_sensors_from_the_detector_report(
     }
     assert values == {
         "gpu_utilization": "37.0",
-        "gpu_memory_used": "5120.0",
+        "gpu_memory_used": "5.0",  # 5120 MiB, shown in GiB
         "gpu_temperature": "61.0",
         "gpu_power": "180.5",
     }
+    memory = hass.states.get(entity_id(hass, entry, "sensor", "gpu_memory_used"))
+    assert memory.attributes["unit_of_measurement"] == "GiB"
     # The total never changes: registered, but off until a user wants it.
     total = er.async_get(hass).async_get(entity_id(hass, entry, "sensor", "gpu_memory_total"))
     assert total is not None
@@ -366,7 +368,7 @@ async def test_gpu_sensors_from_nvml(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get(entity_id(hass, entry, "sensor", "gpu_utilization")).state == "12.0"
-    assert hass.states.get(entity_id(hass, entry, "sensor", "gpu_memory_used")).state == "2048.0"
+    assert hass.states.get(entity_id(hass, entry, "sensor", "gpu_memory_used")).state == "2.0"
     assert hass.states.get(entity_id(hass, entry, "sensor", "gpu_temperature")).state == "44.0"
     assert hass.states.get(entity_id(hass, entry, "sensor", "gpu_power")).state == (
         STATE_UNAVAILABLE
