@@ -54,6 +54,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 """Files whose bytes are the model's weights (save_pretrained writes .safetensors)."""
 
 _HASH_CHUNK = 4 * 2**20
+_UNREADABLE = (OSError, ValueError, AttributeError)
+"""A manifest or file that is missing, not JSON, or not an object. A named tuple, not a bare
+``except A, B:`` (which ruff format writes for Python 3.14): the server runs on older Pythons."""
 
 
 class CacheError(RuntimeError):
@@ -153,7 +156,7 @@ class OnnxCache:
             if manifest.get("key") != self.key or manifest.get("bytes") != path.stat().st_size:
                 return False
             return bool(manifest.get("sha256") == file_sha256(path))
-        except OSError, ValueError, AttributeError:
+        except _UNREADABLE:
             return False
 
     def ensure(self, precision: str) -> CachedModel:

@@ -5,6 +5,7 @@ server exactly as a user without a GPU would. The rtdetr backend's own tests are
 test_detection_server_rtdetr.py.
 """
 
+import ast
 import asyncio
 from collections.abc import Iterator
 import json
@@ -477,3 +478,16 @@ def test_overlapping_boxes_of_one_class_are_merged() -> None:
     equal = Detection("person", 0.9, (0.0, 0.0, 10.0, 10.0))
     larger = Detection("person", 0.9, (0.0, 0.0, 10.0, 11.0))
     assert one_box_per_object([equal, larger]) == [larger]
+
+
+def test_the_server_parses_as_python_3_10() -> None:
+    """The server runs on a GPU box's own Python (3.10 or newer), not only on the lab's 3.14.
+
+    The formatter writes 3.14's unparenthesised ``except A, B:``; a module that uses it (or any
+    other newer grammar) would not even start there.
+    """
+    folder = Path(__file__).resolve().parents[2] / "scripts" / "detection_server"
+    modules = sorted(folder.glob("*.py"))
+    assert len(modules) >= 10
+    for path in modules:
+        ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 10))
