@@ -271,6 +271,17 @@ async def test_reader_gives_none_for_odd_answers_and_asks_again(
         assert await reader.read() == SlotUsage(busy=1, total=2)
 
 
+async def test_reader_reads_a_long_answer_whole(server: ModelServer) -> None:
+    """Older servers put each slot's prompt in /slots: a megabyte arrives in many chunks."""
+    server.slots_body = [
+        {"id": index, "state": index % 2, "prompt": "word " * 60_000} for index in range(4)
+    ]
+    async with aiohttp.ClientSession() as session:
+        assert await SlotReader(session, server.url, time_limit=5).read() == SlotUsage(
+            busy=2, total=4
+        )
+
+
 async def test_reader_refuses_a_huge_body(server: ModelServer) -> None:
     server.slots_body = [{"id": 0, "state": 0, "prompt": "x" * MAX_BODY_BYTES}]
     async with aiohttp.ClientSession() as session:

@@ -38,6 +38,7 @@ MAX_BODY_BYTES: Final = 4 * 2**20
 """The largest answer read: older servers put each slot's prompt in /slots, never this much."""
 RETRY_UNSUPPORTED: Final = 3600.0
 """Seconds before a route the server did not offer is asked again (it may have restarted)."""
+_CHUNK: Final = 64 * 1024
 NOT_OFFERED: Final = frozenset({404, 405, 501})
 """Statuses that mean the server has no such route, or has it turned off."""
 
@@ -185,7 +186,7 @@ class SlotReader:
                 continue
             try:
                 if route == "slots":
-                    return slots_from_list(_json(await self._get(SLOTS_PATH)))
+                    return slots_from_list(await _parsed(await self._get(SLOTS_PATH)))
                 return await self._from_metrics()
             except _NotOfferedError:
                 _LOGGER.debug("%s offers no %s route; asked again in an hour", self._where, route)
@@ -213,10 +214,27 @@ class SlotReader:
                 raise _NotOfferedError(path)
             if response.status >= 300:
                 raise aiohttp.ClientError(f"HTTP {response.status} from {path}")
-            body = await response.content.read(MAX_BODY_BYTES + 1)
-            if len(body) > MAX_BODY_BYTES:
-                raise aiohttp.ClientError(f"{path} answered over {MAX_BODY_BYTES} bytes")
-            return body.decode()
+            # read(n) returns what has arrived so far, not the whole answer: an older server's
+            # /slots (each slot's prompt included) comes in many chunks.
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise aiohttp.ClientError(f"{path} answered over {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks).decode()
+
+
+LARGE_JSON: Final = 64 * 1024
+"""Answers longer than this are parsed on a worker thread: megabytes take the loop milliseconds."""
+
+
+async def _parsed(text: str) -> object:
+    """Return _json(text), off the event loop when text is long."""
+    if len(text) <= LARGE_JSON:
+        return _json(text)
+    return await asyncio.to_thread(_json, text)
 
 
 def _json(text: str) -> object:
