@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .backends import RTDETR_DEFAULT_MODEL, Detection, Prepared, clip_box
+from .backends import RTDETR_DEFAULT_MODEL, Detection, Prepared, clip_box, overlap
 from .onnx_cache import INPUT_NAME, CacheError, OnnxCache, input_size, model_folder, read_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -223,7 +223,8 @@ def agreement(fp32: Path, int8: Path, folder: Path) -> dict[str, Any]:
             near = [
                 abs(score - other_score)
                 for other_label, other_score, other_corners in rounded
-                if other_label == label and _iou(corners, other_corners) >= AGREEMENT_IOU
+                if other_label == label
+                and overlap(_xywh(corners), _xywh(other_corners))[0] >= AGREEMENT_IOU
             ]
             if near:
                 found += 1
@@ -238,13 +239,9 @@ def agreement(fp32: Path, int8: Path, folder: Path) -> dict[str, Any]:
     }
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Return the IoU of two (x1, y1, x2, y2) boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    shared = max(0.0, width) * max(0.0, height)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - shared
-    return shared / union if union > 0 else 0.0
+def _xywh(corners: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """Return (x1, y1, x2, y2) corners as the [x, y, w, h] box the server's overlap rules take."""
+    return (corners[0], corners[1], corners[2] - corners[0], corners[3] - corners[1])
 
 
 __all__ = ["CacheError", "OnnxBackend", "Preprocessor", "agreement", "best_pairs"]

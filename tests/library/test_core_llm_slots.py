@@ -6,7 +6,6 @@ server started with --metrics. One test asks the real llama-server itself.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 import logging
 from typing import Any
 
@@ -176,14 +175,6 @@ def test_busy_percent_and_combining_servers() -> None:
     )
 
 
-@pytest.fixture
-async def server(socket_enabled: None) -> AsyncIterator[ModelServer]:
-    llm = ModelServer()
-    await llm.start()
-    yield llm
-    await llm.stop()
-
-
 class Clock:
     """A clock the test moves by hand."""
 
@@ -194,57 +185,57 @@ class Clock:
         return self.now
 
 
-async def test_reader_asks_slots(server: ModelServer) -> None:
-    server.slots_body = OLD_SLOTS
+async def test_reader_asks_slots(llm: ModelServer) -> None:
+    llm.slots_body = OLD_SLOTS
     async with aiohttp.ClientSession() as session:
-        reader = SlotReader(session, server.url, time_limit=5)
+        reader = SlotReader(session, llm.url, time_limit=5)
         assert await reader.read() == SlotUsage(busy=2, total=3)
-        server.slots_body = NEW_SLOTS
+        llm.slots_body = NEW_SLOTS
         assert await reader.read() == SlotUsage(busy=1, total=2)
-    assert server.requests == ["/slots", "/slots"]
+    assert llm.requests == ["/slots", "/slots"]
 
 
 async def test_reader_falls_back_to_metrics_and_remembers_what_is_missing(
-    server: ModelServer,
+    llm: ModelServer,
 ) -> None:
     """--no-slots (501): /metrics and /props, and /slots is not asked again for an hour."""
-    server.slots_status = 501
-    server.slots_body = {"error": {"code": 501, "type": "not_supported_error"}}
-    server.metrics_body = METRICS
-    server.props_body = {"total_slots": 4}
+    llm.slots_status = 501
+    llm.slots_body = {"error": {"code": 501, "type": "not_supported_error"}}
+    llm.metrics_body = METRICS
+    llm.props_body = {"total_slots": 4}
     clock = Clock()
     async with aiohttp.ClientSession() as session:
-        reader = SlotReader(session, server.url, time_limit=5, clock=clock)
+        reader = SlotReader(session, llm.url, time_limit=5, clock=clock)
         assert await reader.read() == SlotUsage(busy=3, total=4)
-        assert server.requests == ["/slots", "/metrics", "/props"]
-        server.requests.clear()
+        assert llm.requests == ["/slots", "/metrics", "/props"]
+        llm.requests.clear()
         assert await reader.read() == SlotUsage(busy=3, total=4)
-        assert server.requests == ["/metrics", "/props"]
+        assert llm.requests == ["/metrics", "/props"]
 
         # No /props (another build): the busy count alone.
-        server.props_body = None
-        server.requests.clear()
+        llm.props_body = None
+        llm.requests.clear()
         assert await reader.read() == SlotUsage(busy=3, total=None)
 
         # An hour later the server may have been restarted with its slots on.
         clock.now += RETRY_UNSUPPORTED
-        server.slots_status = 200
-        server.slots_body = NEW_SLOTS
-        server.requests.clear()
+        llm.slots_status = 200
+        llm.slots_body = NEW_SLOTS
+        llm.requests.clear()
         assert await reader.read() == SlotUsage(busy=1, total=2)
-        assert server.requests == ["/slots"]
+        assert llm.requests == ["/slots"]
 
 
-async def test_reader_of_a_server_with_neither(server: ModelServer) -> None:
+async def test_reader_of_a_server_with_neither(llm: ModelServer) -> None:
     """No /slots and no /metrics: None, and nothing more is asked within the hour."""
     clock = Clock()
     async with aiohttp.ClientSession() as session:
-        reader = SlotReader(session, server.url, time_limit=5, clock=clock)
+        reader = SlotReader(session, llm.url, time_limit=5, clock=clock)
         assert await reader.read() is None
         clock.now += RETRY_UNSUPPORTED - 1
-        server.slots_body = NEW_SLOTS
+        llm.slots_body = NEW_SLOTS
         assert await reader.read() is None
-        assert server.requests == []
+        assert llm.requests == []
         clock.now += 1
         assert await reader.read() == SlotUsage(busy=1, total=2)
 
@@ -259,33 +250,31 @@ async def test_reader_of_a_server_with_neither(server: ModelServer) -> None:
     ],
 )
 async def test_reader_gives_none_for_odd_answers_and_asks_again(
-    server: ModelServer, status: int, body: object
+    llm: ModelServer, status: int, body: object
 ) -> None:
     """A bad answer is this round's None; the route is asked again next time (not given up)."""
-    server.slots_status, server.slots_body = status, body
-    server.metrics_body = METRICS
+    llm.slots_status, llm.slots_body = status, body
+    llm.metrics_body = METRICS
     async with aiohttp.ClientSession() as session:
-        reader = SlotReader(session, server.url, time_limit=5)
+        reader = SlotReader(session, llm.url, time_limit=5)
         assert await reader.read() is None
-        server.slots_status, server.slots_body = 200, NEW_SLOTS
+        llm.slots_status, llm.slots_body = 200, NEW_SLOTS
         assert await reader.read() == SlotUsage(busy=1, total=2)
 
 
-async def test_reader_reads_a_long_answer_whole(server: ModelServer) -> None:
+async def test_reader_reads_a_long_answer_whole(llm: ModelServer) -> None:
     """Older servers put each slot's prompt in /slots: a megabyte arrives in many chunks."""
-    server.slots_body = [
+    llm.slots_body = [
         {"id": index, "state": index % 2, "prompt": "word " * 60_000} for index in range(4)
     ]
     async with aiohttp.ClientSession() as session:
-        assert await SlotReader(session, server.url, time_limit=5).read() == SlotUsage(
-            busy=2, total=4
-        )
+        assert await SlotReader(session, llm.url, time_limit=5).read() == SlotUsage(busy=2, total=4)
 
 
-async def test_reader_refuses_a_huge_body(server: ModelServer) -> None:
-    server.slots_body = [{"id": 0, "state": 0, "prompt": "x" * MAX_BODY_BYTES}]
+async def test_reader_refuses_a_huge_body(llm: ModelServer) -> None:
+    llm.slots_body = [{"id": 0, "state": 0, "prompt": "x" * MAX_BODY_BYTES}]
     async with aiohttp.ClientSession() as session:
-        assert await SlotReader(session, server.url, time_limit=5).read() is None
+        assert await SlotReader(session, llm.url, time_limit=5).read() is None
 
 
 async def test_reader_is_bounded_in_time(socket_enabled: None) -> None:
